@@ -1,0 +1,93 @@
+// The pino root logger of a thread, its per-actor children, and the one helper that emits security events.
+// Each thread (main and every worker) builds its own root from the same settings; lines go straight to fd 1
+// with synchronous writes so a crashing worker loses nothing and no line hops through the main thread.
+import { pino, type Logger } from 'pino';
+import PinoPretty from 'pino-pretty';
+import type { LogLevel } from '../messages.ts';
+
+export type { Logger };
+
+export interface LogSettings {
+  level: LogLevel;
+  /** "json" for production; "pretty" for humans in development. */
+  format: 'json' | 'pretty';
+}
+
+/** Keys whose values never reach a log line (secrets, credentials). */
+const REDACT_PATHS = [
+  'authorization',
+  'cookie',
+  '*.authorization',
+  '*.cookie',
+  '*.token',
+  '*.password',
+  '*.secret',
+  'config.admin.token',
+  'config.nats.password',
+  'config.nats.token',
+];
+
+const children = new Set<WeakRef<Logger>>();
+let root: Logger | null = null;
+
+export function createRootLogger(settings: LogSettings, bindings: Record<string, string>): Logger {
+  const stream =
+    settings.format === 'pretty'
+      ? PinoPretty({ sync: true, destination: 1, colorize: process.stdout.isTTY === true })
+      : pino.destination({ dest: 1, sync: true });
+  root = pino(
+    {
+      level: settings.level,
+      base: bindings,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    stream,
+  );
+  return root;
+}
+
+/** The thread's root logger; a silent one before `createRootLogger` (unit tests). */
+export function rootLogger(): Logger {
+  root ??= pino({ level: 'silent' });
+  return root;
+}
+
+/** A child logger that follows later `setLogLevel` calls (pino children copy the level at creation). */
+export function childLogger(bindings: Record<string, string>): Logger {
+  const child = rootLogger().child(bindings);
+  children.add(new WeakRef(child));
+  return child;
+}
+
+export function setLogLevel(level: LogLevel): void {
+  const r = rootLogger();
+  r.level = level;
+  for (const ref of children) {
+    const child = ref.deref();
+    if (child) child.level = level;
+    else children.delete(ref);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Security events: a closed union with fixed fields so dashboards and alert rules can rely on the schema.
+// Logged at `warn`; never per packet — data planes count in metrics and log refusals per connection.
+
+export type SecurityEvent =
+  | {
+      event: 'conn.refused';
+      mode: 'tcp' | 'l7';
+      reason: 'blocklist' | 'max_connections' | 'per_ip_limit' | 'draining';
+      clientIp: string;
+    }
+  | { event: 'ip.blocked'; ip: string; durationSec: number | null; source: 'admin' | 'api' | 'config' }
+  | { event: 'ip.unblocked'; ip: string; source: 'admin' | 'api' | 'expiry' }
+  | { event: 'admin.rejected'; code: string; detail: string };
+
+export type SecurityEventName = SecurityEvent['event'];
+
+export function logSecurityEvent(log: Logger, e: SecurityEvent): void {
+  log.warn({ security: true, ...e }, e.event);
+}

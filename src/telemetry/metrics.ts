@@ -1,0 +1,160 @@
+// Every Prometheus metric SecBeat exports is declared here (Envoy's ALL_*_STATS idea): name, help, labels,
+// buckets and how per-thread values aggregate. Each thread owns a registry built by `createMetrics`; the
+// telemetry actor on the main thread merges them with AggregatorRegistry.aggregate().
+// Labels stay low-cardinality: mode, actor (behaviour name, not address), reason, kind. Never IPs or domains.
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
+
+const LATENCY_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const CONNECTION_DURATION_BUCKETS_S = [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600];
+
+export function createMetrics(registry: Registry = new Registry()) {
+  const r = { registers: [registry] };
+  const sum: { aggregator: Aggregator } = { aggregator: 'sum' };
+  return {
+    registry,
+
+    // Platform-wide (names from the seed's dashboards).
+    packetsProcessed: new Counter({
+      name: 'secbeat_packets_processed_total',
+      help: 'Units of traffic processed by the data plane (TCP connections, HTTP requests, XDP packets)',
+      labelNames: ['mode'] as const,
+      ...r,
+      ...sum,
+    }),
+    attacksBlocked: new Counter({
+      name: 'secbeat_attacks_blocked_total',
+      help: 'Traffic refused as an attack or by policy, by reason',
+      labelNames: ['mode', 'reason'] as const,
+      ...r,
+      ...sum,
+    }),
+    latency: new Histogram({
+      name: 'secbeat_latency_seconds',
+      help: 'Time to serve one unit of traffic (TCP: backend connect; HTTP: request to response headers)',
+      labelNames: ['mode'] as const,
+      buckets: LATENCY_BUCKETS_S,
+      ...r,
+      ...sum,
+    }),
+    requests: new Counter({
+      name: 'secbeat_requests_total',
+      help: 'Requests (L7) or connections (TCP) handled, by outcome class',
+      labelNames: ['mode', 'status_class'] as const,
+      ...r,
+      ...sum,
+    }),
+    // Process-wide readings: only the main thread sets them, so "max" keeps its value through aggregation.
+    cpuUsage: new Gauge({
+      name: 'secbeat_cpu_usage_percent',
+      help: 'Process CPU use over the last sampling interval, percent of one core',
+      ...r,
+      aggregator: 'max',
+    }),
+    memoryUsage: new Gauge({
+      name: 'secbeat_memory_usage_bytes',
+      help: 'Process memory by kind (rss, heap_used, external)',
+      labelNames: ['kind'] as const,
+      ...r,
+      aggregator: 'max',
+    }),
+
+    // Actor runtime.
+    mailboxDepth: new Gauge({
+      name: 'secbeat_actor_mailbox_depth',
+      help: 'Messages waiting in actor mailboxes, by behaviour',
+      labelNames: ['actor'] as const,
+      ...r,
+      ...sum,
+    }),
+    mailboxDropped: new Counter({
+      name: 'secbeat_actor_mailbox_dropped_total',
+      help: 'Messages refused or evicted by a full mailbox, by behaviour',
+      labelNames: ['actor'] as const,
+      ...r,
+      ...sum,
+    }),
+    messagesProcessed: new Counter({
+      name: 'secbeat_actor_messages_processed_total',
+      help: 'Messages handled by actor behaviours',
+      labelNames: ['actor'] as const,
+      ...r,
+      ...sum,
+    }),
+    actorRestarts: new Counter({
+      name: 'secbeat_actor_restarts_total',
+      help: 'Actor restarts by supervisors, by behaviour',
+      labelNames: ['actor'] as const,
+      ...r,
+      ...sum,
+    }),
+    deadLetters: new Counter({
+      name: 'secbeat_dead_letters_total',
+      help: 'Messages that could not be delivered, by reason',
+      labelNames: ['reason'] as const,
+      ...r,
+      ...sum,
+    }),
+    threadRestarts: new Counter({
+      name: 'secbeat_thread_restarts_total',
+      help: 'Worker thread restarts (crash, exit or missed heartbeats)',
+      labelNames: ['cause'] as const,
+      ...r,
+      ...sum,
+    }),
+    chaosInjected: new Counter({
+      name: 'secbeat_chaos_injected_total',
+      help: 'Faults injected by chaos rules, by action',
+      labelNames: ['action'] as const,
+      ...r,
+      ...sum,
+    }),
+
+    // TCP mode.
+    tcpConnectionsActive: new Gauge({
+      name: 'secbeat_tcp_connections_active',
+      help: 'Proxied TCP connections currently open',
+      ...r,
+      ...sum,
+    }),
+    tcpBytes: new Counter({
+      name: 'secbeat_tcp_bytes_total',
+      help: 'Bytes forwarded by TCP mode (in = client to backend, out = backend to client)',
+      labelNames: ['direction'] as const,
+      ...r,
+      ...sum,
+    }),
+    tcpConnectionDuration: new Histogram({
+      name: 'secbeat_tcp_connection_duration_seconds',
+      help: 'Lifetime of proxied TCP connections',
+      buckets: CONNECTION_DURATION_BUCKETS_S,
+      ...r,
+      ...sum,
+    }),
+    upstreamErrors: new Counter({
+      name: 'secbeat_upstream_errors_total',
+      help: 'Backend failures by kind (connect_refused, connect_timeout, reset, idle_timeout)',
+      labelNames: ['mode', 'kind'] as const,
+      ...r,
+      ...sum,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** JSON form of one thread's registry, as it crosses threads. */
+export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** Merges per-thread registries into one Prometheus text exposition. */
+export async function aggregateMetrics(perThread: MetricsJson[]): Promise<{ contentType: string; body: string }> {
+  const merged = AggregatorRegistry.aggregate(perThread);
+  return { contentType: merged.contentType, body: await merged.metrics() };
+}
+
+let threadMetrics: Metrics | null = null;
+
+/** The metrics of the current thread (one registry per thread, created on first use). */
+export function metrics(): Metrics {
+  threadMetrics ??= createMetrics();
+  return threadMetrics;
+}
