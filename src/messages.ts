@@ -316,7 +316,8 @@ export const AdminCommandSchema = z.discriminatedUnion('cmd', [
   z.strictObject({ cmd: z.literal('thread.restart'), thread: NameSchema }),
   z.strictObject({ cmd: z.literal('chaos.list') }),
   z.strictObject({ cmd: z.literal('chaos.set'), rule: z.unknown() }),
-  z.strictObject({ cmd: z.literal('chaos.clear'), id: NameSchema.optional() }),
+  /** Without `rule`, clears every chaos rule. */
+  z.strictObject({ cmd: z.literal('chaos.clear'), rule: NameSchema.optional() }),
   z.strictObject({ cmd: z.literal('deadletters.list'), limit: z.number().int().min(1).max(10_000).default(100) }),
   z.strictObject({ cmd: z.literal('node.stats') }),
   z.strictObject({ cmd: z.literal('config.show') }),
