@@ -72,3 +72,8 @@ export function toErrorData(err: unknown): ErrorData {
 export function fromErrorData(data: ErrorData): SecbeatError {
   return new SecbeatError(data.code, data.message);
 }
+
+/** Exhaustiveness check for discriminated unions: a new member that is not handled fails the type check. */
+export function assertNever(value: never): never {
+  throw new Error(`unhandled variant ${JSON.stringify(value)}`);
+}

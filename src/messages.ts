@@ -74,8 +74,8 @@ export const ConfigMsgSchema = z.discriminatedUnion('type', [
 ]);
 
 export const TelemetryMsgSchema = z.discriminatedUnion('type', [
-  /** Ask → this thread's metrics as prom-client JSON (for aggregation on the main thread). */
-  z.strictObject({ type: z.literal('telemetry.collect') }),
+  /** Self-scheduled tick: sample process CPU and memory into the gauges. */
+  z.strictObject({ type: z.literal('telemetry.sample') }),
 ]);
 
 /** Messages every actor understands; handled by the runtime before the behaviour sees anything. */
@@ -129,7 +129,6 @@ export interface Replies {
   'config.show': unknown;
   'config.validate': ConfigCheck;
   'config.reload': ConfigCheck;
-  'telemetry.collect': unknown[];
   'sys.ping': 'pong';
 }
 
@@ -152,7 +151,11 @@ export interface ReplyEnvelope {
   outcome: { ok: true; value: unknown } | { ok: false; error: ErrorData };
 }
 
-export type Delivery<M = AnyMsg> = { kind: 'msg'; envelope: Envelope<M> } | { kind: 'reply'; reply: ReplyEnvelope };
+/** What travels between systems: a message, an ask's answer, or a chaos-injected crash of the receiver. */
+export type Delivery<M = AnyMsg> =
+  | { kind: 'msg'; envelope: Envelope<M> }
+  | { kind: 'reply'; reply: ReplyEnvelope }
+  | { kind: 'crash'; to: Address; ruleId: string };
 
 /** Why a message ended in the dead-letter ring. */
 export const DEAD_LETTER_REASONS = [
@@ -254,24 +257,14 @@ export interface ThreadInfo {
 // ---------------------------------------------------------------------------------------------------------
 // Main ⇄ worker thread protocol (runtime-internal, over the worker's MessagePort)
 
-export const THREAD_CONTROL_OPS = [
-  'actors.list',
-  'actor.restart',
-  'actor.stop',
-  'actor.suspend',
-  'actor.resume',
-  'deadletters.list',
-  'chaos.set',
-  'log.level',
-  'stop',
-] as const;
-
 export type ThreadControl =
   | { op: 'actors.list' }
   | { op: 'actor.restart' | 'actor.stop' | 'actor.suspend' | 'actor.resume'; actor: string }
   | { op: 'deadletters.list'; limit: number }
   | { op: 'chaos.set'; rules: ChaosRule[]; enabled: boolean }
   | { op: 'log.level'; level: LogLevel }
+  /** → the thread's registry as prom-client JSON, merged by the main thread's telemetry actor. */
+  | { op: 'metrics' }
   | { op: 'stop'; reason: string };
 
 export type MainToThread =

