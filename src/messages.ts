@@ -307,6 +307,8 @@ export const AdminCommandSchema = z.discriminatedUnion('cmd', [
     timeoutMs: z.number().int().min(1).max(60_000).default(5_000),
   }),
   z.strictObject({ cmd: z.literal('thread.restart'), thread: NameSchema }),
+  /** Chaos tool (only with [chaos] enabled): kills the thread abruptly, as a crash would. */
+  z.strictObject({ cmd: z.literal('thread.terminate'), thread: NameSchema }),
   z.strictObject({ cmd: z.literal('chaos.list') }),
   z.strictObject({ cmd: z.literal('chaos.set'), rule: z.unknown() }),
   /** Without `rule`, clears every chaos rule. */

@@ -102,6 +102,13 @@ export class WorkerThread {
     return true;
   }
 
+  /** Kills the thread abruptly (chaos testing): its supervisor sees an abnormal exit and restarts it. */
+  async terminate(): Promise<void> {
+    const worker = this.#worker;
+    if (!worker) throw new SecbeatError('SECBEAT_ERR_THREAD_UNAVAILABLE', `thread ${this.name} is ${this.#status}`);
+    await worker.terminate();
+  }
+
   control(control: ThreadControl, timeoutMs: number): Promise<unknown> {
     const worker = this.#worker;
     if (!worker || this.#status !== 'running') {

@@ -1,0 +1,48 @@
+// The dependency rule of ARCHITECTURE.md, enforced: the runtime knows nothing of the domain, and domain
+// libraries know nothing of actors or the runtime. Only actors/, node/ and main.ts wire the two together.
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
+
+/** What each top-level folder (or root file) of src/ may import from other folders. */
+const ALLOWED: Record<string, readonly string[]> = {
+  runtime: ['messages.ts', 'errors.ts', 'telemetry'],
+  telemetry: ['messages.ts', 'errors.ts'],
+  'messages.ts': ['errors.ts'],
+  'errors.ts': [],
+  blocklist: ['messages.ts', 'errors.ts', 'telemetry'],
+  proxy: ['messages.ts', 'errors.ts', 'telemetry', 'blocklist', 'config'],
+  config: ['messages.ts', 'errors.ts'],
+  admin: ['messages.ts', 'errors.ts', 'telemetry'],
+  cli: ['messages.ts', 'errors.ts', 'admin'],
+};
+
+function files(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+function area(file: string): string {
+  return relative(SRC, file).split('/')[0]!;
+}
+
+describe('architecture', () => {
+  it('every import stays inside the dependency rule', () => {
+    const violations: string[] = [];
+    for (const file of files(SRC)) {
+      const rules = ALLOWED[area(file)];
+      if (!rules) continue; // actors/, node/, main.ts wire everything
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/^\s*(?:import|export)\b[^'"]*?from\s+['"](\.[^'"]+)['"]/gm)) {
+        const target = area(resolve(dirname(file), m[1]!));
+        if (target !== area(file) && !rules.includes(target)) violations.push(`${relative(SRC, file)} imports ${m[1]}`);
+      }
+      for (const m of text.matchAll(/import\((['"])(\.[^'"]+)\1\)/g)) violations.push(`${relative(SRC, file)} dynamically imports ${m[2]}`);
+    }
+    expect(violations).toEqual([]);
+  });
+});
