@@ -1,0 +1,144 @@
+// Starts a real SecBeat node as a child process (bin/secbeat run) on a temp config, talks to its admin socket
+// with raw JSON lines, and kills it by PID on dispose. Used by integration tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { freePort } from './ports.ts';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const SECBEAT = join(ROOT, 'bin/secbeat');
+
+export interface NodeProcess extends AsyncDisposable {
+  proc: ChildProcess;
+  port: number;
+  metricsPort: number;
+  socketPath: string;
+  dir: string;
+  output: () => string;
+  admin: (cmd: Record<string, unknown>, timeoutMs?: number) => Promise<{ ok: boolean; result?: unknown; error?: { code: string; message: string } }>;
+  ctl: (...args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>;
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+}
+
+export async function startNode(opts: { backendPort: number; extraToml?: string; threads?: number }): Promise<NodeProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'secbeat-it-'));
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const socketPath = join(dir, 'admin.sock');
+  const configFile = join(dir, 'node.toml');
+  writeFileSync(
+    configFile,
+    `[platform]
+region = "test"
+node_id = "it-node"
+
+[server]
+mode = "tcp"
+bind_address = "127.0.0.1:${port}"
+backend_address = "127.0.0.1:${opts.backendPort}"
+worker_threads = ${opts.threads ?? 2}
+drain_timeout_ms = 2000
+
+[metrics]
+enabled = true
+bind_address = "127.0.0.1:${metricsPort}"
+
+[admin]
+socket_path = "${socketPath}"
+
+[logging]
+level = "info"
+
+[state]
+dir = "${join(dir, 'state')}"
+
+[runtime]
+heartbeat_interval_ms = 200
+heartbeat_timeout_ms = 1000
+backoff_initial_ms = 50
+${opts.extraToml ?? ''}
+`,
+  );
+  let out = '';
+  const proc = spawn(SECBEAT, ['run', '--config', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  proc.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+
+  const admin: NodeProcess['admin'] = (cmd, timeoutMs = 10_000) =>
+    new Promise((resolveReply, reject) => {
+      const sock = connect(socketPath);
+      let buf = '';
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`admin ${JSON.stringify(cmd)} timed out`));
+      }, timeoutMs);
+      sock.on('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      sock.on('data', (b) => {
+        buf += b.toString();
+        const nl = buf.indexOf('\n');
+        if (nl >= 0) {
+          clearTimeout(timer);
+          sock.end();
+          resolveReply(JSON.parse(buf.slice(0, nl)));
+        }
+      });
+      sock.write(`${JSON.stringify({ id: 1, ...cmd })}\n`);
+    });
+
+  const ctl: NodeProcess['ctl'] = (...args) =>
+    new Promise((resolveRun) => {
+      const p = spawn(SECBEAT, ['ctl', '--socket', socketPath, ...args], { cwd: ROOT });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+      p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      p.on('exit', (code) => resolveRun({ code: code ?? -1, stdout, stderr }));
+    });
+
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    const killer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+    const code = await exited;
+    clearTimeout(killer);
+    return code;
+  };
+
+  // Ready when the admin socket answers.
+  const until = Date.now() + 30_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`node exited early with ${proc.exitCode}:\n${out}`);
+    try {
+      const r = await admin({ cmd: 'ping' }, 1_000);
+      if (r.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > until) {
+      await stop('SIGKILL');
+      throw new Error(`node did not become ready:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  return {
+    proc,
+    port,
+    metricsPort,
+    socketPath,
+    dir,
+    output: () => out,
+    admin,
+    ctl,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
