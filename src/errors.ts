@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   SECBEAT_ERR_ADMIN_LINE_TOO_LONG: 'the admin request line is too long',
   SECBEAT_ERR_ADMIN_CONNECT: 'cannot reach the admin socket',
   SECBEAT_ERR_ADMIN_BUSY: 'too many admin requests in flight on this connection',
+  SECBEAT_ERR_ADMIN_LISTEN: 'cannot listen on the admin socket',
   SECBEAT_ERR_NODE_DRAINING: 'the node is draining',
   SECBEAT_ERR_PROXY_LISTEN: 'cannot listen on the configured address',
   SECBEAT_ERR_PROXY_UPSTREAM_CONNECT: 'cannot connect to the backend',
