@@ -22,7 +22,7 @@ const REDACT_PATHS = [
   '*.token',
   '*.password',
   '*.secret',
-  'config.admin.token',
+  'config.admin.api_token',
   'config.nats.password',
   'config.nats.token',
 ];
