@@ -101,7 +101,7 @@ export class ActorSystem {
   // -------------------------------------------------------------------------------------------------------
   // Sending
 
-  tell(to: Address, msg: Message, from: Address | null = null): void {
+  tell<T extends Message>(to: Address, msg: T, from: Address | null = null): void {
     this.#route({ to, from, msg });
   }
 
@@ -407,50 +407,55 @@ class ActorCell {
   #pump(): void {
     if (this.#pumping || this.status !== 'running' || this.mailbox.size === 0) return;
     this.#pumping = true;
-    this.#idle = this.#drain().finally(() => {
-      this.#pumping = false;
-    });
+    this.#idle = this.#drain();
   }
 
   async #drain(): Promise<void> {
     // Yield once so a burst of tells from one caller is processed after the caller's synchronous work.
     await Promise.resolve();
-    while (this.status === 'running') {
-      const item = this.mailbox.shift();
-      if (item === undefined) return;
-      if (item.kind === 'crash') {
-        this.#crash(new SecbeatError('SECBEAT_ERR_CHAOS_CRASH', `crash injected by chaos rule ${item.ruleId}`), null);
-        return;
-      }
-      const env = item.envelope;
-      if (env.msg.type === 'sys.ping') {
-        this.system.replyTo(env, { ok: true, value: 'pong' });
-        this.processed++;
-        continue;
-      }
-      this.#current = env;
-      this.#replied = false;
-      try {
-        const next = this.behavior.receive(this.#state, env.msg, this.#ctx);
-        this.#state = next instanceof Promise ? await next : next;
-      } catch (err) {
+    try {
+      while (this.status === 'running') {
+        const item = this.mailbox.shift();
+        if (item === undefined) return;
+        if (item.kind === 'crash') {
+          this.#crash(new SecbeatError('SECBEAT_ERR_CHAOS_CRASH', `crash injected by chaos rule ${item.ruleId}`), null);
+          return;
+        }
+        const env = item.envelope;
+        if (env.msg.type === 'sys.ping') {
+          this.system.replyTo(env, { ok: true, value: 'pong' });
+          this.processed++;
+          continue;
+        }
+        this.#current = env;
+        this.#replied = false;
+        try {
+          const next = this.behavior.receive(this.#state, env.msg, this.#ctx);
+          this.#state = next instanceof Promise ? await next : next;
+        } catch (err) {
+          this.#current = null;
+          this.#crash(err, env);
+          return;
+        }
         this.#current = null;
-        this.#crash(err, env);
-        return;
+        this.processed++;
+        metrics().messagesProcessed.inc({ actor: this.behavior.name });
+        if (env.askId !== undefined && !this.#replied) {
+          this.system.replyTo(env, {
+            ok: false,
+            error: { code: 'SECBEAT_ERR_MESSAGE_INVALID', message: `${this.behavior.name} does not answer ${env.msg.type}` },
+          });
+        }
+        if (this.#stopRequested) {
+          this.#exit({ kind: 'normal' });
+          return;
+        }
       }
-      this.#current = null;
-      this.processed++;
-      metrics().messagesProcessed.inc({ actor: this.behavior.name });
-      if (env.askId !== undefined && !this.#replied) {
-        this.system.replyTo(env, {
-          ok: false,
-          error: { code: 'SECBEAT_ERR_MESSAGE_INVALID', message: `${this.behavior.name} does not answer ${env.msg.type}` },
-        });
-      }
-      if (this.#stopRequested) {
-        this.#exit({ kind: 'normal' });
-        return;
-      }
+    } finally {
+      // Cleared in the same synchronous step as the loop's last empty check: a message queued by a
+      // continuation that runs before this promise settles (an asker resumed by our reply) must find the
+      // pump idle and start it again.
+      this.#pumping = false;
     }
   }
 

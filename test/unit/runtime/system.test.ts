@@ -80,6 +80,18 @@ describe('ActorSystem', () => {
     await expect(system.ask(to, { type: 'sys.ping' })).resolves.toBe('pong');
   });
 
+  it('serves back-to-back asks from a caller resumed by the previous reply', async () => {
+    const { clock, system } = makeSystem();
+    const shared: Recorder = { seen: [], inits: 0, stops: 0 };
+    const sup = await startRecorder(system, clock, shared);
+    stopAll = () => sup.stop();
+    const to = system.address('rec');
+    // No timers run on the simulated clock: a stranded message would hang here, not time out.
+    const answers: unknown[] = [];
+    for (let i = 0; i < 20; i++) answers.push(await system.ask(to, { type: 'listener.stats' }));
+    expect(answers).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  });
+
   it('an ask to a missing actor fails at once and leaves a dead letter', async () => {
     const { system } = makeSystem();
     await expect(system.ask(system.address('ghost'), { type: 'sys.ping' })).rejects.toMatchObject({ code: 'SECBEAT_ERR_ACTOR_NOT_FOUND' });
