@@ -14,8 +14,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   'messages.ts': ['errors.ts'],
   'errors.ts': [],
   blocklist: ['messages.ts', 'errors.ts', 'telemetry'],
-  proxy: ['messages.ts', 'errors.ts', 'telemetry', 'blocklist', 'config'],
+  proxy: ['messages.ts', 'errors.ts', 'telemetry', 'blocklist', 'config', 'native'],
   config: ['messages.ts', 'errors.ts'],
+  native: ['errors.ts'],
   admin: ['messages.ts', 'errors.ts', 'telemetry'],
   cli: ['messages.ts', 'errors.ts', 'admin'],
 };
