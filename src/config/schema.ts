@@ -70,6 +70,10 @@ const ServerSchema = z.strictObject({
   idle_timeout_ms: Int(1_000, 86_400_000).default(300_000).describe('Close a connection idle in both directions this long'),
   drain_timeout_ms: Int(0, 3_600_000).default(30_000).describe('On shutdown, wait this long for connections to finish'),
   tcp_nodelay: z.boolean().default(true).describe('Disable Nagle on both legs'),
+  forwarding: z
+    .enum(['auto', 'splice', 'js'])
+    .default('auto')
+    .describe('TCP byte forwarding: kernel splice through the native addon, JS, or splice when the addon loads'),
 });
 
 const TlsSchema = z

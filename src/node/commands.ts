@@ -1,0 +1,190 @@
+// Executes one decoded admin request against the running node. The admin socket (and, with the L7 issue,
+// the REST API) call this one implementation, so `secbeat ctl` and the API can never disagree.
+import { SecbeatError, assertNever } from '../errors.ts';
+import {
+  decodeChaosRule,
+  decodeMsg,
+  formatAddress,
+  parseAddress,
+  type ActorInfo,
+  type Address,
+  type AdminRequest,
+  type DeadLetter,
+  type ThreadInfo,
+} from '../messages.ts';
+import { ChaosFilter } from '../runtime/chaos.ts';
+import { LISTENER_ACTOR, MAIN_ACTORS, type SecbeatNode } from './node.ts';
+
+export async function executeAdminCommand(node: SecbeatNode, req: AdminRequest): Promise<unknown> {
+  switch (req.cmd) {
+    case 'ping':
+      return 'pong';
+    case 'threads.list':
+      return { threads: threads(node) };
+    case 'actors.list':
+      return { actors: await actors(node) };
+    case 'actor.inspect': {
+      const address = resolve(node, req.address);
+      const text = formatAddress(address);
+      const info = (await actors(node)).find((a) => a.address === text);
+      if (!info) throw new SecbeatError('SECBEAT_ERR_ACTOR_NOT_FOUND', `no actor at ${text}`);
+      return info;
+    }
+    case 'actor.restart':
+    case 'actor.stop':
+    case 'actor.suspend':
+    case 'actor.resume':
+      await actorOp(node, resolve(node, req.address), req.cmd);
+      return { address: formatAddress(resolve(node, req.address)), done: req.cmd };
+    case 'actor.inject': {
+      const address = resolve(node, req.address);
+      const decoded = decodeMsg(req.message);
+      if (!decoded.ok) throw new SecbeatError('SECBEAT_ERR_MESSAGE_INVALID', `message: ${decoded.issues.join('; ')}`);
+      if (req.ask) return { reply: await node.system.ask(address, decoded.value, req.timeoutMs) };
+      node.system.tell(address, decoded.value);
+      return { sent: true, to: formatAddress(address), type: decoded.value.type };
+    }
+    case 'thread.restart':
+      node.thread(req.thread);
+      await node.threadSupervisor.restartChild(req.thread);
+      return { thread: req.thread, restarted: true };
+    case 'thread.terminate':
+      requireChaos(node);
+      await node.thread(req.thread).terminate();
+      return { thread: req.thread, terminated: true };
+    case 'chaos.list':
+      return { enabled: node.config.chaos.enabled, rules: node.chaosRules };
+    case 'chaos.set': {
+      requireChaos(node);
+      const decoded = decodeChaosRule(req.rule);
+      if (!decoded.ok) throw new SecbeatError('SECBEAT_ERR_CHAOS_RULE_INVALID', `rule: ${decoded.issues.join('; ')}`);
+      const rule = ChaosFilter.ruleFromSpec(decoded.value, node.clock.now());
+      await node.setChaos([...node.chaosRules.filter((r) => r.id !== rule.id), rule]);
+      return { rule };
+    }
+    case 'chaos.clear': {
+      requireChaos(node);
+      const before = node.chaosRules;
+      const kept = req.rule === undefined ? [] : before.filter((r) => r.id !== req.rule);
+      await node.setChaos(kept);
+      return { cleared: before.length - kept.length };
+    }
+    case 'deadletters.list':
+      return { deadLetters: await deadLetters(node, req.limit), total: node.system.deadLetters.total };
+    case 'node.stats':
+      return stats(node);
+    case 'config.show':
+    case 'config.validate':
+    case 'config.reload': {
+      const to = node.system.address(MAIN_ACTORS.config);
+      if (req.cmd === 'config.show') return node.system.ask(to, { type: 'config.show' });
+      const msg = req.file === undefined ? { type: req.cmd } : { type: req.cmd, file: req.file };
+      return node.system.ask(to, msg);
+    }
+    case 'log.level':
+      await node.setLogLevel(req.level);
+      return { level: req.level };
+    case 'block.add':
+      return node.blockIp(req.ip, req.durationSec ?? null, 'admin');
+    case 'block.remove':
+      return { ip: req.ip, removed: node.unblockIp(req.ip, 'admin') };
+    case 'block.list':
+      return { blocked: node.blocklist.list(), capacity: node.blocklist.capacity };
+    case 'node.drain':
+      return { threads: await node.drain(req.timeoutMs) };
+    case 'node.shutdown':
+      // Answer first; the socket closes as part of the shutdown.
+      setImmediate(() => void node.shutdown(req.timeoutMs));
+      return { shuttingDown: true, drainTimeoutMs: req.timeoutMs };
+    default:
+      return assertNever(req);
+  }
+}
+
+function resolve(node: SecbeatNode, text: string): Address {
+  const address = parseAddress(text, node.system.here);
+  if (!address) {
+    throw new SecbeatError('SECBEAT_ERR_ADMIN_INVALID_ARGS', `address: expected actor, thread/actor or region/node/thread/actor, got ${JSON.stringify(text)}`);
+  }
+  return address;
+}
+
+function requireChaos(node: SecbeatNode): void {
+  if (!node.config.chaos.enabled) throw new SecbeatError('SECBEAT_ERR_CHAOS_DISABLED', 'chaos is disabled: set [chaos] enabled = true and reload');
+}
+
+function threads(node: SecbeatNode): ThreadInfo[] {
+  const main: ThreadInfo = {
+    thread: 'main',
+    status: 'running',
+    restarts: 0,
+    threadId: 0,
+    lastHeartbeatAgoMs: null,
+    actors: node.system.actors().length,
+  };
+  return [main, ...node.threads.map((t) => t.info())];
+}
+
+async function actors(node: SecbeatNode): Promise<ActorInfo[]> {
+  const remote = await node.onEveryThread({ op: 'actors.list' });
+  return [...node.system.actors(), ...remote.flatMap((r) => (r.value as ActorInfo[] | undefined) ?? [])];
+}
+
+async function actorOp(node: SecbeatNode, address: Address, cmd: 'actor.restart' | 'actor.stop' | 'actor.suspend' | 'actor.resume'): Promise<void> {
+  const here = node.system.here;
+  if (address.region !== here.region || address.node !== here.node) {
+    throw new SecbeatError('SECBEAT_ERR_TRANSPORT_UNAVAILABLE', `${formatAddress(address)} is on another node; run ctl there`);
+  }
+  if (address.thread !== 'main') {
+    await node.thread(address.thread).control({ op: cmd, actor: address.actor }, 10_000);
+    return;
+  }
+  switch (cmd) {
+    case 'actor.restart':
+      return node.system.restartActor(address.actor);
+    case 'actor.stop':
+      return node.system.stopActor(address.actor);
+    case 'actor.suspend':
+      return node.system.suspendActor(address.actor);
+    case 'actor.resume':
+      return node.system.resumeActor(address.actor);
+  }
+}
+
+async function deadLetters(node: SecbeatNode, limit: number): Promise<(DeadLetter & { thread: string })[]> {
+  const remote = await node.onEveryThread({ op: 'deadletters.list', limit });
+  const all = [
+    ...node.system.deadLetters.list(limit).map((d) => ({ ...d, thread: 'main' })),
+    ...remote.flatMap((r) => ((r.value as DeadLetter[] | undefined) ?? []).map((d) => ({ ...d, thread: r.thread }))),
+  ];
+  return all.sort((a, b) => a.at - b.at).slice(-limit);
+}
+
+async function stats(node: SecbeatNode): Promise<Record<string, unknown>> {
+  const listeners = await Promise.all(
+    node.threads.map((t) =>
+      node.system.ask(node.system.address(LISTENER_ACTOR, t.name), { type: 'listener.stats' } as const, 2_000).catch(() => null),
+    ),
+  );
+  const mem = process.memoryUsage();
+  const live = listeners.filter((l) => l !== null);
+  return {
+    region: node.config.platform.region,
+    node: node.config.platform.node_id,
+    mode: node.config.server.mode,
+    pid: process.pid,
+    uptimeSec: Math.round((node.clock.now() - node.startedAt) / 1000),
+    rssBytes: mem.rss,
+    heapUsedBytes: mem.heapUsed,
+    threads: threads(node).length,
+    threadRestarts: node.threads.reduce((n, t) => n + t.info().restarts, 0),
+    connectionsActive: live.reduce((n, l) => n + l.active, 0),
+    connectionsAccepted: live.reduce((n, l) => n + l.accepted, 0),
+    connectionsRefused: live.reduce((n, l) => n + l.refused, 0),
+    bytesIn: live.reduce((n, l) => n + l.bytesIn, 0),
+    bytesOut: live.reduce((n, l) => n + l.bytesOut, 0),
+    blocked: node.blocklist.size,
+    chaosRules: node.chaosRules.length,
+    deadLettersMain: node.system.deadLetters.total,
+  };
+}

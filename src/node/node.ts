@@ -1,0 +1,332 @@
+// Assembles one SecBeat node from a validated config: the main thread's actor system and root supervisor
+// (config, telemetry, data-plane threads, admin socket), the worker threads with their listener actors, and
+// the state every thread shares without messages (connection limits, blocklist). main.ts starts it;
+// commands.ts executes operator commands against it.
+import { availableParallelism } from 'node:os';
+import { SecbeatError, type ErrorData } from '../errors.ts';
+import type { AdminRequest, ChaosRule, LogLevel, ThreadControl } from '../messages.ts';
+import { BEHAVIORS_MODULE } from '../actors/index.ts';
+import { adminActor } from '../actors/admin.ts';
+import { configActor } from '../actors/config.ts';
+import type { ListenerInput } from '../actors/listener.ts';
+import { telemetry } from '../actors/telemetry.ts';
+import { createIpSetState, SharedIpSetWriter } from '../blocklist/shared-ip-set.ts';
+import type { ConfigSource } from '../config/load.ts';
+import { parseHostPort, type Config } from '../config/schema.ts';
+import { createConnLimitsState, ConnLimits } from '../proxy/conn-limits.ts';
+import { realClock, type Clock, type TimerHandle } from '../runtime/clock.ts';
+import { Supervisor, type SupervisorEvent } from '../runtime/supervisor.ts';
+import { ActorSystem } from '../runtime/system.ts';
+import { WorkerThread, type RuntimeSettings, type ThreadBoot } from '../runtime/thread.ts';
+import { logSecurityEvent, rootLogger, setLogLevel, type Logger } from '../telemetry/log.ts';
+import { metrics, type MetricsJson } from '../telemetry/metrics.ts';
+import { executeAdminCommand } from './commands.ts';
+
+export interface NodeOptions {
+  config: Readonly<Config>;
+  source: ConfigSource;
+  clock?: Clock;
+}
+
+/** Capacity of the shared blocklist (exact addresses; ranges arrive with the L7 issue). */
+export const BLOCKLIST_CAPACITY = 65_536;
+const BLOCKLIST_PURGE_INTERVAL_MS = 1_000;
+const TELEMETRY_SAMPLE_INTERVAL_MS = 5_000;
+const THREAD_START_TIMEOUT_MS = 15_000;
+const THREAD_CONTROL_TIMEOUT_MS = 5_000;
+
+export const MAIN_ACTORS = { config: 'config', telemetry: 'telemetry', admin: 'admin' } as const;
+export const LISTENER_ACTOR = 'listener';
+
+export function runtimeSettings(config: Readonly<Config>): RuntimeSettings {
+  const r = config.runtime;
+  return {
+    mailboxCapacity: r.mailbox_capacity,
+    askTimeoutMs: r.ask_timeout_ms,
+    deadLetterCapacity: r.dead_letter_capacity,
+    heartbeatIntervalMs: r.heartbeat_interval_ms,
+    heartbeatTimeoutMs: r.heartbeat_timeout_ms,
+    maxRestarts: r.max_restarts,
+    restartPeriodMs: r.restart_period_ms,
+    backoffInitialMs: r.backoff_initial_ms,
+    backoffMaxMs: r.backoff_max_ms,
+  };
+}
+
+export class SecbeatNode {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly system: ActorSystem;
+  readonly threads: WorkerThread[];
+  readonly threadSupervisor: Supervisor;
+  readonly root: Supervisor;
+  readonly blocklist: SharedIpSetWriter;
+  readonly startedAt: number;
+  /** Resolves with the process exit code once the node has stopped (shutdown or escalation). */
+  readonly stopped: Promise<number>;
+  #config: Readonly<Config>;
+  #chaosRules: ChaosRule[] = [];
+  #connLimitsState: SharedArrayBuffer;
+  #purgeTimer: TimerHandle | null = null;
+  #stopping: Promise<void> | null = null;
+  #resolveStopped: (code: number) => void = () => {};
+
+  private constructor(options: NodeOptions) {
+    const { config } = options;
+    this.#config = config;
+    this.clock = options.clock ?? realClock;
+    this.log = rootLogger();
+    this.startedAt = this.clock.now();
+    this.stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
+    const settings = runtimeSettings(config);
+    this.system = new ActorSystem({
+      region: config.platform.region,
+      node: config.platform.node_id,
+      thread: 'main',
+      clock: this.clock,
+      mailboxCapacity: settings.mailboxCapacity,
+      askTimeoutMs: settings.askTimeoutMs,
+      deadLetterCapacity: settings.deadLetterCapacity,
+      chaosEnabled: config.chaos.enabled,
+    });
+    this.blocklist = new SharedIpSetWriter(createIpSetState(BLOCKLIST_CAPACITY));
+    this.#connLimitsState = createConnLimitsState({
+      threads: config.server.worker_threads,
+      maxConnections: config.server.max_connections,
+      perIpMaxConnections: config.server.per_ip_max_connections,
+    });
+
+    const supervisorOptions = (name: string) => ({
+      name,
+      maxRestarts: settings.maxRestarts,
+      periodMs: settings.restartPeriodMs,
+      backoffInitialMs: settings.backoffInitialMs,
+      backoffMaxMs: settings.backoffMaxMs,
+      clock: this.clock,
+      onEvent: (e: SupervisorEvent) => this.#onSupervisorEvent(e),
+    });
+
+    this.threads = Array.from({ length: config.server.worker_threads }, (_, index) => {
+      const name = `w${index}`;
+      const limits = new ConnLimits(this.#connLimitsState, index);
+      return new WorkerThread({
+        name,
+        boot: () => this.#threadBoot(name, index),
+        system: this.system,
+        clock: this.clock,
+        log: this.log,
+        startTimeoutMs: THREAD_START_TIMEOUT_MS,
+        stopTimeoutMs: Math.max(THREAD_CONTROL_TIMEOUT_MS, config.server.drain_timeout_ms),
+        // A dead thread's sockets closed with it; release the connection counts it held.
+        beforeStart: () => limits.resetThread(index),
+      });
+    });
+    this.system.setThreadTransport((thread, delivery) => this.threads.find((t) => t.name === thread)?.send(delivery) ?? false);
+    this.threadSupervisor = new Supervisor(
+      { ...supervisorOptions('data-plane'), strategy: 'one_for_one' },
+      this.threads.map((t) => t.child('permanent')),
+    );
+
+    const metricsListen = config.metrics.enabled ? parseHostPort(config.metrics.bind_address) : null;
+    this.root = new Supervisor({ ...supervisorOptions('root'), strategy: 'one_for_one' }, [
+      this.system.actorChild({
+        name: MAIN_ACTORS.config,
+        behavior: configActor,
+        input: { source: options.source, config, apply: (next: Readonly<Config>, prev: Readonly<Config>) => this.#applyConfig(next, prev) },
+      }),
+      this.system.actorChild({
+        name: MAIN_ACTORS.telemetry,
+        behavior: telemetry,
+        input: { listen: metricsListen, sampleIntervalMs: TELEMETRY_SAMPLE_INTERVAL_MS, collect: () => this.collectMetrics() },
+      }),
+      this.threadSupervisor.asChild('permanent'),
+      this.system.actorChild({
+        name: MAIN_ACTORS.admin,
+        behavior: adminActor,
+        input: { socketPath: config.admin.socket_path, handler: (req: AdminRequest) => executeAdminCommand(this, req) },
+      }),
+    ]);
+    this.system.registerSupervisor(this.root);
+    this.system.registerSupervisor(this.threadSupervisor);
+  }
+
+  static async start(options: NodeOptions): Promise<SecbeatNode> {
+    if (options.config.server.mode !== 'tcp') {
+      throw new SecbeatError(
+        'SECBEAT_ERR_CONFIG_INVALID',
+        `server.mode = "${options.config.server.mode}" is not available in this build yet; run mode "tcp"`,
+      );
+    }
+    const node = new SecbeatNode(options);
+    await node.root.start((reason) => {
+      node.log.fatal({ reason }, 'root supervisor gave up; stopping the node');
+      void node.shutdown(0, 1);
+    });
+    node.#schedulePurge();
+    node.log.info(
+      { mode: options.config.server.mode, threads: node.threads.length, cores: availableParallelism() },
+      'node started',
+    );
+    return node;
+  }
+
+  get config(): Readonly<Config> {
+    return this.#config;
+  }
+
+  get chaosRules(): ChaosRule[] {
+    return this.#chaosRules.filter((r) => r.expiresAt > this.clock.now());
+  }
+
+  thread(name: string): WorkerThread {
+    const t = this.threads.find((x) => x.name === name);
+    if (!t) throw new SecbeatError('SECBEAT_ERR_THREAD_NOT_FOUND', `no thread ${name} (threads: main, ${this.threads.map((x) => x.name).join(', ')})`);
+    return t;
+  }
+
+  /** Runs a control request on every running worker; unavailable threads are reported, not fatal. */
+  async onEveryThread(control: ThreadControl): Promise<{ thread: string; value?: unknown; error?: ErrorData }[]> {
+    return Promise.all(
+      this.threads.map((t) =>
+        t.control(control, THREAD_CONTROL_TIMEOUT_MS).then(
+          (value) => ({ thread: t.name, value }),
+          (err: unknown) => ({ thread: t.name, error: { code: 'SECBEAT_ERR_THREAD_UNAVAILABLE' as const, message: String((err as Error).message) } }),
+        ),
+      ),
+    );
+  }
+
+  async collectMetrics(): Promise<MetricsJson[]> {
+    this.system.updateGauges();
+    const own = await metrics().registry.getMetricsAsJSON();
+    const others = await this.onEveryThread({ op: 'metrics' });
+    return [own, ...others.flatMap((o) => (o.value ? [o.value as MetricsJson] : []))];
+  }
+
+  async setChaos(rules: ChaosRule[]): Promise<void> {
+    this.#chaosRules = rules;
+    const enabled = this.#config.chaos.enabled;
+    this.system.setChaosRules(rules, enabled);
+    await this.onEveryThread({ op: 'chaos.set', rules, enabled });
+  }
+
+  async setLogLevel(level: LogLevel): Promise<void> {
+    setLogLevel(level);
+    await this.onEveryThread({ op: 'log.level', level });
+  }
+
+  blockIp(ip: string, durationSec: number | null, source: 'admin' | 'api'): { ip: string; expiresAt: number | null } {
+    const expiresAt = durationSec === null ? null : Math.ceil(this.clock.now() / 1000) + durationSec;
+    const outcome = this.blocklist.add(ip, expiresAt);
+    if (outcome === 'full') throw new SecbeatError('SECBEAT_ERR_ADMIN_INVALID_ARGS', `the blocklist is full (${this.blocklist.capacity} addresses)`);
+    if (outcome === 'invalid') throw new SecbeatError('SECBEAT_ERR_ADMIN_INVALID_ARGS', `not an IP address: ${ip}`);
+    logSecurityEvent(this.log, { event: 'ip.blocked', ip, durationSec, source });
+    return { ip, expiresAt };
+  }
+
+  unblockIp(ip: string, source: 'admin' | 'api'): boolean {
+    const removed = this.blocklist.remove(ip);
+    if (removed) logSecurityEvent(this.log, { event: 'ip.unblocked', ip, source });
+    return removed;
+  }
+
+  /** Stops accepting on every listener and waits for open connections, up to `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<{ thread: string; value?: unknown; error?: ErrorData }[]> {
+    return Promise.all(
+      this.threads.map((t) =>
+        this.system.ask(this.system.address(LISTENER_ACTOR, t.name), { type: 'listener.drain', timeoutMs } as const, timeoutMs + THREAD_CONTROL_TIMEOUT_MS).then(
+          (value) => ({ thread: t.name, value }),
+          (err: unknown) => ({ thread: t.name, error: { code: 'SECBEAT_ERR_THREAD_UNAVAILABLE' as const, message: String((err as Error).message) } }),
+        ),
+      ),
+    );
+  }
+
+  /** Graceful stop: drain listeners (up to drainTimeoutMs), stop every actor and thread, resolve `stopped`. */
+  shutdown(drainTimeoutMs: number = this.#config.server.drain_timeout_ms, exitCode = 0): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.log.info({ drainTimeoutMs }, 'node shutting down');
+      if (this.#purgeTimer) this.clock.clearTimeout(this.#purgeTimer);
+      if (drainTimeoutMs > 0 && this.root.status === 'running') await this.drain(drainTimeoutMs);
+      await this.root.stop();
+      this.log.info('node stopped');
+      this.#resolveStopped(exitCode);
+    })();
+    return this.#stopping;
+  }
+
+  #threadBoot(name: string, index: number): ThreadBoot {
+    const c = this.#config;
+    const listen = parseHostPort(c.server.bind_address);
+    const backend = parseHostPort(c.server.backend_address);
+    if (!listen || !backend) throw new SecbeatError('SECBEAT_ERR_CONFIG_INVALID', 'server.bind_address and server.backend_address must be host:port');
+    const input: ListenerInput = {
+      listen,
+      backend,
+      connectTimeoutMs: c.server.connect_timeout_ms,
+      idleTimeoutMs: c.server.idle_timeout_ms,
+      noDelay: c.server.tcp_nodelay,
+      forwarding: c.server.forwarding,
+      threadIndex: index,
+      connLimitsState: this.#connLimitsState,
+      blocklistState: this.blocklist.state,
+    };
+    return {
+      region: c.platform.region,
+      node: c.platform.node_id,
+      thread: name,
+      index,
+      behaviorsModule: BEHAVIORS_MODULE,
+      actors: [{ name: LISTENER_ACTOR, behavior: 'listener', input, restart: 'permanent' }],
+      runtime: runtimeSettings(c),
+      log: { level: c.logging.level, format: c.logging.format },
+      chaos: { enabled: c.chaos.enabled, rules: this.chaosRules },
+    };
+  }
+
+  /** Applies what can change live; everything else is reported as needing a restart. */
+  #applyConfig(next: Readonly<Config>, prev: Readonly<Config>): string[] {
+    this.#config = next;
+    if (next.logging.level !== prev.logging.level) void this.setLogLevel(next.logging.level);
+    if (next.chaos.enabled !== prev.chaos.enabled) void this.setChaos(next.chaos.enabled ? this.chaosRules : []);
+    const live = new Set(['logging.level', 'chaos.enabled']);
+    return changedKeys(prev, next).filter((k) => !live.has(k));
+  }
+
+  #schedulePurge(): void {
+    this.#purgeTimer = this.clock.setTimeout(() => {
+      for (const ip of this.blocklist.purgeExpired(this.clock.now() / 1000)) {
+        logSecurityEvent(this.log, { event: 'ip.unblocked', ip, source: 'expiry' });
+      }
+      this.#schedulePurge();
+    }, BLOCKLIST_PURGE_INTERVAL_MS);
+  }
+
+  #onSupervisorEvent(e: SupervisorEvent): void {
+    switch (e.kind) {
+      case 'child.exited':
+        if (e.reason.kind === 'crash') this.log.warn({ supervisor: e.supervisor, child: e.child, error: e.reason.error }, 'child crashed');
+        return;
+      case 'child.restarting':
+        this.log.info({ supervisor: e.supervisor, child: e.child, delayMs: e.delayMs }, 'restarting child');
+        return;
+      case 'child.started':
+        if (e.restarts > 0) this.log.info({ supervisor: e.supervisor, child: e.child, restarts: e.restarts }, 'child restarted');
+        return;
+      case 'escalated':
+        this.log.error({ supervisor: e.supervisor, child: e.child, reason: e.reason }, 'restart intensity exceeded; escalating');
+        return;
+    }
+  }
+}
+
+/** Dotted paths of leaf values that differ between two configs. */
+function changedKeys(a: unknown, b: unknown, prefix = ''): string[] {
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null && !Array.isArray(a)) {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    return [...keys].flatMap((k) =>
+      changedKeys((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], prefix ? `${prefix}.${k}` : k),
+    );
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix];
+}
