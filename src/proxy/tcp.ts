@@ -73,6 +73,7 @@ export class TcpProxy implements AsyncDisposable {
   #refusalLogsInWindow = 0;
   #refusalLogsSuppressed = 0;
   #idleWaiters: (() => void)[] = [];
+  #closed: Promise<void> = Promise.resolve();
 
   constructor(options: TcpProxyOptions) {
     this.#o = options;
@@ -118,7 +119,8 @@ export class TcpProxy implements AsyncDisposable {
   /** Stops accepting; open connections may finish until `timeoutMs`, then the rest are closed. */
   async drain(timeoutMs: number): Promise<DrainReport> {
     this.#draining = true;
-    await this.#stopListening();
+    // server.close() calls back only once every connection has ended, so it is awaited after they are.
+    const closed = this.#stopListening();
     const before = this.#open.size;
     if (before > 0 && timeoutMs > 0) {
       await new Promise<void>((resolve) => {
@@ -132,6 +134,7 @@ export class TcpProxy implements AsyncDisposable {
     }
     const forced = this.#open.size;
     for (const c of [...this.#open]) this.#abort(c);
+    await closed;
     return { closedGracefully: before - forced, closedForcibly: forced };
   }
 
@@ -144,9 +147,10 @@ export class TcpProxy implements AsyncDisposable {
   }
 
   #stopListening(): Promise<void> {
-    if (!this.#listening) return Promise.resolve();
+    if (!this.#listening) return this.#closed;
     this.#listening = false;
-    return new Promise((resolve) => this.#server.close(() => resolve()));
+    this.#closed = new Promise((resolve) => this.#server.close(() => resolve()));
+    return this.#closed;
   }
 
   #accept(client: Socket): void {
