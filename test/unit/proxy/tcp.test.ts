@@ -50,7 +50,7 @@ async function proxyTo(backendPort: number, opts: { forwarding: 'js' | 'splice';
 
 async function echoBackend() {
   const echo = await startEchoServer();
-  cleanups.push(() => echo[Symbol.asyncDispose]());
+  cleanups.push(async () => echo[Symbol.asyncDispose]());
   return echo;
 }
 
