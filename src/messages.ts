@@ -8,44 +8,13 @@
 // - Delivery is at-most-once and FIFO per sender→receiver pair; chaos rules may break both on purpose.
 import { z } from 'zod';
 import type { ErrorData } from './errors.ts';
+import { NAME, type Address } from './address.ts';
 
 // ---------------------------------------------------------------------------------------------------------
 // Addresses
 
-/** Actor and thread names: short, printable, no separators. */
-const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 export const NameSchema = z.string().regex(NAME, 'names use letters, digits, "_", "." and "-" (1–64 chars)');
-
-/** Location-transparent address of an actor: region/node/thread/actor. */
-export interface Address {
-  readonly region: string;
-  readonly node: string;
-  readonly thread: string;
-  readonly actor: string;
-}
-
-export function formatAddress(a: Address): string {
-  return `${a.region}/${a.node}/${a.thread}/${a.actor}`;
-}
-
-/**
- * Parses "region/node/thread/actor", or the shorter "thread/actor" and "actor" relative to `here`
- * (a bare actor name means the main thread's actor, the way operators name them in `secbeat ctl`).
- */
-export function parseAddress(text: string, here: Omit<Address, 'actor' | 'thread'>): Address | null {
-  const parts = text.split('/');
-  if (!parts.every((p) => NAME.test(p))) return null;
-  switch (parts.length) {
-    case 1:
-      return { ...here, thread: 'main', actor: parts[0]! };
-    case 2:
-      return { ...here, thread: parts[0]!, actor: parts[1]! };
-    case 4:
-      return { region: parts[0]!, node: parts[1]!, thread: parts[2]!, actor: parts[3]! };
-    default:
-      return null;
-  }
-}
+export { formatAddress, parseAddress, type Address } from './address.ts';
 
 export const AddressSchema = z.strictObject({
   region: NameSchema,

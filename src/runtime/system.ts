@@ -2,16 +2,16 @@
 // deadlines, dead letters, and routing of everything else to the thread transport (other threads of this
 // node) or the node transport (other nodes, over NATS). Chaos rules sit here, in the delivery path.
 import { SecbeatError, fromErrorData, toErrorData, type ErrorData } from '../errors.ts';
-import {
-  formatAddress,
-  type ActorInfo,
-  type ActorStatus,
-  type Address,
-  type ChaosRule,
-  type DeadLetterReason,
-  type Delivery,
-  type Envelope,
-  type ReplyEnvelope,
+import { formatAddress } from '../address.ts';
+import type {
+  ActorInfo,
+  ActorStatus,
+  Address,
+  ChaosRule,
+  DeadLetterReason,
+  Delivery,
+  Envelope,
+  ReplyEnvelope,
 } from '../messages.ts';
 import { childLogger, type Logger } from '../telemetry/log.ts';
 import { metrics } from '../telemetry/metrics.ts';

@@ -1,8 +1,8 @@
 // The pino root logger of a thread, its per-actor children, and the one helper that emits security events.
 // Each thread (main and every worker) builds its own root from the same settings; lines go straight to fd 1
 // with synchronous writes so a crashing worker loses nothing and no line hops through the main thread.
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
-import PinoPretty from 'pino-pretty';
 import type { LogLevel } from '../messages.ts';
 
 export type { Logger };
@@ -33,7 +33,7 @@ let root: Logger | null = null;
 export function createRootLogger(settings: LogSettings, bindings: Record<string, string>): Logger {
   const stream =
     settings.format === 'pretty'
-      ? PinoPretty({ sync: true, destination: 1, colorize: process.stdout.isTTY === true })
+      ? loadPretty()({ sync: true, destination: 1, colorize: process.stdout.isTTY === true })
       : pino.destination({ dest: 1, sync: true });
   root = pino(
     {
@@ -46,6 +46,11 @@ export function createRootLogger(settings: LogSettings, bindings: Record<string,
     stream,
   );
   return root;
+}
+
+/** pino-pretty only where it is used (development): every thread pays for what it loads. */
+function loadPretty(): typeof import('pino-pretty') {
+  return createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
 }
 
 /** The thread's root logger; a silent one before `createRootLogger` (unit tests). */

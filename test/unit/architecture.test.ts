@@ -9,9 +9,10 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
 
 /** What each top-level folder (or root file) of src/ may import from other folders. */
 const ALLOWED: Record<string, readonly string[]> = {
-  runtime: ['messages.ts', 'errors.ts', 'telemetry'],
+  runtime: ['messages.ts', 'address.ts', 'errors.ts', 'telemetry'],
   telemetry: ['messages.ts', 'errors.ts'],
-  'messages.ts': ['errors.ts'],
+  'messages.ts': ['errors.ts', 'address.ts'],
+  'address.ts': [],
   'errors.ts': [],
   blocklist: ['messages.ts', 'errors.ts', 'telemetry'],
   proxy: ['messages.ts', 'errors.ts', 'telemetry', 'blocklist', 'config', 'native'],
