@@ -66,13 +66,18 @@ afterEach(async () => {
   stopAll = null;
 });
 
+/** A system with a supervised recorder actor "rec", stopped after the test. */
+async function withRecorder(opts: { mailboxCapacity?: number; chaos?: boolean } = {}) {
+  const { clock, system } = makeSystem({ ...(opts.chaos ? { chaos: true } : {}) });
+  const shared: Recorder = { seen: [], inits: 0, stops: 0 };
+  const sup = await startRecorder(system, clock, shared, opts.mailboxCapacity);
+  stopAll = () => sup.stop();
+  return { clock, system, shared, to: system.address('rec') };
+}
+
 describe('ActorSystem', () => {
   it('delivers tells in order and answers asks', async () => {
-    const { clock, system } = makeSystem();
-    const shared: Recorder = { seen: [], inits: 0, stops: 0 };
-    const sup = await startRecorder(system, clock, shared);
-    stopAll = () => sup.stop();
-    const to = system.address('rec');
+    const { clock, system, shared, to } = await withRecorder();
     system.tell(to, { type: 'listener.stats' });
     system.tell(to, { type: 'listener.stats' });
     await expect(system.ask(to, { type: 'listener.stats' })).resolves.toBe(2);
@@ -81,11 +86,7 @@ describe('ActorSystem', () => {
   });
 
   it('serves back-to-back asks from a caller resumed by the previous reply', async () => {
-    const { clock, system } = makeSystem();
-    const shared: Recorder = { seen: [], inits: 0, stops: 0 };
-    const sup = await startRecorder(system, clock, shared);
-    stopAll = () => sup.stop();
-    const to = system.address('rec');
+    const { clock, system, shared, to } = await withRecorder();
     // No timers run on the simulated clock: a stranded message would hang here, not time out.
     const answers: unknown[] = [];
     for (let i = 0; i < 20; i++) answers.push(await system.ask(to, { type: 'listener.stats' }));
@@ -107,11 +108,7 @@ describe('ActorSystem', () => {
   });
 
   it('a crash restarts the actor with fresh state, keeps queued messages, and fails the ask', async () => {
-    const { clock, system } = makeSystem();
-    const shared: Recorder = { seen: [], inits: 0, stops: 0 };
-    const sup = await startRecorder(system, clock, shared);
-    stopAll = () => sup.stop();
-    const to = system.address('rec');
+    const { clock, system, shared, to } = await withRecorder();
     system.tell(to, { type: 'listener.stats' });
     const failing = system.ask(to, { type: 'listener.drain', timeoutMs: 0 });
     system.tell(to, { type: 'listener.stats' }); // queued behind the crash
@@ -127,11 +124,7 @@ describe('ActorSystem', () => {
   });
 
   it('a full mailbox rejects, counts and dead-letters', async () => {
-    const { clock, system } = makeSystem();
-    const shared: Recorder = { seen: [], inits: 0, stops: 0 };
-    const sup = await startRecorder(system, clock, shared, 2);
-    stopAll = () => sup.stop();
-    const to = system.address('rec');
+    const { clock, system, shared, to } = await withRecorder({ mailboxCapacity: 2 });
     for (let i = 0; i < 5; i++) system.tell(to, { type: 'listener.stats' }); // synchronous burst: no processing in between
     await settle();
     expect(shared.seen).toHaveLength(2);
@@ -140,11 +133,7 @@ describe('ActorSystem', () => {
   });
 
   it('suspend queues messages, resume processes them; stop dead-letters further messages', async () => {
-    const { clock, system } = makeSystem();
-    const shared: Recorder = { seen: [], inits: 0, stops: 0 };
-    const sup = await startRecorder(system, clock, shared);
-    stopAll = () => sup.stop();
-    const to = system.address('rec');
+    const { clock, system, shared, to } = await withRecorder();
     system.suspendActor('rec');
     system.tell(to, { type: 'listener.stats' });
     await settle();
@@ -161,10 +150,7 @@ describe('ActorSystem', () => {
   });
 
   it('a chaos crash rule crashes the receiver, which its supervisor restarts', async () => {
-    const { clock, system } = makeSystem({ chaos: true });
-    const shared: Recorder = { seen: [], inits: 0, stops: 0 };
-    const sup = await startRecorder(system, clock, shared);
-    stopAll = () => sup.stop();
+    const { clock, system, shared, to } = await withRecorder({ chaos: true });
     system.setChaosRules(
       [ChaosFilter.ruleFromSpec({ id: 'c', match: { to: '*/rec' }, action: { kind: 'crash', probability: 1 }, seed: 1, ttlMs: 10 }, clock.now())],
       true,
