@@ -2,7 +2,19 @@
 // buckets and how per-thread values aggregate. Each thread owns a registry built by `createMetrics`; the
 // telemetry actor on the main thread merges them with AggregatorRegistry.aggregate().
 // Labels stay low-cardinality: mode, actor (behaviour name, not address), reason, kind. Never IPs or domains.
-import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
+import { createRequire } from 'node:module';
+import type * as Prom from 'prom-client';
+
+// prom-client's index also loads the push gateway (http, https), cluster aggregation and default metrics:
+// about 10 MB of heap in every thread that imports it. Threads take just the classes they use; the
+// aggregator is loaded on the main thread only, when a scrape first needs it.
+const require = createRequire(import.meta.url);
+const Counter = require('prom-client/lib/counter') as typeof Prom.Counter;
+const Gauge = require('prom-client/lib/gauge') as typeof Prom.Gauge;
+const Histogram = require('prom-client/lib/histogram') as typeof Prom.Histogram;
+const Registry = require('prom-client/lib/registry') as typeof Prom.Registry;
+type Aggregator = Prom.Aggregator;
+type Registry = Prom.Registry;
 
 const LATENCY_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const CONNECTION_DURATION_BUCKETS_S = [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600];
@@ -143,10 +155,11 @@ export function createMetrics(registry: Registry = new Registry()) {
 export type Metrics = ReturnType<typeof createMetrics>;
 
 /** JSON form of one thread's registry, as it crosses threads. */
-export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+export type MetricsJson = Awaited<ReturnType<Prom.Registry['getMetricsAsJSON']>>;
 
 /** Merges per-thread registries into one Prometheus text exposition. */
 export async function aggregateMetrics(perThread: MetricsJson[]): Promise<{ contentType: string; body: string }> {
+  const { AggregatorRegistry } = await import('prom-client');
   const merged = AggregatorRegistry.aggregate(perThread);
   return { contentType: merged.contentType, body: await merged.metrics() };
 }
