@@ -97,6 +97,27 @@ describe('tcp node', () => {
     expect(JSON.parse(ctlThreads.stdout).threads.find((t: ThreadRow) => t.thread === 'w0').restarts).toBe(1);
   });
 
+  it('chaos rules act on cross-thread routes and leave dead letters until cleared', async () => {
+    const { node } = await setup('[chaos]\nenabled = true\n');
+    const ask = () => node.admin({ cmd: 'actor.inject', address: 'w0/listener', message: { type: 'listener.stats' }, ask: true, timeoutMs: 500 });
+    expect((await ask()).ok).toBe(true);
+    const set = await node.ctl('chaos', 'set', JSON.stringify({ id: 'drop-stats', match: { type: 'listener.stats' }, action: { kind: 'drop', probability: 1 }, ttlMs: 60_000 }));
+    expect(set.code).toBe(0);
+    const dropped = await ask();
+    expect(dropped).toMatchObject({ ok: false, error: { code: 'SECBEAT_ERR_ASK_TIMEOUT' } });
+    const letters = await node.admin({ cmd: 'deadletters.list', limit: 10 });
+    expect(JSON.stringify(letters.result)).toContain('chaos_drop');
+    expect((await node.ctl('chaos', 'clear', 'drop-stats')).code).toBe(0);
+    expect((await ask()).ok).toBe(true);
+  });
+
+  it('chaos commands fail clearly when chaos is disabled', async () => {
+    const { node } = await setup();
+    const r = await node.ctl('chaos', 'set', JSON.stringify({ id: 'x', action: { kind: 'drop', probability: 1 } }));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('SECBEAT_ERR_CHAOS_DISABLED');
+  });
+
   it('a block through ctl is refused by every thread at once, and unblock lifts it', async () => {
     const { node } = await setup();
     expect((await node.ctl('block', '127.0.0.1')).code).toBe(0);
