@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { formatConfigIssue, loadConfig, type ConfigSource } from './config/load.ts';
 import { runCtl } from './cli/ctl.ts';
 import { SecbeatNode } from './node/node.ts';
+import { startRequirements } from './node/requirements.ts';
 import { createRootLogger } from './telemetry/log.ts';
 
 const USAGE = `usage:
@@ -67,6 +68,9 @@ async function run(args: string[], validateOnly: boolean): Promise<number> {
     return 2;
   }
   if (validateOnly || values['validate-config']) {
+    // Configs for modes later issues add are valid files; that this build cannot run them is a note here
+    // and a refusal at start.
+    for (const problem of startRequirements(result.config)) process.stdout.write(`note: ${problem}\n`);
     process.stdout.write(`configuration ok: ${result.file ?? 'embedded default'} (mode ${result.config.server.mode})\n`);
     return 0;
   }

@@ -21,6 +21,7 @@ import { WorkerThread, type RuntimeSettings, type ThreadBoot } from '../runtime/
 import { logSecurityEvent, rootLogger, setLogLevel, type Logger } from '../telemetry/log.ts';
 import { metrics, type MetricsJson } from '../telemetry/metrics.ts';
 import { executeAdminCommand } from './commands.ts';
+import { startRequirements } from './requirements.ts';
 
 export interface NodeOptions {
   config: Readonly<Config>;
@@ -151,12 +152,8 @@ export class SecbeatNode {
   }
 
   static async start(options: NodeOptions): Promise<SecbeatNode> {
-    if (options.config.server.mode !== 'tcp') {
-      throw new SecbeatError(
-        'SECBEAT_ERR_CONFIG_INVALID',
-        `server.mode = "${options.config.server.mode}" is not available in this build yet; run mode "tcp"`,
-      );
-    }
+    const problems = startRequirements(options.config);
+    if (problems.length > 0) throw new SecbeatError('SECBEAT_ERR_CONFIG_INVALID', problems.join('; '));
     const node = new SecbeatNode(options);
     await node.root.start((reason) => {
       node.log.fatal({ reason }, 'root supervisor gave up; stopping the node');

@@ -1,0 +1,58 @@
+// The secbeat command itself: validate-config on the shipped examples and on broken input (exit codes, file
+// and line in the message), and ctl against a socket where nothing listens.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT, SECBEAT } from '../helpers/node-process.ts';
+
+function secbeat(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(SECBEAT, args, { cwd: ROOT, encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const examples = [
+  ...readdirSync(join(ROOT, 'config')).filter((f) => f.endsWith('.toml')).map((f) => join('config', f)),
+  ...readdirSync(join(ROOT, 'config/regions')).map((f) => join('config/regions', f)),
+];
+
+describe('secbeat validate-config', () => {
+  it.each(examples)('%s is valid', (file) => {
+    const r = secbeat(['validate-config', file], { NATS_TOKEN: 'test-token' });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^(note: .*\n)*configuration ok/);
+  });
+
+  it('names the file, line and key of a mistake and exits 2, binding nothing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'secbeat-cli-'));
+    const file = join(dir, 'bad.toml');
+    writeFileSync(file, '[server]\nmode = "tcp"\nworker_thread = 4\n');
+    const r = secbeat(['run', '--config', file, '--validate-config']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/bad\.toml:3.*server\.worker_thread.*worker_threads/);
+  });
+
+  it('command-line values override the environment, which overrides the file', () => {
+    const r = secbeat(['validate-config', '--set', 'server.mode="tcp"'], { MITIGATION_MODE: 'l7' });
+    expect(r.stdout).toContain('(mode tcp)');
+    const env = secbeat(['validate-config'], { MITIGATION_MODE: 'l7' });
+    expect(env.stdout).toContain('(mode l7)');
+  });
+
+  it('a mode this build cannot run is refused at start with a clear error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'secbeat-cli-'));
+    const r = secbeat(['run', '--mode', 'l7', '--set', `admin.socket_path="${join(dir, 's')}"`, '--set', 'metrics.enabled=false']);
+    expect(r.code).toBe(2);
+    expect(r.stdout + r.stderr).toContain('server.mode = \\"l7\\" is not available in this build yet');
+  });
+});
+
+describe('secbeat ctl', () => {
+  it('exits 3 with a clear message when no node listens', () => {
+    const r = secbeat(['ctl', '--socket', join(tmpdir(), 'secbeat-nobody.sock'), 'ping']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('SECBEAT_ERR_ADMIN_CONNECT');
+  });
+});
