@@ -140,7 +140,7 @@ export class WorkerThread {
       const fail = (cause: RestartCause, message: string): void => {
         if (stopping) return;
         stopping = true;
-        this.#teardown();
+        this.#teardown(worker);
         void worker.terminate();
         this.#status = 'failed';
         const error = new SecbeatError('SECBEAT_ERR_THREAD_UNAVAILABLE', `thread ${this.name}: ${message}`);
@@ -198,7 +198,7 @@ export class WorkerThread {
       });
       worker.on('exit', (code) => {
         this.#o.clock.clearTimeout(startTimer);
-        if (stopping) this.#teardown();
+        if (stopping) this.#teardown(worker);
         else fail('exit', `exited with code ${code}`);
       });
     });
@@ -227,11 +227,16 @@ export class WorkerThread {
     const timer = this.#o.clock.setTimeout(() => void worker.terminate(), this.#o.stopTimeoutMs);
     await exited;
     this.#o.clock.clearTimeout(timer);
-    this.#teardown();
+    this.#teardown(worker);
     this.#status = 'stopped';
   }
 
-  #teardown(): void {
+  /**
+   * Forgets `worker`'s timers, port and pending controls. A no-op once a newer instance has replaced it:
+   * a terminated worker's 'exit' can arrive after its supervisor already started the next one.
+   */
+  #teardown(worker: Worker): void {
+    if (this.#worker !== worker) return;
     if (this.#heartbeatTimer) this.#o.clock.clearTimeout(this.#heartbeatTimer);
     this.#heartbeatTimer = null;
     this.#batcher = null;
