@@ -19,7 +19,7 @@ import { Supervisor, type SupervisorEvent } from '../runtime/supervisor.ts';
 import { ActorSystem } from '../runtime/system.ts';
 import { WorkerThread, type RuntimeSettings, type ThreadBoot } from '../runtime/thread.ts';
 import { logSecurityEvent, rootLogger, setLogLevel, type Logger } from '../telemetry/log.ts';
-import { metrics, type MetricsJson } from '../telemetry/metrics.ts';
+import { collectThreadMetrics, type MetricsJson } from '../telemetry/metrics.ts';
 import { executeAdminCommand } from './commands.ts';
 import { startRequirements } from './requirements.ts';
 
@@ -194,8 +194,7 @@ export class SecbeatNode {
   }
 
   async collectMetrics(): Promise<MetricsJson[]> {
-    this.system.updateGauges();
-    const own = await metrics().registry.getMetricsAsJSON();
+    const own = await collectThreadMetrics();
     const others = await this.onEveryThread({ op: 'metrics' });
     return [own, ...others.flatMap((o) => (o.value ? [o.value as MetricsJson] : []))];
   }

@@ -15,7 +15,7 @@ import { SecbeatError } from '../errors.ts';
 import type { DrainReport, ListenerStats } from '../messages.ts';
 import type { Splicer } from '../native/splicer.ts';
 import { logSecurityEvent, type Logger, type SecurityEvent } from '../telemetry/log.ts';
-import type { Metrics } from '../telemetry/metrics.ts';
+import { beforeCollect, type Metrics } from '../telemetry/metrics.ts';
 import type { ConnLimits } from './conn-limits.ts';
 
 /** What the proxy needs of a blocklist: net.BlockList and SharedIpSet (src/blocklist/) both fit. */
@@ -126,6 +126,8 @@ export class TcpProxy implements AsyncDisposable {
   /** Sweeps without traffic after which a connection is idle; Infinity when idleTimeoutMs is 0. */
   readonly #idleSweeps: number;
   #sweepTimer: NodeJS.Timeout | null = null;
+  /** Scrapes flush the batched counters first, so /metrics never lags the sweep. */
+  #unhookCollect: () => void = () => {};
   #listening = false;
   #draining = false;
   #accepted = 0;
@@ -164,6 +166,7 @@ export class TcpProxy implements AsyncDisposable {
         this.#listening = true;
         this.#sweepTimer = setInterval(() => this.#sweep(), this.#sweepMs);
         this.#sweepTimer.unref();
+        this.#unhookCollect = beforeCollect(() => this.flushMetrics());
         const address = this.#server.address();
         resolve(typeof address === 'object' && address !== null ? { host: address.address, port: address.port } : { host, port });
       });
@@ -255,6 +258,7 @@ export class TcpProxy implements AsyncDisposable {
     // Aborted sockets report 'close' on a later turn; the report is final once every limit is released.
     if (this.#open.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     await closed;
+    this.#unhookCollect();
     if (this.#sweepTimer !== null) {
       clearInterval(this.#sweepTimer);
       this.#sweepTimer = null;

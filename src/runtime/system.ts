@@ -14,7 +14,7 @@ import type {
   ReplyEnvelope,
 } from '../messages.ts';
 import { childLogger, type Logger } from '../telemetry/log.ts';
-import { metrics } from '../telemetry/metrics.ts';
+import { beforeCollect, metrics } from '../telemetry/metrics.ts';
 import type { ActorContext, AnyBehavior, Message, ReplyOf } from './actor.ts';
 import { ChaosFilter } from './chaos.ts';
 import type { Clock, TimerHandle } from './clock.ts';
@@ -80,6 +80,7 @@ export class ActorSystem {
       },
       options.chaosEnabled,
     );
+    beforeCollect(() => this.updateGauges());
   }
 
   address(actor: string, thread: string = this.options.thread): Address {
@@ -265,7 +266,7 @@ export class ActorSystem {
     return [...this.#cells.values()].map((c) => c.info());
   }
 
-  /** Refreshes gauges that are read, not counted (called before each scrape). */
+  /** Refreshes gauges that are read, not counted (a collect hook: runs before each scrape). */
   updateGauges(): void {
     const depth = new Map<string, number>();
     for (const c of this.#cells.values()) depth.set(c.behavior.name, (depth.get(c.behavior.name) ?? 0) + c.depth);

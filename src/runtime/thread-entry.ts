@@ -5,7 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { SecbeatError, toErrorData } from '../errors.ts';
 import type { Delivery, MainToThread, ThreadControl, ThreadToMain } from '../messages.ts';
 import { createRootLogger, setLogLevel } from '../telemetry/log.ts';
-import { metrics } from '../telemetry/metrics.ts';
+import { collectThreadMetrics } from '../telemetry/metrics.ts';
 import type { AnyBehavior } from './actor.ts';
 import { realClock } from './clock.ts';
 import { Supervisor } from './supervisor.ts';
@@ -79,8 +79,7 @@ async function handleControl(control: ThreadControl): Promise<unknown> {
     case 'log.level':
       return setLogLevel(control.level);
     case 'metrics':
-      system.updateGauges();
-      return metrics().registry.getMetricsAsJSON();
+      return collectThreadMetrics();
     case 'stop':
       clearInterval(heartbeat);
       await root.stop();

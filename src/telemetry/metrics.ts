@@ -165,6 +165,22 @@ export async function aggregateMetrics(perThread: MetricsJson[]): Promise<{ cont
 }
 
 let threadMetrics: Metrics | null = null;
+const collectHooks = new Set<() => void>();
+
+/**
+ * Registers work to run right before this thread's registry is read: gauges that are sampled rather than
+ * counted, and counters a data plane batches between sweeps. Returns the unregister function.
+ */
+export function beforeCollect(hook: () => void): () => void {
+  collectHooks.add(hook);
+  return () => collectHooks.delete(hook);
+}
+
+/** This thread's registry as JSON for aggregation, after running the collect hooks. */
+export function collectThreadMetrics(): Promise<MetricsJson> {
+  for (const hook of collectHooks) hook();
+  return metrics().registry.getMetricsAsJSON();
+}
 
 /** The metrics of the current thread (one registry per thread, created on first use). */
 export function metrics(): Metrics {
