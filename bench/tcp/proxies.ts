@@ -48,7 +48,10 @@ export async function startProxy(env: ProxyEnv, spec: ProxySpec, backendPort: nu
   const out = openSync(logFile, 'w');
   let child: ChildProcess;
   try {
-    child = spec.kind === 'haproxy' ? startHaproxy(env, spec, dir, port, backendPort, out) : startSecbeat(env, spec, dir, port, backendPort, out);
+    child =
+      spec.kind === 'haproxy'
+        ? startHaproxy(env, spec, dir, port, backendPort, out)
+        : startSecbeat(env, spec, dir, { port, metricsPort: await freePort() }, backendPort, out);
   } finally {
     // The child holds its own copy of the descriptor.
     closeSync(out);
@@ -64,7 +67,14 @@ export async function startProxy(env: ProxyEnv, spec: ProxySpec, backendPort: nu
   return { spec, pid, port, logFile, stop };
 }
 
-function startSecbeat(env: ProxyEnv, spec: ProxySpec, dir: string, port: number, backendPort: number, out: number): ChildProcess {
+function startSecbeat(
+  env: ProxyEnv,
+  spec: ProxySpec,
+  dir: string,
+  { port, metricsPort }: { port: number; metricsPort: number },
+  backendPort: number,
+  out: number,
+): ChildProcess {
   const config = join(dir, 'secbeat.toml');
   writeFileSync(
     config,
@@ -82,8 +92,9 @@ function startSecbeat(env: ProxyEnv, spec: ProxySpec, dir: string, port: number,
       `forwarding = "${spec.kind === 'secbeat-js' ? 'js' : 'auto'}"`,
       // SIGTERM drains; the bench has nothing worth waiting 30 s (the default) for.
       'drain_timeout_ms = 500',
+      // Metrics on, as in the embedded default: their listener and registries are part of what an operator runs.
       '[metrics]',
-      'enabled = false',
+      `bind_address = "127.0.0.1:${metricsPort}"`,
       '[admin]',
       `socket_path = "${join(dir, 'a.sock')}"`,
       '[logging]',
