@@ -6,7 +6,7 @@
 // Layout: two open-addressing tables; the writer compacts into the idle one and flips `active`, so readers
 // never see a half-rebuilt table. A slot is [state, expiresAtSec, w0, w1, w2, w3]; the writer fills the key
 // before publishing state=LIVE with Atomics.store, and readers load state with Atomics.load.
-import { formatIp, parseIp } from './ip.ts';
+import { formatIp, parseIp } from '../net/ip.ts';
 
 const SLOT_INTS = 6;
 const HEADER_INTS = 4; // [active table, slots per table, live count, tombstones]

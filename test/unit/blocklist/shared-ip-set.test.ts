@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { formatIp, parseIp } from '../../../src/blocklist/ip.ts';
+import { formatIp, parseIp } from '../../../src/net/ip.ts';
 import { createIpSetState, SharedIpSet, SharedIpSetWriter } from '../../../src/blocklist/shared-ip-set.ts';
 
 describe('parseIp / formatIp', () => {

@@ -3,7 +3,7 @@
 import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatIp, parseIp } from '../../src/blocklist/ip.ts';
+import { formatIp, parseIp } from '../../src/net/ip.ts';
 import { fcParams } from '../helpers/fc.ts';
 
 const ipLike = fc.oneof(
