@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages used by tests and benches: nats-server (cluster tests), haproxy and iperf3 (TCP bench),
-# iproute2 (network namespaces), procps (ps/pgrep in helpers); g++, make and python3 build the native addon.
-DEBIAN_PACKAGES=(g++ make python3 nats-server haproxy iperf3 iproute2 procps util-linux)
+# iproute2 (network namespaces), procps (ps/pgrep in helpers), openssl (test certificates); g++, make and
+# python3 build the native addon.
+DEBIAN_PACKAGES=(g++ make python3 openssl nats-server haproxy iperf3 iproute2 procps util-linux)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   SECBEAT_ERR_PROXY_UPSTREAM_CONNECT: 'cannot connect to the backend',
   SECBEAT_ERR_PROXY_UPSTREAM_TIMEOUT: 'the backend did not accept the connection in time',
   SECBEAT_ERR_METRICS_LISTEN: 'cannot listen on the metrics address',
+  SECBEAT_ERR_TLS_CERT: 'the certificate or key is unusable for that name',
   SECBEAT_ERR_INTERNAL: 'internal error',
 } as const;
 
