@@ -1,22 +1,24 @@
 // Every message that crosses an actor mailbox, a thread boundary, the admin socket or (later) NATS is
-// declared here, once, as a zod schema with its TypeScript type inferred from it. Untrusted input is decoded
-// with the `decode*` functions, which return `{ ok, value | issues }` and never throw.
+// declared here, once, as a valibot schema with its TypeScript type inferred from it. Untrusted input is
+// decoded with the `decode*` functions, which return `{ ok, value | issues }` and never throw.
 //
 // Rules that hold for every message:
 // - Plain data only (JSON- and structured-clone-safe): no class instances, functions or Maps.
 // - `type` is a lowercase dot path "<actor>.<verb>".
 // - Delivery is at-most-once and FIFO per sender→receiver pair; chaos rules may break both on purpose.
-import { z } from 'zod';
+import * as v from 'valibot';
 import type { ErrorData } from './errors.ts';
 import { NAME, type Address } from './address.ts';
+import { decode, int, refuseArrays, strictObject, type Decoded } from './validation.ts';
 
 // ---------------------------------------------------------------------------------------------------------
 // Addresses
 
-export const NameSchema = z.string().regex(NAME, 'names use letters, digits, "_", "." and "-" (1–64 chars)');
+export const NameSchema = v.pipe(v.string(), v.regex(NAME, 'names use letters, digits, "_", "." and "-" (1–64 chars)'));
 export { formatAddress, parseAddress, type Address } from './address.ts';
+export type { Decoded } from './validation.ts';
 
-export const AddressSchema = z.strictObject({
+export const AddressSchema = strictObject({
   region: NameSchema,
   node: NameSchema,
   thread: NameSchema,
@@ -26,40 +28,44 @@ export const AddressSchema = z.strictObject({
 // ---------------------------------------------------------------------------------------------------------
 // Actor messages, grouped per actor. Messages that expect an answer are listed in `Replies` below.
 
-export const ListenerMsgSchema = z.discriminatedUnion('type', [
+/** A config file path as the operator wrote it; the loader resolves and reads it. */
+const FileSchema = v.pipe(v.string(), v.minLength(1), v.maxLength(4096));
+
+export const ListenerMsgSchema = v.variant('type', [
   /** Stop accepting, let open connections finish up to `timeoutMs`, then close the rest. Ask → DrainReport. */
-  z.strictObject({ type: z.literal('listener.drain'), timeoutMs: z.number().int().min(0).max(3_600_000) }),
+  strictObject({ type: v.literal('listener.drain'), timeoutMs: int(0, 3_600_000) }),
   /** Ask → ListenerStats. */
-  z.strictObject({ type: z.literal('listener.stats') }),
+  strictObject({ type: v.literal('listener.stats') }),
 ]);
 
-export const ConfigMsgSchema = z.discriminatedUnion('type', [
+export const ConfigMsgSchema = v.variant('type', [
   /** Ask → the running config (secrets redacted). */
-  z.strictObject({ type: z.literal('config.show') }),
+  strictObject({ type: v.literal('config.show') }),
   /** Load and check a file without applying it. Ask → ConfigCheck. */
-  z.strictObject({ type: z.literal('config.validate'), file: z.string().min(1).max(4096).optional() }),
+  strictObject({ type: v.literal('config.validate'), file: v.optional(FileSchema) }),
   /** Load, check and apply; on any error the running config stays. Ask → ConfigCheck. */
-  z.strictObject({ type: z.literal('config.reload'), file: z.string().min(1).max(4096).optional() }),
+  strictObject({ type: v.literal('config.reload'), file: v.optional(FileSchema) }),
 ]);
 
-export const TelemetryMsgSchema = z.discriminatedUnion('type', [
+export const TelemetryMsgSchema = v.variant('type', [
   /** Self-scheduled tick: sample process CPU and memory into the gauges. */
-  z.strictObject({ type: z.literal('telemetry.sample') }),
+  strictObject({ type: v.literal('telemetry.sample') }),
 ]);
 
 /** Messages every actor understands; handled by the runtime before the behaviour sees anything. */
-export const SystemMsgSchema = z.discriminatedUnion('type', [
+export const SystemMsgSchema = v.variant('type', [
   /** Ask → 'pong'. Used by health checks and tests to prove an actor is processing. */
-  z.strictObject({ type: z.literal('sys.ping') }),
+  strictObject({ type: v.literal('sys.ping') }),
 ]);
 
-export const AnyMsgSchema = z.union([ListenerMsgSchema, ConfigMsgSchema, TelemetryMsgSchema, SystemMsgSchema]);
+/** The per-actor variants nest, so a bad message is blamed on its `type` or on the field that is wrong. */
+export const AnyMsgSchema = refuseArrays(v.variant('type', [ListenerMsgSchema, ConfigMsgSchema, TelemetryMsgSchema, SystemMsgSchema]));
 
-export type ListenerMsg = z.infer<typeof ListenerMsgSchema>;
-export type ConfigMsg = z.infer<typeof ConfigMsgSchema>;
-export type TelemetryMsg = z.infer<typeof TelemetryMsgSchema>;
-export type SystemMsg = z.infer<typeof SystemMsgSchema>;
-export type AnyMsg = z.infer<typeof AnyMsgSchema>;
+export type ListenerMsg = v.InferOutput<typeof ListenerMsgSchema>;
+export type ConfigMsg = v.InferOutput<typeof ConfigMsgSchema>;
+export type TelemetryMsg = v.InferOutput<typeof TelemetryMsgSchema>;
+export type SystemMsg = v.InferOutput<typeof SystemMsgSchema>;
+export type AnyMsg = v.InferOutput<typeof AnyMsgSchema>;
 export type MsgType = AnyMsg['type'];
 
 export const MESSAGE_TYPES: readonly MsgType[] = [
@@ -67,7 +73,7 @@ export const MESSAGE_TYPES: readonly MsgType[] = [
   ...ConfigMsgSchema.options,
   ...TelemetryMsgSchema.options,
   ...SystemMsgSchema.options,
-].map((o) => o.shape.type.value);
+].map((o) => o.entries.type.literal);
 
 export interface ListenerStats {
   thread: string;
@@ -150,44 +156,45 @@ export interface DeadLetter {
 // Chaos rules (drop / delay / duplicate / reorder / crash on message routes)
 
 /** Glob over address strings and message types: `*` matches any run of characters. */
-const GlobSchema = z.string().min(1).max(256).regex(/^[A-Za-z0-9_.*/-]+$/, 'globs use name characters and *');
+const GlobSchema = v.pipe(v.string(), v.minLength(1), v.maxLength(256), v.regex(/^[A-Za-z0-9_.*/-]+$/, 'globs use name characters and *'));
+const Probability = v.pipe(v.number(), v.minValue(0), v.maxValue(1));
 
-export const ChaosActionSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('drop'), probability: z.number().min(0).max(1) }),
-  z.strictObject({
-    kind: z.literal('delay'),
-    ms: z.number().int().min(0).max(60_000),
-    jitterMs: z.number().int().min(0).max(60_000).default(0),
-  }),
-  z.strictObject({
-    kind: z.literal('duplicate'),
-    probability: z.number().min(0).max(1),
-    copies: z.number().int().min(1).max(10).default(1),
-  }),
-  /** Hold up to `window` messages (or `maxHoldMs`) and release them in a seeded random order. */
-  z.strictObject({
-    kind: z.literal('reorder'),
-    window: z.number().int().min(2).max(1000),
-    maxHoldMs: z.number().int().min(1).max(60_000).default(100),
-  }),
-  /** Deliver a crash instead of the message: the receiver fails as if its behaviour threw. */
-  z.strictObject({ kind: z.literal('crash'), probability: z.number().min(0).max(1) }),
-]);
+export const ChaosActionSchema = refuseArrays(
+  v.variant('kind', [
+    strictObject({ kind: v.literal('drop'), probability: Probability }),
+    strictObject({
+      kind: v.literal('delay'),
+      ms: int(0, 60_000),
+      jitterMs: v.optional(int(0, 60_000), 0),
+    }),
+    strictObject({
+      kind: v.literal('duplicate'),
+      probability: Probability,
+      copies: v.optional(int(1, 10), 1),
+    }),
+    /** Hold up to `window` messages (or `maxHoldMs`) and release them in a seeded random order. */
+    strictObject({
+      kind: v.literal('reorder'),
+      window: int(2, 1000),
+      maxHoldMs: v.optional(int(1, 60_000), 100),
+    }),
+    /** Deliver a crash instead of the message: the receiver fails as if its behaviour threw. */
+    strictObject({ kind: v.literal('crash'), probability: Probability }),
+  ]),
+);
 
-export const ChaosRuleSpecSchema = z.strictObject({
+export const ChaosRuleSpecSchema = strictObject({
   id: NameSchema,
-  match: z
-    .strictObject({ from: GlobSchema.optional(), to: GlobSchema.optional(), type: GlobSchema.optional() })
-    .default({}),
+  match: v.optional(strictObject({ from: v.optional(GlobSchema), to: v.optional(GlobSchema), type: v.optional(GlobSchema) }), {}),
   action: ChaosActionSchema,
   /** Same seed + same message sequence ⇒ same decisions. */
-  seed: z.number().int().min(0).max(0xffff_ffff).default(1),
+  seed: v.optional(int(0, 0xffff_ffff), 1),
   /** Rules expire on their own; there is no "forever". */
-  ttlMs: z.number().int().min(1).max(24 * 3_600_000).default(60_000),
+  ttlMs: v.optional(int(1, 24 * 3_600_000), 60_000),
 });
 
-export type ChaosAction = z.infer<typeof ChaosActionSchema>;
-export type ChaosRuleSpec = z.infer<typeof ChaosRuleSpecSchema>;
+export type ChaosAction = v.InferOutput<typeof ChaosActionSchema>;
+export type ChaosRuleSpec = v.InferOutput<typeof ChaosRuleSpecSchema>;
 export interface ChaosRule extends ChaosRuleSpec {
   /** Clock time at which the rule stops applying. */
   expiresAt: number;
@@ -254,54 +261,61 @@ export type ThreadToMain =
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-const AddressTextSchema = z.string().min(1).max(300);
-const RequestIdSchema = z.union([z.string().max(128), z.number().int().safe()]);
-const IpSchema = z.union([z.ipv4(), z.ipv6()]);
+const AddressTextSchema = v.pipe(v.string(), v.minLength(1), v.maxLength(300));
+const RequestIdSchema = v.union([v.pipe(v.string(), v.maxLength(128)), v.pipe(v.number(), v.safeInteger())]);
 
-export const AdminCommandSchema = z.discriminatedUnion('cmd', [
-  z.strictObject({ cmd: z.literal('ping') }),
-  z.strictObject({ cmd: z.literal('threads.list') }),
-  z.strictObject({ cmd: z.literal('actors.list') }),
-  z.strictObject({ cmd: z.literal('actor.inspect'), address: AddressTextSchema }),
-  z.strictObject({ cmd: z.literal('actor.restart'), address: AddressTextSchema }),
-  z.strictObject({ cmd: z.literal('actor.stop'), address: AddressTextSchema }),
-  z.strictObject({ cmd: z.literal('actor.suspend'), address: AddressTextSchema }),
-  z.strictObject({ cmd: z.literal('actor.resume'), address: AddressTextSchema }),
+const IPV6_CHARS = /^[0-9a-fA-F:.]+$/;
+/**
+ * IPv6 text as the WHATWG URL parser reads a host in brackets: every RFC 4291 form including an embedded
+ * IPv4 tail, no zone id. v.ipv6()'s regex would refuse "1:2:3:4:5:6:1.2.3.4" and accept "fe80::1%eth0".
+ */
+const isIpv6 = (s: string): boolean => IPV6_CHARS.test(s) && URL.canParse(`http://[${s}]`);
+const IpSchema = v.union([v.pipe(v.string(), v.ipv4()), v.pipe(v.string(), v.check(isIpv6))]);
+
+export const AdminCommandSchema = v.variant('cmd', [
+  strictObject({ cmd: v.literal('ping') }),
+  strictObject({ cmd: v.literal('threads.list') }),
+  strictObject({ cmd: v.literal('actors.list') }),
+  strictObject({ cmd: v.literal('actor.inspect'), address: AddressTextSchema }),
+  strictObject({ cmd: v.literal('actor.restart'), address: AddressTextSchema }),
+  strictObject({ cmd: v.literal('actor.stop'), address: AddressTextSchema }),
+  strictObject({ cmd: v.literal('actor.suspend'), address: AddressTextSchema }),
+  strictObject({ cmd: v.literal('actor.resume'), address: AddressTextSchema }),
   /** `message` is validated against AnyMsgSchema by the node, so the error names the bad field. */
-  z.strictObject({
-    cmd: z.literal('actor.inject'),
+  strictObject({
+    cmd: v.literal('actor.inject'),
     address: AddressTextSchema,
-    message: z.unknown(),
-    ask: z.boolean().default(false),
-    timeoutMs: z.number().int().min(1).max(60_000).default(5_000),
+    message: v.unknown(),
+    ask: v.optional(v.boolean(), false),
+    timeoutMs: v.optional(int(1, 60_000), 5_000),
   }),
-  z.strictObject({ cmd: z.literal('thread.restart'), thread: NameSchema }),
+  strictObject({ cmd: v.literal('thread.restart'), thread: NameSchema }),
   /** Chaos tool (only with [chaos] enabled): kills the thread abruptly, as a crash would. */
-  z.strictObject({ cmd: z.literal('thread.terminate'), thread: NameSchema }),
-  z.strictObject({ cmd: z.literal('chaos.list') }),
-  z.strictObject({ cmd: z.literal('chaos.set'), rule: z.unknown() }),
+  strictObject({ cmd: v.literal('thread.terminate'), thread: NameSchema }),
+  strictObject({ cmd: v.literal('chaos.list') }),
+  strictObject({ cmd: v.literal('chaos.set'), rule: v.unknown() }),
   /** Without `rule`, clears every chaos rule. */
-  z.strictObject({ cmd: z.literal('chaos.clear'), rule: NameSchema.optional() }),
-  z.strictObject({ cmd: z.literal('deadletters.list'), limit: z.number().int().min(1).max(10_000).default(100) }),
-  z.strictObject({ cmd: z.literal('node.stats') }),
-  z.strictObject({ cmd: z.literal('config.show') }),
-  z.strictObject({ cmd: z.literal('config.validate'), file: z.string().min(1).max(4096).optional() }),
-  z.strictObject({ cmd: z.literal('config.reload'), file: z.string().min(1).max(4096).optional() }),
-  z.strictObject({ cmd: z.literal('log.level'), level: z.enum(LOG_LEVELS) }),
-  z.strictObject({
-    cmd: z.literal('block.add'),
+  strictObject({ cmd: v.literal('chaos.clear'), rule: v.optional(NameSchema) }),
+  strictObject({ cmd: v.literal('deadletters.list'), limit: v.optional(int(1, 10_000), 100) }),
+  strictObject({ cmd: v.literal('node.stats') }),
+  strictObject({ cmd: v.literal('config.show') }),
+  strictObject({ cmd: v.literal('config.validate'), file: v.optional(FileSchema) }),
+  strictObject({ cmd: v.literal('config.reload'), file: v.optional(FileSchema) }),
+  strictObject({ cmd: v.literal('log.level'), level: v.picklist(LOG_LEVELS) }),
+  strictObject({
+    cmd: v.literal('block.add'),
     ip: IpSchema,
-    durationSec: z.number().int().min(1).max(365 * 86_400).optional(),
+    durationSec: v.optional(int(1, 365 * 86_400)),
   }),
-  z.strictObject({ cmd: z.literal('block.remove'), ip: IpSchema }),
-  z.strictObject({ cmd: z.literal('block.list') }),
-  z.strictObject({ cmd: z.literal('node.drain'), timeoutMs: z.number().int().min(0).max(3_600_000).default(30_000) }),
-  z.strictObject({ cmd: z.literal('node.shutdown'), timeoutMs: z.number().int().min(0).max(3_600_000).default(30_000) }),
+  strictObject({ cmd: v.literal('block.remove'), ip: IpSchema }),
+  strictObject({ cmd: v.literal('block.list') }),
+  strictObject({ cmd: v.literal('node.drain'), timeoutMs: v.optional(int(0, 3_600_000), 30_000) }),
+  strictObject({ cmd: v.literal('node.shutdown'), timeoutMs: v.optional(int(0, 3_600_000), 30_000) }),
 ]);
 
-export type AdminCommand = z.infer<typeof AdminCommandSchema>;
+export type AdminCommand = v.InferOutput<typeof AdminCommandSchema>;
 export type AdminCommandName = AdminCommand['cmd'];
-export const ADMIN_COMMANDS: readonly AdminCommandName[] = AdminCommandSchema.options.map((o) => o.shape.cmd.value);
+export const ADMIN_COMMANDS: readonly AdminCommandName[] = AdminCommandSchema.options.map((o) => o.entries.cmd.literal);
 
 export type AdminRequest = AdminCommand & { id: string | number };
 export type AdminResponse =
@@ -311,20 +325,17 @@ export type AdminResponse =
 // ---------------------------------------------------------------------------------------------------------
 // Decoders for untrusted input: never throw.
 
-export type Decoded<T> = { ok: true; value: T } | { ok: false; issues: string[] };
-
-function issuesOf(error: z.ZodError): string[] {
-  return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
-}
-
 export function decodeMsg(input: unknown): Decoded<AnyMsg> {
-  const r = AnyMsgSchema.safeParse(input);
-  return r.success ? { ok: true, value: r.data } : { ok: false, issues: issuesOf(r.error) };
+  return decode(AnyMsgSchema, input);
 }
 
 export function decodeChaosRule(input: unknown): Decoded<ChaosRuleSpec> {
-  const r = ChaosRuleSpecSchema.safeParse(input);
-  return r.success ? { ok: true, value: r.data } : { ok: false, issues: issuesOf(r.error) };
+  return decode(ChaosRuleSpecSchema, input);
+}
+
+/** Checks a command and fills its defaults; `secbeat ctl` runs it before sending. */
+export function decodeAdminCommand(input: unknown): Decoded<AdminCommand> {
+  return decode(AdminCommandSchema, input);
 }
 
 /**
@@ -338,13 +349,12 @@ export function decodeAdminRequest(
     return { ok: false, id: null, unknownCommand: false, issues: ['the request must be a JSON object'] };
   }
   const { id: rawId, ...rest } = input as Record<string, unknown>;
-  const idParse = RequestIdSchema.safeParse(rawId);
-  if (!idParse.success) return { ok: false, id: null, unknownCommand: false, issues: ['id: a string or integer is required'] };
-  const id = idParse.data;
+  if (!v.is(RequestIdSchema, rawId)) return { ok: false, id: null, unknownCommand: false, issues: ['id: a string or integer is required'] };
+  const id = rawId;
   const cmd = rest['cmd'];
   if (typeof cmd !== 'string' || !(ADMIN_COMMANDS as readonly string[]).includes(cmd)) {
     return { ok: false, id, unknownCommand: true, issues: [`cmd: unknown command ${JSON.stringify(cmd)}`] };
   }
-  const r = AdminCommandSchema.safeParse(rest);
-  return r.success ? { ok: true, value: { ...r.data, id } } : { ok: false, id, unknownCommand: false, issues: issuesOf(r.error) };
+  const r = decodeAdminCommand(rest);
+  return r.ok ? { ok: true, value: { ...r.value, id } } : { ok: false, id, unknownCommand: false, issues: r.issues };
 }

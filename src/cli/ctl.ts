@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { toErrorData, type ErrorData } from '../errors.ts';
-import { AdminCommandSchema, type AdminCommand, type AdminResponse } from '../messages.ts';
+import { decodeAdminCommand, type AdminCommand, type AdminResponse } from '../messages.ts';
 import { AdminClient } from '../admin/client.ts';
 import { EXIT_CODES, type ExitCode } from './exit-codes.ts';
 import { renderResult } from './render.ts';
@@ -58,7 +58,7 @@ interface CtlCommandSpec {
   operands: readonly string[];
   flags?: readonly LocalFlag[];
   help: string;
-  /** The raw command; AdminCommandSchema then checks it and fills defaults. */
+  /** The raw command; decodeAdminCommand then checks it and fills defaults. */
   build: (operands: readonly string[], flags: LocalValues) => Record<string, unknown>;
 }
 
@@ -224,12 +224,9 @@ function parse(argv: readonly string[]): CtlParse {
     if (!spec.flags?.includes(flag)) throw new UsageError(`--${flag} does not apply to ${name}`);
     Object.assign(local, { [flag]: value });
   }
-  const checked = AdminCommandSchema.safeParse(spec.build(operands, local));
-  if (!checked.success) {
-    const issues = checked.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
-    throw new UsageError(`invalid arguments for ${name}: ${issues.join('; ')}: usage: ${commandUsage(name, spec)}`);
-  }
-  return { ok: true, command: checked.data, flags };
+  const checked = decodeAdminCommand(spec.build(operands, local));
+  if (!checked.ok) throw new UsageError(`invalid arguments for ${name}: ${checked.issues.join('; ')}: usage: ${commandUsage(name, spec)}`);
+  return { ok: true, command: checked.value, flags };
 }
 
 function readArgs(argv: readonly string[]) {

@@ -6,8 +6,9 @@ import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, TomlError } from 'smol-toml';
-import type { z } from 'zod';
+import * as v from 'valibot';
 import type { ErrorCode } from '../errors.ts';
+import { isUnknownKeyIssue, issueKeys, PARSE } from '../validation.ts';
 import { checkConfig } from './checks.ts';
 import { indexKeyLines, locateKey, suggestKey, type KeyIndex } from './locate.ts';
 import { ConfigSchema, type Config, type SectionName } from './schema.ts';
@@ -69,14 +70,14 @@ function isTable(value: unknown): value is Table {
   return proto === Object.prototype || proto === null;
 }
 
-const SECTIONS = Object.keys(ConfigSchema.shape) as SectionName[];
+const SECTIONS = Object.keys(ConfigSchema.entries) as SectionName[];
 
 function isSection(name: string): name is SectionName {
-  return Object.hasOwn(ConfigSchema.shape, name);
+  return Object.hasOwn(ConfigSchema.entries, name);
 }
 
-function sectionFields(section: SectionName): Record<string, z.ZodType> {
-  return ConfigSchema.shape[section].unwrap().shape as Record<string, z.ZodType>;
+function sectionFields(section: SectionName): v.ObjectEntries {
+  return ConfigSchema.entries[section].wrapped.entries;
 }
 
 /** Keys valid directly under `parent` (the root or a section); empty below that. */
@@ -274,10 +275,10 @@ function parseTomlValue(raw: string): unknown {
  * The TOML reading of `raw` when the field accepts it, else the raw string when the field accepts that
  * (so SECBEAT_PLATFORM__NODE_ID=123 stays a name), else the TOML reading so the schema names the type problem.
  */
-function overrideValue(raw: string, field: z.ZodType): unknown {
+function overrideValue(raw: string, field: v.GenericSchema): unknown {
   const value = parseTomlValue(raw);
-  if (value !== undefined && field.safeParse(value).success) return value;
-  if (field.safeParse(raw).success) return raw;
+  if (value !== undefined && v.is(field, value)) return value;
+  if (v.is(field, raw)) return raw;
   return value ?? raw;
 }
 
@@ -365,23 +366,30 @@ export function loadConfig(source: ConfigSource): LoadResult {
   applyEnv(table, env, issues);
   applyCli(table, source.overrides ?? [], issues);
 
-  const parsed = ConfigSchema.safeParse(table);
+  const parsed = v.safeParse(ConfigSchema, table, PARSE);
   if (!parsed.success) {
-    for (const zi of parsed.error.issues) {
-      if (zi.code === 'unrecognized_keys') {
-        for (const key of zi.keys) issues.add('SECBEAT_ERR_CONFIG_INVALID', [...zi.path, key], () => unknownKeyMessage(zi.path, key));
+    for (const issue of parsed.issues) {
+      const path = issueKeys(issue);
+      const object = issue.path?.at(-1)?.input;
+      if (isUnknownKeyIssue(issue) && isTable(object)) {
+        // valibot reports the first unknown key of an object; the operator should see every one, each at its line.
+        const parent = path.slice(0, -1);
+        const known = knownKeys(parent);
+        for (const key of Object.keys(object)) {
+          if (!known.includes(key)) issues.add('SECBEAT_ERR_CONFIG_INVALID', [...parent, key], () => unknownKeyMessage(parent, key));
+        }
       } else {
-        issues.add('SECBEAT_ERR_CONFIG_INVALID', zi.path, zi.message);
+        issues.add('SECBEAT_ERR_CONFIG_INVALID', path, issue.message);
       }
     }
     return issues.result();
   }
   if (issues.issues.length > 0) return issues.result();
 
-  for (const c of checkConfig(parsed.data, cwd)) issues.add('SECBEAT_ERR_CONFIG_INVALID', c.path, c.message);
+  for (const c of checkConfig(parsed.output, cwd)) issues.add('SECBEAT_ERR_CONFIG_INVALID', c.path, c.message);
   if (issues.issues.length > 0) return issues.result();
 
-  return { ok: true, config: deepFreeze(parsed.data), file: named === null ? null : absolute };
+  return { ok: true, config: deepFreeze(parsed.output), file: named === null ? null : absolute };
 }
 
 /** "file:line:column path: message", dropping the parts that are unknown. */

@@ -1,9 +1,10 @@
-// THE node configuration schema (zod 4): every key, its default and its range, in TOML's snake_case.
+// THE node configuration schema (valibot): every key, its default and its range, in TOML's snake_case.
 // load.ts validates files against it; node/, actors/ and proxy/ read the inferred `Config` type.
-// Sections use `.prefault({})` so an absent section is parsed like an empty one and gets every inner default.
+// Sections default to `{}`, which valibot parses like a written empty table, so every inner default applies.
 import { isIPv6 } from 'node:net';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { LOG_LEVELS } from '../messages.ts';
+import { int, strictObject } from '../validation.ts';
 
 /** Region and node names become NATS subject tokens and log fields, so they share the actor-name alphabet. */
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -31,188 +32,248 @@ export function parseHostPort(text: string): { host: string; port: number } | nu
   return HOSTNAME.test(rawHost) ? { host: rawHost, port } : null;
 }
 
-const HostPort = z
-  .string()
-  .max(300)
-  .refine((s) => parseHostPort(s) !== null, 'expected "host:port" (IPv6 as "[::1]:port", port 1-65535)');
+const HostPort = v.pipe(
+  v.string(),
+  v.maxLength(300),
+  v.check((s) => parseHostPort(s) !== null, 'expected "host:port" (IPv6 as "[::1]:port", port 1-65535)'),
+);
 
 /** File-system paths: the kernel rejects NUL bytes, and PATH_MAX on Linux is 4096. */
-const FilePath = z.string().min(1).max(4096).refine((s) => !s.includes('\0'), 'paths cannot contain NUL bytes');
+const FilePath = v.pipe(v.string(), v.minLength(1), v.maxLength(4096), v.check((s) => !s.includes('\0'), 'paths cannot contain NUL bytes'));
 
-const Name = z.string().regex(NAME, 'use letters, digits, "_", "." and "-" (1-64 chars)');
-const Secret = z.string().min(1).max(4096);
-const Int = (min: number, max: number) => z.number().int().min(min).max(max);
+const Name = v.pipe(v.string(), v.regex(NAME, 'use letters, digits, "_", "." and "-" (1-64 chars)'));
+const Secret = v.pipe(v.string(), v.minLength(1), v.maxLength(4096));
 
 function natsUrl(schemes: readonly string[]) {
-  return z
-    .string()
-    .max(300)
-    .refine((s) => {
+  return v.pipe(
+    v.string(),
+    v.maxLength(300),
+    v.check((s) => {
       const scheme = schemes.find((p) => s.startsWith(`${p}://`));
       return scheme !== undefined && parseHostPort(s.slice(scheme.length + 3)) !== null;
-    }, `expected ${schemes.map((p) => `${p}://host:port`).join(' or ')}`);
+    }, `expected ${schemes.map((p) => `${p}://host:port`).join(' or ')}`),
+  );
 }
 
-const PlatformSchema = z.strictObject({
-  region: Name.default('local').describe('Region this node serves; part of every actor address and NATS subject'),
-  node_id: Name.default('node-1').describe('Node name, unique within its region'),
-  environment: z.enum(['development', 'production']).default('development').describe('Deployment environment'),
+/**
+ * An http(s) URL, read as zod's z.url({ protocol: /^https?$/ }) read it, so configs that loaded before still
+ * load: surrounding whitespace is trimmed, "http:host" without "//" is refused, and the URL parser has the
+ * final say. The tabs and newlines that parser would skip are removed from the value kept. The metadata
+ * puts `format: "uri"` into the generated JSON Schema, where the check itself cannot go.
+ */
+const HttpUrl = v.pipe(
+  v.string(),
+  v.check((s) => /^https?:\/\//i.test(s.trim()) && URL.canParse(s.trim()), 'expected an http:// or https:// URL'),
+  v.transform((s) => s.trim().replace(/[\t\n\r]/g, '')),
+  v.maxLength(2048),
+  v.metadata({ format: 'uri' }),
+);
+
+const PlatformSchema = strictObject({
+  region: v.optional(v.pipe(Name, v.description('Region this node serves; part of every actor address and NATS subject')), 'local'),
+  node_id: v.optional(v.pipe(Name, v.description('Node name, unique within its region')), 'node-1'),
+  environment: v.optional(v.pipe(v.picklist(['development', 'production']), v.description('Deployment environment')), 'development'),
 });
 
-const ServerSchema = z.strictObject({
-  mode: z.enum(['tcp', 'syn', 'l7']).default('tcp').describe('tcp: L4 proxy; syn: XDP SYN proxy; l7: HTTP proxy with WAF'),
-  bind_address: HostPort.default('127.0.0.1:8443').describe('Address the proxy listens on'),
-  backend_address: HostPort.default('127.0.0.1:8080').describe('Origin the proxy forwards to'),
-  worker_threads: Int(1, 64).default(2).describe('Data-plane threads, each with its own listener (reusePort)'),
-  max_connections: Int(1, 10_000_000).default(10_000).describe('Open client connections across the node'),
-  per_ip_max_connections: Int(0, 1_000_000).default(256).describe('Open connections per client IP; 0 = no limit'),
-  connect_timeout_ms: Int(1, 120_000).default(5_000).describe('Backend connect deadline'),
-  idle_timeout_ms: Int(1_000, 86_400_000).default(300_000).describe('Close a connection idle in both directions this long'),
-  drain_timeout_ms: Int(0, 3_600_000).default(30_000).describe('On shutdown, wait this long for connections to finish'),
-  tcp_nodelay: z.boolean().default(true).describe('Disable Nagle on both legs'),
-  forwarding: z
-    .enum(['auto', 'splice', 'js'])
-    .default('auto')
-    .describe('TCP byte forwarding: kernel splice through the native addon, JS, or splice when the addon loads'),
+const ServerSchema = strictObject({
+  mode: v.optional(v.pipe(v.picklist(['tcp', 'syn', 'l7']), v.description('tcp: L4 proxy; syn: XDP SYN proxy; l7: HTTP proxy with WAF')), 'tcp'),
+  bind_address: v.optional(v.pipe(HostPort, v.description('Address the proxy listens on')), '127.0.0.1:8443'),
+  backend_address: v.optional(v.pipe(HostPort, v.description('Origin the proxy forwards to')), '127.0.0.1:8080'),
+  worker_threads: v.optional(v.pipe(int(1, 64), v.description('Data-plane threads, each with its own listener (reusePort)')), 2),
+  max_connections: v.optional(v.pipe(int(1, 10_000_000), v.description('Open client connections across the node')), 10_000),
+  per_ip_max_connections: v.optional(v.pipe(int(0, 1_000_000), v.description('Open connections per client IP; 0 = no limit')), 256),
+  connect_timeout_ms: v.optional(v.pipe(int(1, 120_000), v.description('Backend connect deadline')), 5_000),
+  idle_timeout_ms: v.optional(v.pipe(int(1_000, 86_400_000), v.description('Close a connection idle in both directions this long')), 300_000),
+  drain_timeout_ms: v.optional(v.pipe(int(0, 3_600_000), v.description('On shutdown, wait this long for connections to finish')), 30_000),
+  tcp_nodelay: v.optional(v.pipe(v.boolean(), v.description('Disable Nagle on both legs')), true),
+  forwarding: v.optional(
+    v.pipe(
+      v.picklist(['auto', 'splice', 'js']),
+      v.description('TCP byte forwarding: kernel splice through the native addon, JS, or splice when the addon loads'),
+    ),
+    'auto',
+  ),
 });
 
-const TlsSchema = z
-  .strictObject({
-    enabled: z.boolean().default(false).describe('Terminate TLS at the edge'),
-    cert_path: FilePath.optional().describe('PEM certificate chain; required when enabled'),
-    key_path: FilePath.optional().describe('PEM private key; required when enabled'),
-    min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Oldest protocol version accepted'),
-    ciphers: z
-      .string()
-      .min(1)
-      .max(4096)
-      .regex(/^[A-Za-z0-9:+!@_.-]+$/, 'expected an OpenSSL cipher list')
-      .optional()
-      .describe('OpenSSL cipher list; Node defaults when unset'),
-  })
-  .superRefine((tls, ctx) => {
-    if (!tls.enabled) return;
-    for (const key of ['cert_path', 'key_path'] as const) {
-      if (tls[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'required when tls.enabled = true' });
-    }
-  });
+const TlsSchema = v.pipe(
+  strictObject({
+    enabled: v.optional(v.pipe(v.boolean(), v.description('Terminate TLS at the edge')), false),
+    cert_path: v.optional(v.pipe(FilePath, v.description('PEM certificate chain; required when enabled'))),
+    key_path: v.optional(v.pipe(FilePath, v.description('PEM private key; required when enabled'))),
+    min_version: v.optional(v.pipe(v.picklist(['TLSv1.2', 'TLSv1.3']), v.description('Oldest protocol version accepted')), 'TLSv1.2'),
+    ciphers: v.optional(
+      v.pipe(
+        v.string(),
+        v.minLength(1),
+        v.maxLength(4096),
+        v.regex(/^[A-Za-z0-9:+!@_.-]+$/, 'expected an OpenSSL cipher list'),
+        v.description('OpenSSL cipher list; Node defaults when unset'),
+      ),
+    ),
+  }),
+  v.forward(
+    v.partialCheck([['enabled'], ['cert_path']], (t) => !t.enabled || t.cert_path !== undefined, 'required when tls.enabled = true'),
+    ['cert_path'],
+  ),
+  v.forward(
+    v.partialCheck([['enabled'], ['key_path']], (t) => !t.enabled || t.key_path !== undefined, 'required when tls.enabled = true'),
+    ['key_path'],
+  ),
+);
 
-const SynProxySchema = z.strictObject({
-  enabled: z.boolean().default(false).describe('Attach the XDP SYN proxy'),
+const SynProxySchema = strictObject({
+  enabled: v.optional(v.pipe(v.boolean(), v.description('Attach the XDP SYN proxy')), false),
   // IFNAMSIZ is 16 bytes including the NUL terminator.
-  interface: z
-    .string()
-    .regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'expected a network interface name (1-15 chars)')
-    .default('lo')
-    .describe('Network interface the XDP program attaches to'),
-  protected_ports: z.array(Int(1, 65_535)).max(1024).default([80, 443]).describe('Destination ports guarded with SYN cookies'),
-  xdp_mode: z.enum(['native', 'generic', 'auto']).default('auto').describe('XDP attach mode; auto tries native, then generic'),
+  interface: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'expected a network interface name (1-15 chars)'),
+      v.description('Network interface the XDP program attaches to'),
+    ),
+    'lo',
+  ),
+  protected_ports: v.optional(
+    v.pipe(v.array(int(1, 65_535)), v.maxLength(1024), v.description('Destination ports guarded with SYN cookies')),
+    [80, 443],
+  ),
+  xdp_mode: v.optional(
+    v.pipe(v.picklist(['native', 'generic', 'auto']), v.description('XDP attach mode; auto tries native, then generic')),
+    'auto',
+  ),
 });
 
-const WafSchema = z.strictObject({
-  enabled: z.boolean().default(false).describe('Run the WAF in l7 mode'),
-  mode: z.enum(['off', 'detection', 'blocking']).default('blocking').describe('detection logs matches; blocking also interrupts'),
-  paranoia_level: Int(1, 4).default(1).describe('OWASP CRS paranoia level'),
-  crs_path: FilePath.default('/usr/share/modsecurity-crs').describe('Directory of the OWASP Core Rule Set'),
-  fail_open: z.boolean().default(false).describe('On a WAF error, pass the request (true) or refuse it (false)'),
+const WafSchema = strictObject({
+  enabled: v.optional(v.pipe(v.boolean(), v.description('Run the WAF in l7 mode')), false),
+  mode: v.optional(
+    v.pipe(v.picklist(['off', 'detection', 'blocking']), v.description('detection logs matches; blocking also interrupts')),
+    'blocking',
+  ),
+  paranoia_level: v.optional(v.pipe(int(1, 4), v.description('OWASP CRS paranoia level')), 1),
+  crs_path: v.optional(v.pipe(FilePath, v.description('Directory of the OWASP Core Rule Set')), '/usr/share/modsecurity-crs'),
+  fail_open: v.optional(v.pipe(v.boolean(), v.description('On a WAF error, pass the request (true) or refuse it (false)')), false),
 });
 
-const OrchestratorSchema = z
-  .strictObject({
-    enabled: z.boolean().default(false).describe('Register with the orchestrator and send heartbeats'),
-    url: z
-      .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
-      .max(2048)
-      .optional()
-      .describe('Orchestrator base URL; required when enabled'),
-    heartbeat_interval_ms: Int(100, 600_000).default(10_000).describe('Interval between heartbeats'),
-  })
-  .superRefine((o, ctx) => {
-    if (o.enabled && o.url === undefined) ctx.addIssue({ code: 'custom', path: ['url'], message: 'required when orchestrator.enabled = true' });
-  });
+const OrchestratorSchema = v.pipe(
+  strictObject({
+    enabled: v.optional(v.pipe(v.boolean(), v.description('Register with the orchestrator and send heartbeats')), false),
+    url: v.optional(v.pipe(HttpUrl, v.description('Orchestrator base URL; required when enabled'))),
+    heartbeat_interval_ms: v.optional(v.pipe(int(100, 600_000), v.description('Interval between heartbeats')), 10_000),
+  }),
+  v.forward(
+    v.partialCheck([['enabled'], ['url']], (o) => !o.enabled || o.url !== undefined, 'required when orchestrator.enabled = true'),
+    ['url'],
+  ),
+);
 
-const MetricsSchema = z.strictObject({
-  enabled: z.boolean().default(true).describe('Serve Prometheus metrics'),
-  bind_address: HostPort.default('127.0.0.1:9191').describe('Address of the /metrics endpoint'),
+const MetricsSchema = strictObject({
+  enabled: v.optional(v.pipe(v.boolean(), v.description('Serve Prometheus metrics')), true),
+  bind_address: v.optional(v.pipe(HostPort, v.description('Address of the /metrics endpoint')), '127.0.0.1:9191'),
 });
 
-const LoggingSchema = z.strictObject({
-  level: z.enum(LOG_LEVELS).default('info').describe('Minimum level written; changes apply on reload'),
-  format: z.enum(['json', 'pretty']).default('json').describe('json for machines, pretty for humans'),
+const LoggingSchema = strictObject({
+  level: v.optional(v.pipe(v.picklist(LOG_LEVELS), v.description('Minimum level written; changes apply on reload')), 'info'),
+  format: v.optional(v.pipe(v.picklist(['json', 'pretty']), v.description('json for machines, pretty for humans')), 'json'),
 });
 
-const NatsSchema = z
-  .strictObject({
-    enabled: z.boolean().default(false).describe('Connect to NATS for cross-node messaging'),
-    urls: z.array(natsUrl(['nats'])).max(64).default([]).describe('Client URLs of the regional NATS servers'),
-    cluster_urls: z.array(natsUrl(['nats', 'nats-route'])).max(64).default([]).describe('Cluster route URLs, for an embedded or co-located server'),
-    token: Secret.optional().describe('Auth token; use "${VAR}" to keep it out of the file'),
-    user: Secret.optional().describe('User name; goes with password'),
-    password: Secret.optional().describe('Password; use "${VAR}" to keep it out of the file'),
-    name: z.string().min(1).max(128).optional().describe('Client connection name shown by the server'),
-  })
-  .superRefine((n, ctx) => {
-    if (n.enabled && n.urls.length === 0) ctx.addIssue({ code: 'custom', path: ['urls'], message: 'at least one URL is required when nats.enabled = true' });
-    if ((n.user === undefined) !== (n.password === undefined)) {
-      ctx.addIssue({ code: 'custom', path: [n.user === undefined ? 'user' : 'password'], message: 'user and password are set together' });
-    }
-  });
+const NatsSchema = v.pipe(
+  strictObject({
+    enabled: v.optional(v.pipe(v.boolean(), v.description('Connect to NATS for cross-node messaging')), false),
+    urls: v.optional(v.pipe(v.array(natsUrl(['nats'])), v.maxLength(64), v.description('Client URLs of the regional NATS servers')), []),
+    cluster_urls: v.optional(
+      v.pipe(
+        v.array(natsUrl(['nats', 'nats-route'])),
+        v.maxLength(64),
+        v.description('Cluster route URLs, for an embedded or co-located server'),
+      ),
+      [],
+    ),
+    token: v.optional(v.pipe(Secret, v.description('Auth token; use "${VAR}" to keep it out of the file'))),
+    user: v.optional(v.pipe(Secret, v.description('User name; goes with password'))),
+    password: v.optional(v.pipe(Secret, v.description('Password; use "${VAR}" to keep it out of the file'))),
+    name: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(128), v.description('Client connection name shown by the server'))),
+  }),
+  v.forward(
+    v.partialCheck([['enabled'], ['urls']], (n) => !n.enabled || n.urls.length > 0, 'at least one URL is required when nats.enabled = true'),
+    ['urls'],
+  ),
+  // The issue goes to whichever of the pair is missing.
+  v.forward(
+    v.partialCheck([['user'], ['password']], (n) => n.user !== undefined || n.password === undefined, 'user and password are set together'),
+    ['user'],
+  ),
+  v.forward(
+    v.partialCheck([['user'], ['password']], (n) => n.password !== undefined || n.user === undefined, 'user and password are set together'),
+    ['password'],
+  ),
+);
 
-const StateSchema = z.strictObject({
-  dir: FilePath.default('.run/state').describe('Directory for persisted node state (relative to the working directory)'),
+const StateSchema = strictObject({
+  dir: v.optional(
+    v.pipe(FilePath, v.description('Directory for persisted node state (relative to the working directory)')),
+    '.run/state',
+  ),
 });
 
-const AdminSchema = z.strictObject({
-  socket_path: FilePath.default('.run/secbeat.sock').describe('Unix socket of the admin protocol (mode 0600)'),
-  api_token: Secret.optional().describe('Bearer token for the REST API'),
+const AdminSchema = strictObject({
+  socket_path: v.optional(v.pipe(FilePath, v.description('Unix socket of the admin protocol (mode 0600)')), '.run/secbeat.sock'),
+  api_token: v.optional(v.pipe(Secret, v.description('Bearer token for the REST API'))),
 });
 
-const ChaosSchema = z.strictObject({
-  enabled: z.boolean().default(false).describe('Allow chaos rules (drop/delay/crash) from the admin socket'),
+const ChaosSchema = strictObject({
+  enabled: v.optional(v.pipe(v.boolean(), v.description('Allow chaos rules (drop/delay/crash) from the admin socket')), false),
 });
 
-const RuntimeSchema = z
-  .strictObject({
-    mailbox_capacity: Int(1, 1_000_000).default(1024).describe('Messages queued per actor before overflow'),
-    ask_timeout_ms: Int(1, 600_000).default(5_000).describe('Default deadline of an ask'),
-    heartbeat_interval_ms: Int(100, 60_000).default(1_000).describe('Worker thread heartbeat interval'),
-    heartbeat_timeout_ms: Int(1, 600_000).default(5_000).describe('A thread silent this long is restarted'),
-    max_restarts: Int(0, 1000).default(5).describe('Restarts allowed per restart_period_ms before escalating'),
-    restart_period_ms: Int(1, 3_600_000).default(10_000).describe('Window of the restart intensity'),
-    backoff_initial_ms: Int(0, 600_000).default(100).describe('First restart delay; doubles up to backoff_max_ms'),
-    backoff_max_ms: Int(0, 600_000).default(5_000).describe('Longest restart delay'),
-    dead_letter_capacity: Int(0, 1_000_000).default(1000).describe('Dead letters kept for inspection'),
-  })
-  .superRefine((r, ctx) => {
-    // Two missed heartbeats must never be enough to declare a thread dead: a GC pause can eat one.
-    if (r.heartbeat_timeout_ms <= 2 * r.heartbeat_interval_ms) {
-      ctx.addIssue({ code: 'custom', path: ['heartbeat_timeout_ms'], message: `must be greater than 2 * heartbeat_interval_ms (${2 * r.heartbeat_interval_ms})` });
-    }
-    if (r.backoff_max_ms < r.backoff_initial_ms) {
-      ctx.addIssue({ code: 'custom', path: ['backoff_max_ms'], message: `must be at least backoff_initial_ms (${r.backoff_initial_ms})` });
-    }
-  });
+const RuntimeSchema = v.pipe(
+  strictObject({
+    mailbox_capacity: v.optional(v.pipe(int(1, 1_000_000), v.description('Messages queued per actor before overflow')), 1024),
+    ask_timeout_ms: v.optional(v.pipe(int(1, 600_000), v.description('Default deadline of an ask')), 5_000),
+    heartbeat_interval_ms: v.optional(v.pipe(int(100, 60_000), v.description('Worker thread heartbeat interval')), 1_000),
+    heartbeat_timeout_ms: v.optional(v.pipe(int(1, 600_000), v.description('A thread silent this long is restarted')), 5_000),
+    max_restarts: v.optional(v.pipe(int(0, 1000), v.description('Restarts allowed per restart_period_ms before escalating')), 5),
+    restart_period_ms: v.optional(v.pipe(int(1, 3_600_000), v.description('Window of the restart intensity')), 10_000),
+    backoff_initial_ms: v.optional(v.pipe(int(0, 600_000), v.description('First restart delay; doubles up to backoff_max_ms')), 100),
+    backoff_max_ms: v.optional(v.pipe(int(0, 600_000), v.description('Longest restart delay')), 5_000),
+    dead_letter_capacity: v.optional(v.pipe(int(0, 1_000_000), v.description('Dead letters kept for inspection')), 1000),
+  }),
+  // Two missed heartbeats must never be enough to declare a thread dead: a GC pause can eat one.
+  v.forward(
+    v.partialCheck(
+      [['heartbeat_timeout_ms'], ['heartbeat_interval_ms']],
+      (r) => r.heartbeat_timeout_ms > 2 * r.heartbeat_interval_ms,
+      (issue) => `must be greater than 2 * heartbeat_interval_ms (${2 * issue.input.heartbeat_interval_ms})`,
+    ),
+    ['heartbeat_timeout_ms'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [['backoff_max_ms'], ['backoff_initial_ms']],
+      (r) => r.backoff_max_ms >= r.backoff_initial_ms,
+      (issue) => `must be at least backoff_initial_ms (${issue.input.backoff_initial_ms})`,
+    ),
+    ['backoff_max_ms'],
+  ),
+);
 
-export const ConfigSchema = z.strictObject({
-  platform: PlatformSchema.prefault({}),
-  server: ServerSchema.prefault({}),
-  tls: TlsSchema.prefault({}),
-  syn_proxy: SynProxySchema.prefault({}),
-  waf: WafSchema.prefault({}),
-  orchestrator: OrchestratorSchema.prefault({}),
-  metrics: MetricsSchema.prefault({}),
-  logging: LoggingSchema.prefault({}),
-  nats: NatsSchema.prefault({}),
-  state: StateSchema.prefault({}),
-  admin: AdminSchema.prefault({}),
-  chaos: ChaosSchema.prefault({}),
-  runtime: RuntimeSchema.prefault({}),
+export const ConfigSchema = strictObject({
+  platform: v.optional(PlatformSchema, {}),
+  server: v.optional(ServerSchema, {}),
+  tls: v.optional(TlsSchema, {}),
+  syn_proxy: v.optional(SynProxySchema, {}),
+  waf: v.optional(WafSchema, {}),
+  orchestrator: v.optional(OrchestratorSchema, {}),
+  metrics: v.optional(MetricsSchema, {}),
+  logging: v.optional(LoggingSchema, {}),
+  nats: v.optional(NatsSchema, {}),
+  state: v.optional(StateSchema, {}),
+  admin: v.optional(AdminSchema, {}),
+  chaos: v.optional(ChaosSchema, {}),
+  runtime: v.optional(RuntimeSchema, {}),
 });
 
 /** TOML table names of the sections, in schema order. */
-export type SectionName = keyof typeof ConfigSchema.shape;
+export type SectionName = keyof typeof ConfigSchema.entries;
 
 /** The validated configuration, every default filled in. */
-export type Config = z.infer<typeof ConfigSchema>;
+export type Config = v.InferOutput<typeof ConfigSchema>;
 /** What a file (plus overrides) may contain: every section and key optional. */
-export type ConfigInput = z.input<typeof ConfigSchema>;
+export type ConfigInput = v.InferInput<typeof ConfigSchema>;

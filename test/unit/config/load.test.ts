@@ -3,6 +3,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import * as v from 'valibot';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EMBEDDED_CONFIG_PATH, formatConfigIssue, loadConfig, redactConfig, type ConfigIssue, type ConfigSource, type LoadResult } from '../../../src/config/load.ts';
 import { ConfigSchema, parseHostPort, type Config } from '../../../src/config/schema.ts';
@@ -35,7 +36,7 @@ function load(text: string, rest: Omit<ConfigSource, 'file'> = {}): LoadResult {
 describe('defaults', () => {
   it('an empty file gives every schema default', () => {
     const config = ok(load(''));
-    expect(config).toEqual(ConfigSchema.parse({}));
+    expect(config).toEqual(v.parse(ConfigSchema, {}));
     expect(config.server).toMatchObject({ mode: 'tcp', bind_address: '127.0.0.1:8443', backend_address: '127.0.0.1:8080', worker_threads: 2 });
     expect(config.platform).toEqual({ region: 'local', node_id: 'node-1', environment: 'development' });
     expect(config.nats).toEqual({ enabled: false, urls: [], cluster_urls: [] });
@@ -107,6 +108,14 @@ describe('unknown keys', () => {
     ]);
   });
 
+  it('reports every unknown key of a table, not just the first', () => {
+    const found = issues(load('[server]\nfoo = 1\nmode = "tcp"\nbar = 2\n'));
+    expect(found.map((i) => [i.path, i.line])).toEqual([
+      ['server.foo', 2],
+      ['server.bar', 4],
+    ]);
+  });
+
   it('does not count keys inside multi-line strings', () => {
     const found = issues(load('[tls]\nciphers = """\nbogus = 1\n"""\nbogus = 2\n'));
     expect(found.find((i) => i.path === 'tls.bogus')).toMatchObject({ line: 5 });
@@ -141,8 +150,12 @@ describe('schema errors', () => {
     ]);
   });
 
-  it('a section that is not a table is reported as such', () => {
+  it('a section that is not a table is reported as such, arrays included', () => {
     expect(issues(load('server = 5\n'))[0]).toMatchObject({ path: 'server', line: 1 });
+    // valibot's object schemas take `[]` for `{}`; an empty array must not mean "all defaults".
+    for (const text of ['server = []\n', '[[server]]\nmode = "tcp"\n']) {
+      expect(issues(load(text))).toMatchObject([{ path: 'server', line: 1, message: 'Invalid input: expected object, received array' }]);
+    }
   });
 });
 
