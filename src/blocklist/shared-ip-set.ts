@@ -133,6 +133,8 @@ export class SharedIpSetWriter extends SharedIpSet {
   /** Removes entries whose expiry has passed; returns their addresses. */
   purgeExpired(nowSec: number): string[] {
     const removed: string[] = [];
+    // The scan walks every slot (65k with the default capacity); an empty set, the usual case, needs none.
+    if (this.ints[2] === 0) return removed;
     this.#forEachLive(this.ints[0]!, (off) => {
       const expires = this.ints[off + 1]! >>> 0;
       if (expires !== 0 && expires <= nowSec) {

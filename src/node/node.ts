@@ -119,7 +119,7 @@ export class SecbeatNode {
         startTimeoutMs: THREAD_START_TIMEOUT_MS,
         stopTimeoutMs: Math.max(THREAD_CONTROL_TIMEOUT_MS, config.server.drain_timeout_ms),
         // A dead thread's sockets closed with it; release the connection counts it held.
-        beforeStart: () => limits.resetThread(index),
+        beforeRestart: () => limits.resetThread(index),
       });
     });
     this.system.setThreadTransport((thread, delivery) => this.threads.find((t) => t.name === thread)?.send(delivery) ?? false);

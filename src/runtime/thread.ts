@@ -54,8 +54,8 @@ export interface WorkerThreadOptions {
   log: Logger;
   startTimeoutMs: number;
   stopTimeoutMs: number;
-  /** Called before each start, e.g. to release shared counters a dead instance left behind. */
-  beforeStart?: () => void;
+  /** Called before each restart (not the first start), e.g. to release shared counters a dead instance left behind. */
+  beforeRestart?: () => void;
 }
 
 export const THREAD_ENTRY = new URL('./thread-entry.ts', import.meta.url);
@@ -126,7 +126,7 @@ export class WorkerThread {
   }
 
   #start(exited: (reason: ExitReason) => void): Promise<{ stop: () => Promise<void> }> {
-    this.#o.beforeStart?.();
+    if (this.#starts > 0) this.#o.beforeRestart?.();
     this.#starts++;
     this.#status = this.#starts > 1 ? 'restarting' : 'starting';
     const boot = this.#o.boot();
