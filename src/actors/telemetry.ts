@@ -1,9 +1,10 @@
 // The telemetry actor serves /metrics and /health on the [metrics] address and samples process CPU and
 // memory. A scrape merges the main thread's registry with every worker thread's (collected through the
 // runtime's control channel), so each metric is exported once for the node.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:net';
 import { SecbeatError, assertNever } from '../errors.ts';
 import type { TelemetryMsg } from '../messages.ts';
+import { serveSmallHttp, type SmallRequest, type SmallResponse } from '../net/small-http.ts';
 import type { Behavior } from '../runtime/actor.ts';
 import { aggregateMetrics, metrics, type MetricsJson } from '../telemetry/metrics.ts';
 
@@ -57,32 +58,16 @@ export const telemetry: Behavior<TelemetryState, TelemetryMsg, TelemetryInput> =
 };
 
 async function serveMetrics(listen: { host: string; port: number }, collect: () => Promise<MetricsJson[]>): Promise<Server> {
-  const server = createServer((req, res) => {
-    if (req.method !== 'GET') {
-      res.writeHead(405, { allow: 'GET' }).end();
-      return;
-    }
-    if (req.url === '/health') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-      return;
-    }
-    if (req.url !== '/metrics') {
-      res.writeHead(404).end();
-      return;
-    }
-    collect()
-      .then(aggregateMetrics)
-      .then(
-        ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
-        () => res.writeHead(500).end(),
-      );
-  });
-  server.keepAliveTimeout = 5_000;
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 10_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new SecbeatError('SECBEAT_ERR_METRICS_LISTEN', `cannot listen on ${listen.host}:${listen.port}: ${err.message}`, { cause: err })));
-    server.listen({ host: listen.host, port: listen.port }, () => resolve());
-  });
-  return server;
+  const handle = async (req: SmallRequest): Promise<SmallResponse> => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return { status: 405, headers: { allow: 'GET, HEAD' } };
+    if (req.path === '/health') return { status: 200, headers: { 'content-type': 'application/json' }, body: '{"status":"ok"}' };
+    if (req.path !== '/metrics') return { status: 404 };
+    const { contentType, body } = await aggregateMetrics(await collect());
+    return { status: 200, headers: { 'content-type': contentType }, body };
+  };
+  try {
+    return await serveSmallHttp(listen, handle);
+  } catch (err) {
+    throw new SecbeatError('SECBEAT_ERR_METRICS_LISTEN', `cannot listen on ${listen.host}:${listen.port}: ${(err as Error).message}`, { cause: err });
+  }
 }

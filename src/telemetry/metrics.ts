@@ -5,9 +5,10 @@
 import { createRequire } from 'node:module';
 import type * as Prom from 'prom-client';
 
-// prom-client's index also loads the push gateway (http, https), cluster aggregation and default metrics:
-// about 10 MB of heap in every thread that imports it. Threads take just the classes they use; the
-// aggregator is loaded on the main thread only, when a scrape first needs it.
+// prom-client's index also loads the push gateway (node:http, node:https) and default metrics: about 10 MB
+// of heap in every thread that imports it. Threads take just the classes they use; the aggregator (whose
+// module loads node:cluster only when its cluster mode is used, which it is not here) is loaded on the main
+// thread only, when a scrape first needs it.
 const require = createRequire(import.meta.url);
 const Counter = require('prom-client/lib/counter') as typeof Prom.Counter;
 const Gauge = require('prom-client/lib/gauge') as typeof Prom.Gauge;
@@ -159,7 +160,7 @@ export type MetricsJson = Awaited<ReturnType<Prom.Registry['getMetricsAsJSON']>>
 
 /** Merges per-thread registries into one Prometheus text exposition. */
 export async function aggregateMetrics(perThread: MetricsJson[]): Promise<{ contentType: string; body: string }> {
-  const { AggregatorRegistry } = await import('prom-client');
+  const AggregatorRegistry = require('prom-client/lib/cluster') as typeof Prom.AggregatorRegistry;
   const merged = AggregatorRegistry.aggregate(perThread);
   return { contentType: merged.contentType, body: await merged.metrics() };
 }
