@@ -112,39 +112,35 @@ function parseV2(data: Buffer): ProxyHeaderResult {
     if (family > 3 || transport > 2) return { kind: 'invalid', reason: `PROXY v2 family/transport 0x${familyTransport.toString(16)} is unknown` };
     return { kind: 'header', version: 2, length, addresses: null };
   }
-  const body = V2_FIXED_BYTES;
-  if (family === 1) {
-    if (length < body + 12) return { kind: 'invalid', reason: 'PROXY v2 IPv4 block is truncated' };
-    return {
-      kind: 'header',
-      version: 2,
-      length,
-      addresses: {
-        family: 'ipv4',
-        sourceAddress: ipv4Text(data, body),
-        destinationAddress: ipv4Text(data, body + 4),
-        sourcePort: data.readUInt16BE(body + 8),
-        destinationPort: data.readUInt16BE(body + 10),
-      },
-    };
-  }
-  if (family === 2) {
-    if (length < body + 36) return { kind: 'invalid', reason: 'PROXY v2 IPv6 block is truncated' };
-    return {
-      kind: 'header',
-      version: 2,
-      length,
-      addresses: {
-        family: 'ipv6',
-        sourceAddress: ipv6Text(data, body),
-        destinationAddress: ipv6Text(data, body + 16),
-        sourcePort: data.readUInt16BE(body + 32),
-        destinationPort: data.readUInt16BE(body + 34),
-      },
-    };
-  }
-  return { kind: 'invalid', reason: `PROXY v2 address family ${family} is unknown` };
+  // Section 2.2: source address, destination address, source port, destination port.
+  const block = family === 1 ? V2_INET : family === 2 ? V2_INET6 : null;
+  if (block === null) return { kind: 'invalid', reason: `PROXY v2 address family ${family} is unknown` };
+  const at = V2_FIXED_BYTES;
+  const size = block.addressBytes;
+  if (length < at + 2 * size + 4) return { kind: 'invalid', reason: `PROXY v2 ${block.name} block is truncated` };
+  return {
+    kind: 'header',
+    version: 2,
+    length,
+    addresses: {
+      family: block.family,
+      sourceAddress: block.text(data, at),
+      destinationAddress: block.text(data, at + size),
+      sourcePort: data.readUInt16BE(at + 2 * size),
+      destinationPort: data.readUInt16BE(at + 2 * size + 2),
+    },
+  };
 }
+
+interface V2AddressBlock {
+  family: ProxiedAddresses['family'];
+  name: string;
+  addressBytes: number;
+  text: (data: Buffer, at: number) => string;
+}
+
+const V2_INET: V2AddressBlock = { family: 'ipv4', name: 'IPv4', addressBytes: 4, text: ipv4Text };
+const V2_INET6: V2AddressBlock = { family: 'ipv6', name: 'IPv6', addressBytes: 16, text: ipv6Text };
 
 function ipv4Text(data: Buffer, at: number): string {
   return `${data[at]}.${data[at + 1]}.${data[at + 2]}.${data[at + 3]}`;
