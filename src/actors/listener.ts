@@ -4,10 +4,11 @@
 import { assertNever } from '../errors.ts';
 import type { ListenerMsg } from '../messages.ts';
 import { SharedIpSet } from '../blocklist/shared-ip-set.ts';
-import { loadNative } from '../native/binding.ts';
-import { Splicer } from '../native/splicer.ts';
+import { loadNative, type NativeBinding } from '../native/binding.ts';
 import { ConnLimits } from '../proxy/conn-limits.ts';
-import { TcpProxy } from '../proxy/tcp.ts';
+import { TcpProxy, type TcpProxyOptions } from '../proxy/tcp.ts';
+import type { TcpDataPlane } from '../proxy/tcp-data-plane.ts';
+import { NativeTcpProxy } from '../proxy/tcp-native.ts';
 import type { Behavior } from '../runtime/actor.ts';
 import type { Logger } from '../telemetry/log.ts';
 import { metrics } from '../telemetry/metrics.ts';
@@ -26,15 +27,14 @@ export interface ListenerInput {
 }
 
 interface ListenerState {
-  proxy: TcpProxy;
-  splicer: Splicer | null;
+  proxy: TcpDataPlane;
 }
 
 export const listener: Behavior<ListenerState, ListenerMsg, ListenerInput> = {
   name: 'listener',
   async init(ctx, input) {
-    const splicer = kernelForwarding(input.forwarding, ctx.log);
-    const proxy = new TcpProxy({
+    const binding = nativeEngine(input.forwarding, ctx.log);
+    const options: TcpProxyOptions = {
       listen: input.listen,
       backend: input.backend,
       connectTimeoutMs: input.connectTimeoutMs,
@@ -45,16 +45,11 @@ export const listener: Behavior<ListenerState, ListenerMsg, ListenerInput> = {
       metrics: metrics(),
       log: ctx.log,
       threadName: ctx.self.thread,
-      splicer,
-    });
-    try {
-      const bound = await proxy.listen();
-      ctx.log.info({ listen: bound, backend: input.backend, forwarding: splicer ? 'splice' : 'js' }, 'tcp listener ready');
-    } catch (err) {
-      splicer?.close();
-      throw err;
-    }
-    return { proxy, splicer };
+    };
+    const proxy = binding === null ? new TcpProxy(options) : new NativeTcpProxy({ ...options, binding });
+    const bound = await proxy.listen();
+    ctx.log.info({ listen: bound, backend: input.backend, forwarding: binding === null ? 'js' : 'splice' }, 'tcp listener ready');
+    return { proxy };
   },
   async receive(state, msg, ctx) {
     switch (msg.type) {
@@ -70,15 +65,14 @@ export const listener: Behavior<ListenerState, ListenerMsg, ListenerInput> = {
   },
   async stop(state) {
     await state.proxy.close();
-    state.splicer?.close();
   },
 };
 
-/** The splice engine for this thread, or null for JS forwarding ("auto" falls back with one log line). */
-function kernelForwarding(mode: ListenerInput['forwarding'], log: Logger): Splicer | null {
+/** The native engine's binding, or null for JS forwarding ("auto" falls back with one log line). */
+function nativeEngine(mode: ListenerInput['forwarding'], log: Logger): NativeBinding | null {
   if (mode === 'js') return null;
   const native = loadNative();
-  if (native.ok) return new Splicer(native.binding);
+  if (native.ok) return native.binding;
   if (mode === 'splice') throw native.error;
   log.warn({ reason: native.error.message }, 'native addon unavailable; forwarding TCP in JS');
   return null;

@@ -89,7 +89,7 @@ const ServerSchema = strictObject({
   forwarding: v.optional(
     v.pipe(
       v.picklist(['auto', 'splice', 'js']),
-      v.description('TCP byte forwarding: kernel splice through the native addon, JS, or splice when the addon loads'),
+      v.description('TCP data plane: the native engine (accept, connect, splice(2)), JS forwarding, or native when the addon loads'),
     ),
     'auto',
   ),

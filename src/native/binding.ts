@@ -1,42 +1,67 @@
 // The typed surface of the secbeat_native addon (native/) and its loader. TCP mode calls loadNative() once
 // per thread and, when it fails, falls back to JS forwarding and logs the error's message (every path tried
-// and why each failed). The Splicer (./splicer.ts) is the intended caller of SpliceEngine.
+// and why each failed). NativeTcpProxy (src/proxy/tcp-native.ts) is the caller of TcpEngine.
 import { createRequire } from 'node:module';
-import type { Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SecbeatError } from '../errors.ts';
 
-/** Why the engine gave a connection back. `error:<ERRNO>` carries the errno name, e.g. `error:ETIMEDOUT`. */
-export type SpliceCloseReason = 'closed' | 'reset' | 'idle' | 'removed' | `error:${string}`;
+/** Why a connection ended. `error:<ERRNO>` / `connect_error:<ERRNO>` carry the errno name, e.g. `error:ETIMEDOUT`. */
+export type TcpCloseReason =
+  | 'closed'
+  | 'reset'
+  | 'idle'
+  | 'removed'
+  | 'connect_refused'
+  | 'connect_timeout'
+  | `connect_error:${string}`
+  | `error:${string}`;
 
-/**
- * One connection handed back by the engine; reported exactly once per `add`. After it, the engine no
- * longer touches either socket and the caller must destroy both.
- */
-export interface SpliceClosed {
+/** A client the engine accepted. It waits, unread, for a verdict through decide(). */
+export interface AcceptedClient {
   id: number;
-  /** Bytes delivered to B's socket (accepted by its kernel send buffer), read from A. */
-  bytesAtoB: number;
-  bytesBtoA: number;
-  /**
-   * `closed`: both directions ended with a FIN, each after its data was delivered. `reset`: a peer reset
-   * (ECONNRESET, EPIPE, ECONNABORTED). `idle`: nothing moved for idleTimeoutMs. `removed`: remove() or
-   * close() (also engine teardown). `error:<ERRNO>`: any other socket or pipe error.
-   */
-  reason: SpliceCloseReason;
+  /** As node:net reports remoteAddress (an IPv4 client of a dual-stack listener is `::ffff:a.b.c.d`). */
+  ip: string;
+  ipv6: boolean;
 }
 
-export interface SpliceStats {
-  /** Connections added and not yet delivered in a closed batch. */
+/** An admitted connection that ended; reported exactly once per admitted id. */
+export interface ClosedConnection {
+  id: number;
+  ip: string;
+  /** Bytes delivered to the backend (read from the client), and to the client. */
+  bytesIn: number;
+  bytesOut: number;
+  /** Admission to backend connected; -1 when the backend never connected. */
+  connectMs: number;
+  /** Accept to close. */
+  durationMs: number;
+  /**
+   * `closed`: both directions ended with a FIN, each after its data was delivered. `reset`: a peer reset
+   * (ECONNRESET, EPIPE, ECONNABORTED); the other peer is reset too. `idle`: nothing moved for
+   * idleTimeoutMs. `removed`: removeAll() or close(). `connect_*`: the backend connect failed; the client is
+   * reset. `error:<ERRNO>`: any other socket or pipe error; both peers are reset.
+   */
+  reason: TcpCloseReason;
+}
+
+export interface TcpEngineStats {
+  /** Admitted connections whose closed event has not been delivered. */
   connections: number;
+  /** Accepted clients delivered to JS and not yet judged. */
+  waiting: number;
   /** Empty pipes kept for reuse. */
   pipesPooled: number;
   /** Pipes holding bytes in flight (a direction holds one only while it has data to move). */
   pipesInUse: number;
+  /** Totals since the engine started, client → backend and backend → client (live, not per report). */
+  bytesIn: number;
+  bytesOut: number;
+  /** accept(2) failures for lack of a resource (EMFILE, ENOBUFS …); the listener pauses 100 ms after each. */
+  acceptErrors: number;
 }
 
-export interface SpliceEngineOptions {
+export interface TcpEngineOptions {
   /**
    * F_SETPIPE_SZ request for new pipes (default 262144); 0 keeps the kernel default (65536). Refusals
    * (over /proc/sys/fs/pipe-max-size or the user's pipe-user-pages-soft quota) keep the default.
@@ -44,41 +69,67 @@ export interface SpliceEngineOptions {
   pipeSizeBytes?: number;
 }
 
+export interface TcpEngineListenOptions {
+  /** Numeric IPv4 or IPv6 address (`::` is dual-stack); names must be resolved first. */
+  host: string;
+  /** 0 picks a free port; listen() returns the bound one. */
+  port: number;
+  /** Default 4096. */
+  backlog?: number;
+  /** Numeric address of the backend. */
+  backendHost: string;
+  backendPort: number;
+  /** Backend connect deadline; 0 leaves it to the kernel. Default 5000. */
+  connectTimeoutMs?: number;
+  /** Close a connection after this long without a byte moved either way; 0 (default) = never. */
+  idleTimeoutMs?: number;
+  /** TCP_NODELAY on both legs (default true). */
+  noDelay?: boolean;
+}
+
 /**
- * Moves bytes between pairs of connected TCP sockets with splice(2) on one native thread per engine
- * (create one per JS thread). JS sees only add() and the closed batches.
+ * TCP mode's data path on one native thread per engine (create one per JS thread): accepts on a
+ * SO_REUSEPORT listener, asks JS for a verdict on each client in batches, connects admitted clients to the
+ * backend and moves bytes both ways with splice(2). JS sees only the batches and the verdicts.
  */
-export interface SpliceEngine {
+export interface TcpEngine {
   /**
-   * Hands the two sockets' fds to the engine, which forwards A→B and B→A until both directions have ended,
-   * an error, the idle timeout (0 = none) or remove(). The engine works on its own duplicates of the fds
-   * and never closes the caller's. Throws TypeError/RangeError on bad arguments, an Error with code
-   * ERR_INVALID_STATE after close(), ERR_INVALID_ARG_VALUE for an id it still owns, and a system error
-   * (code ENOTSOCK, EMFILE, ENOTCONN …, syscall) when the fds cannot be taken; nothing was taken then.
+   * Binds (SO_REUSEADDR + SO_REUSEPORT) and listens; returns the bound port. Once per engine. Throws a
+   * TypeError/RangeError on bad options, and a system error (code EADDRINUSE, EACCES …, syscall) when the
+   * socket cannot be bound; nothing is listening then.
    */
-  add(id: number, fdA: number, fdB: number, idleTimeoutMs: number): void;
-  /** Aborts a connection (reported as `removed` unless it closed otherwise first). True if a report is still to come. */
-  remove(id: number): boolean;
-  stats(): SpliceStats;
+  listen(options: TcpEngineListenOptions): number;
+  /** Closes the listening socket; open connections go on. */
+  stopListening(): void;
   /**
-   * Stops and joins the native thread; connections still owned are reported as `removed` on a later turn.
-   * Idempotent. Also runs at environment teardown (a terminated worker leaves no thread behind).
+   * Verdicts on accepted clients, each id exactly once: admitted ones are connected and reported once in a
+   * closed event; refused ones are reset and never reported. All or nothing: throws ERR_INVALID_ARG_VALUE
+   * (and takes no verdict) when an id is not waiting, ERR_INVALID_STATE after close().
+   */
+  decide(admit: number[], refuse: number[]): void;
+  /** Ends every admitted connection (reason `removed`). */
+  removeAll(): void;
+  stats(): TcpEngineStats;
+  /**
+   * Stops and joins the native thread and closes the listener; admitted connections still open are
+   * reported as `removed` on a later turn, clients waiting for a verdict are reset. Idempotent. Also runs at
+   * environment teardown (a terminated worker leaves no thread behind).
    */
   close(): void;
 }
 
-export interface SpliceEngineConstructor {
-  new (onClosed: (events: SpliceClosed[]) => void, options?: SpliceEngineOptions): SpliceEngine;
+export interface TcpEngineConstructor {
+  new (onEvents: (accepted: AcceptedClient[], closed: ClosedConnection[]) => void, options?: TcpEngineOptions): TcpEngine;
 }
 
 export interface NativeBinding {
-  SpliceEngine: SpliceEngineConstructor;
+  TcpEngine: TcpEngineConstructor;
   /** Bumped when the addon's JS surface changes incompatibly. */
   abiVersion: number;
 }
 
 /** The abiVersion this TypeScript surface describes. */
-export const NATIVE_ABI_VERSION = 1;
+export const NATIVE_ABI_VERSION = 2;
 
 export type NativeLoadResult =
   | { ok: true; binding: NativeBinding; path: string }
@@ -139,7 +190,7 @@ export function loadNativeFrom(candidates: readonly string[], hint = ''): Native
 function checkBinding(binding: unknown): string | null {
   if (typeof binding !== 'object' || binding === null) return 'did not export an object';
   const b = binding as Partial<Record<keyof NativeBinding, unknown>>;
-  if (typeof b.SpliceEngine !== 'function') return 'does not export SpliceEngine (not a secbeat_native build?)';
+  if (typeof b.TcpEngine !== 'function') return 'does not export TcpEngine (not a secbeat_native build?)';
   if (b.abiVersion !== NATIVE_ABI_VERSION) return `abiVersion ${String(b.abiVersion)}, expected ${NATIVE_ABI_VERSION} (stale build: rebuild)`;
   return null;
 }
@@ -152,17 +203,4 @@ function describeLoadError(err: unknown): string {
     if (typeof e.message === 'string') return e.message.split('\n')[0] ?? e.message;
   }
   return String(err);
-}
-
-/**
- * The OS file descriptor under a connected net.Socket, or -1 when there is none (not connected yet,
- * destroyed, or not a TCP/pipe handle, e.g. a TLS socket wrapping a JS stream).
- *
- * `_handle.fd` is Node-internal (TCPWrap exposes it as a getter on Linux); verified on Node 24. It is the
- * only way to reach the fd of a socket Node created, which is why it is read here and nowhere else.
- */
-export function socketFd(socket: Socket): number {
-  const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
-  const fd = handle?.fd;
-  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : -1;
 }

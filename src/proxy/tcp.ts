@@ -1,8 +1,8 @@
-// TCP mode's data plane: one TcpProxy per worker thread, all bound to the same port with reusePort so the
+// TCP mode's data plane in JS, used where the native engine (./tcp-native.ts) is unavailable or
+// `forwarding = "js"`: one TcpProxy per worker thread, all bound to the same port with reusePort so the
 // kernel spreads connections across threads and a connection never changes thread. Each accepted connection
 // is checked against the shared blocklist and connection limits (./conn-limits.ts), connected to the
-// backend, then forwarded both ways with backpressure and half-close, by the kernel (splice, through the
-// native addon in src/native/) when a Splicer is given, else by JS. The listener actor
+// backend, then forwarded both ways with backpressure and half-close. The listener actor
 // (src/actors/listener.ts) owns one; nothing here knows about actors.
 //
 // CPU per connection and per byte is the limit (bench/tcp/), so the hot paths allocate nothing they can
@@ -11,12 +11,12 @@
 // and metric updates are batched into one sweep per proxy (see #sweep) instead of a timer per socket and a
 // registry call per chunk or per connection.
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { SecbeatError } from '../errors.ts';
 import type { DrainReport, ListenerStats } from '../messages.ts';
-import type { Splicer } from '../native/splicer.ts';
-import { logSecurityEvent, type Logger, type SecurityEvent } from '../telemetry/log.ts';
-import { beforeCollect, type Metrics } from '../telemetry/metrics.ts';
+import type { Logger } from '../telemetry/log.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
 import type { ConnLimits } from './conn-limits.ts';
+import { TcpAccounting, type RefusalReason, type UpstreamErrorKind } from './tcp-accounting.ts';
+import { DrainWaiters, listenError, type TcpDataPlane } from './tcp-data-plane.ts';
 
 /** What the proxy needs of a blocklist: net.BlockList and SharedIpSet (src/blocklist/) both fit. */
 export interface IpBlockCheck {
@@ -37,19 +37,8 @@ export interface TcpProxyOptions {
   metrics: Metrics;
   log: Logger;
   threadName: string;
-  /** Kernel forwarding; null forwards in JS. */
-  splicer: Splicer | null;
 }
 
-export type RefusalReason = Extract<SecurityEvent, { event: 'conn.refused' }>['reason'];
-const REFUSAL_REASONS = ['blocklist', 'max_connections', 'per_ip_limit', 'draining'] as const satisfies readonly RefusalReason[];
-
-/** `kind` label values of secbeat_upstream_errors_total{mode="tcp"}. */
-const UPSTREAM_ERROR_KINDS = ['connect_refused', 'connect_timeout', 'connect_error', 'reset', 'idle_timeout'] as const;
-export type UpstreamErrorKind = (typeof UPSTREAM_ERROR_KINDS)[number];
-
-/** Refusal log lines per second per thread; the rest are counted and summarised (a flood must not flood logs). */
-const REFUSAL_LOGS_PER_SECOND = 10;
 /**
  * Longest sweep interval. The sweep runs every idleTimeoutMs / 4 (at most this, at least SWEEP_MIN_MS), so an
  * idle connection closes between idleTimeoutMs and idleTimeoutMs + interval, and metrics lag by at most this.
@@ -61,11 +50,7 @@ const SWEEP_MIN_MS = 10;
 const CONNECTED = 1;
 const CLIENT_CLOSED = 2;
 const UPSTREAM_CLOSED = 4;
-/** The splice engine owns (or is being handed) the pair; JS does not forward or time it out. */
-const SPLICED = 8;
-/** The engine gave the pair back (its `closed` settled), so its byte counts are final. */
-const SPLICE_DONE = 16;
-const UPSTREAM_ERROR = 32;
+const UPSTREAM_ERROR = 8;
 
 const CONN = Symbol('secbeat.tcp.conn');
 
@@ -80,72 +65,36 @@ interface Conn {
   readonly ip: string;
   readonly startedAt: number;
   flags: number;
+  /** First failure, counted when the connection finishes. */
+  error: UpstreamErrorKind | null;
   /** Bytes read from the client (forwarded to the backend) and from the backend. */
   bytesIn: number;
   bytesOut: number;
-  /** The part of bytesIn/bytesOut already added to the proxy's totals and metrics. */
+  /** The part of bytesIn/bytesOut already added to the accounting. */
   flushedIn: number;
   flushedOut: number;
   /** Sweeps in a row that saw no byte move. */
   idleSweeps: number;
-  /** Splice engine id once handed off, else 0. */
-  spliceId: number;
 }
 
 type Tagged = Socket & { [CONN]: Conn };
 
-/** Counter increments gathered between sweeps, so accept/refuse/close cost no registry call. */
-interface Pending {
-  /** Last bytes of connections closed since the sweep (open ones are read off their Conn). */
-  bytesIn: number;
-  bytesOut: number;
-  accepted: number;
-  ok: number;
-  upstreamError: number;
-  refused: Record<RefusalReason, number>;
-  upstreamErrors: Record<UpstreamErrorKind, number>;
-}
-
-function emptyPending(): Pending {
-  return {
-    bytesIn: 0,
-    bytesOut: 0,
-    accepted: 0,
-    ok: 0,
-    upstreamError: 0,
-    refused: { blocklist: 0, max_connections: 0, per_ip_limit: 0, draining: 0 },
-    upstreamErrors: { connect_refused: 0, connect_timeout: 0, connect_error: 0, reset: 0, idle_timeout: 0 },
-  };
-}
-
-export class TcpProxy implements AsyncDisposable {
+export class TcpProxy implements TcpDataPlane {
   readonly #o: TcpProxyOptions;
   readonly #server: Server;
   readonly #open = new Set<Conn>();
+  readonly #accounting: TcpAccounting;
   readonly #sweepMs: number;
   /** Sweeps without traffic after which a connection is idle; Infinity when idleTimeoutMs is 0. */
   readonly #idleSweeps: number;
-  #sweepTimer: NodeJS.Timeout | null = null;
-  /** Scrapes flush the batched counters first, so /metrics never lags the sweep. */
-  #unhookCollect: () => void = () => {};
+  readonly #drainWaiters = new DrainWaiters();
   #listening = false;
   #draining = false;
-  #accepted = 0;
-  #refused = 0;
-  /** Bytes of closed connections plus what open ones had moved at the last sweep. */
-  #bytesIn = 0;
-  #bytesOut = 0;
-  #pending: Pending = emptyPending();
-  /** Open connections already reflected in the active-connections gauge. */
-  #reportedActive = 0;
-  #refusalLogWindow = 0;
-  #refusalLogsInWindow = 0;
-  #refusalLogsSuppressed = 0;
-  #idleWaiters: (() => void)[] = [];
   #closed: Promise<void> = Promise.resolve();
 
   constructor(options: TcpProxyOptions) {
     this.#o = options;
+    this.#accounting = new TcpAccounting(options.metrics, options.log);
     this.#sweepMs = options.idleTimeoutMs > 0 ? Math.max(SWEEP_MIN_MS, Math.min(SWEEP_MAX_MS, Math.floor(options.idleTimeoutMs / 4))) : SWEEP_MAX_MS;
     this.#idleSweeps = options.idleTimeoutMs > 0 ? Math.ceil(options.idleTimeoutMs / this.#sweepMs) : Infinity;
     // pauseOnConnect: nothing is read from a client until its backend has accepted, so nothing is buffered in
@@ -157,16 +106,13 @@ export class TcpProxy implements AsyncDisposable {
   listen(): Promise<{ host: string; port: number }> {
     const { host, port } = this.#o.listen;
     return new Promise((resolve, reject) => {
-      const onError = (err: Error): void =>
-        reject(new SecbeatError('SECBEAT_ERR_PROXY_LISTEN', `cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
+      const onError = (err: Error): void => reject(listenError(host, port, err));
       this.#server.once('error', onError);
       this.#server.listen({ host, port, reusePort: true, backlog: 4096 }, () => {
         this.#server.off('error', onError);
         this.#server.on('error', (err) => this.#o.log.error({ err }, 'tcp listener error'));
         this.#listening = true;
-        this.#sweepTimer = setInterval(() => this.#sweep(), this.#sweepMs);
-        this.#sweepTimer.unref();
-        this.#unhookCollect = beforeCollect(() => this.flushMetrics());
+        this.#accounting.startSweeping(this.#sweepMs, () => this.#sweep(), () => this.flushMetrics());
         const address = this.#server.address();
         resolve(typeof address === 'object' && address !== null ? { host: address.address, port: address.port } : { host, port });
       });
@@ -174,22 +120,14 @@ export class TcpProxy implements AsyncDisposable {
   }
 
   stats(): ListenerStats {
-    let bytesIn = this.#bytesIn;
-    let bytesOut = this.#bytesOut;
+    let unaddedIn = 0;
+    let unaddedOut = 0;
     for (const c of this.#open) {
-      bytesIn += c.bytesIn - c.flushedIn;
-      bytesOut += c.bytesOut - c.flushedOut;
+      unaddedIn += c.bytesIn - c.flushedIn;
+      unaddedOut += c.bytesOut - c.flushedOut;
     }
-    return {
-      thread: this.#o.threadName,
-      listening: this.#listening,
-      draining: this.#draining,
-      active: this.#open.size,
-      accepted: this.#accepted,
-      refused: this.#refused,
-      bytesIn,
-      bytesOut,
-    };
+    const base = { thread: this.#o.threadName, listening: this.#listening, draining: this.#draining, active: this.#open.size };
+    return this.#accounting.stats(base, unaddedIn, unaddedOut);
   }
 
   /**
@@ -197,7 +135,6 @@ export class TcpProxy implements AsyncDisposable {
    * drain/close, and anything that reads the registry and cannot wait up to SWEEP_MAX_MS (tests).
    */
   flushMetrics(): void {
-    const m = this.#o.metrics;
     let dIn = 0;
     let dOut = 0;
     for (const c of this.#open) {
@@ -209,33 +146,8 @@ export class TcpProxy implements AsyncDisposable {
       c.flushedIn = c.bytesIn;
       c.flushedOut = c.bytesOut;
     }
-    this.#bytesIn += dIn;
-    this.#bytesOut += dOut;
-    const p = this.#pending;
-    this.#pending = emptyPending();
-    // Closed connections left their last bytes in p (socketClosed); open ones were just folded in above.
-    if (dIn + p.bytesIn > 0) m.tcpBytes.inc({ direction: 'in' }, dIn + p.bytesIn);
-    if (dOut + p.bytesOut > 0) m.tcpBytes.inc({ direction: 'out' }, dOut + p.bytesOut);
-    if (p.accepted > 0) m.packetsProcessed.inc({ mode: 'tcp' }, p.accepted);
-    if (p.ok > 0) m.requests.inc({ mode: 'tcp', status_class: 'ok' }, p.ok);
-    if (p.upstreamError > 0) m.requests.inc({ mode: 'tcp', status_class: 'upstream_error' }, p.upstreamError);
-    let refused = 0;
-    for (const reason of REFUSAL_REASONS) {
-      const n = p.refused[reason];
-      if (n === 0) continue;
-      refused += n;
-      m.attacksBlocked.inc({ mode: 'tcp', reason }, n);
-    }
-    if (refused > 0) m.requests.inc({ mode: 'tcp', status_class: 'refused' }, refused);
-    for (const kind of UPSTREAM_ERROR_KINDS) {
-      const n = p.upstreamErrors[kind];
-      if (n > 0) m.upstreamErrors.inc({ mode: 'tcp', kind }, n);
-    }
-    const active = this.#open.size;
-    if (active !== this.#reportedActive) {
-      m.tcpConnectionsActive.inc(active - this.#reportedActive);
-      this.#reportedActive = active;
-    }
+    this.#accounting.addBytes(dIn, dOut);
+    this.#accounting.flush(this.#open.size);
   }
 
   /** Stops accepting; open connections may finish until `timeoutMs`, then the rest are closed. */
@@ -243,29 +155,21 @@ export class TcpProxy implements AsyncDisposable {
     this.#draining = true;
     // server.close() calls back only once every connection has ended, so it is awaited after they are.
     const closed = this.#stopListening();
-    const before = this.#open.size;
-    if (before > 0 && timeoutMs > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
-        this.#idleWaiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-    const forced = this.#open.size;
-    for (const c of [...this.#open]) this.#abort(c);
-    // Aborted sockets report 'close' on a later turn; the report is final once every limit is released.
-    if (this.#open.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    const report = await this.#drainWaiters.drain(
+      () => this.#open.size,
+      () => {
+        for (const c of this.#open) {
+          c.client.destroy();
+          c.upstream.destroy();
+        }
+      },
+      timeoutMs,
+    );
     await closed;
-    this.#unhookCollect();
-    if (this.#sweepTimer !== null) {
-      clearInterval(this.#sweepTimer);
-      this.#sweepTimer = null;
-    }
+    this.#accounting.stopSweeping();
     this.flushMetrics();
-    this.#flushRefusalSummary();
-    return { closedGracefully: before - forced, closedForcibly: forced };
+    this.#accounting.flushRefusalSummary();
+    return report;
   }
 
   /** Closes the listener and every open connection at once. */
@@ -296,8 +200,7 @@ export class TcpProxy implements AsyncDisposable {
     const admitted = this.#o.limits.tryAcquire(ip);
     if (admitted !== 'ok') return this.#refuse(client, ip, admitted);
 
-    this.#accepted++;
-    this.#pending.accepted++;
+    this.#accounting.admitted();
     const upstream = connect({ host: this.#o.backend.host, port: this.#o.backend.port, allowHalfOpen: true, noDelay: this.#o.noDelay });
     const conn: Conn = {
       proxy: this,
@@ -306,12 +209,12 @@ export class TcpProxy implements AsyncDisposable {
       ip,
       startedAt: performance.now(),
       flags: 0,
+      error: null,
       bytesIn: 0,
       bytesOut: 0,
       flushedIn: 0,
       flushedOut: 0,
       idleSweeps: 0,
-      spliceId: 0,
     };
     (client as Tagged)[CONN] = conn;
     (upstream as Tagged)[CONN] = conn;
@@ -326,111 +229,53 @@ export class TcpProxy implements AsyncDisposable {
   }
 
   #refuse(client: Socket, ip: string, reason: RefusalReason): void {
-    this.#refused++;
-    this.#pending.refused[reason]++;
     // RST rather than FIN: the client learns at once, and no TIME_WAIT is left on our side.
     client.on('error', onSocketError);
     client.resetAndDestroy();
-    const second = Math.floor(performance.now() / 1000);
-    if (second !== this.#refusalLogWindow) {
-      this.#flushRefusalSummary();
-      this.#refusalLogWindow = second;
-    }
-    if (this.#refusalLogsInWindow++ < REFUSAL_LOGS_PER_SECOND) {
-      logSecurityEvent(this.#o.log, { event: 'conn.refused', mode: 'tcp', reason, clientIp: ip });
-    } else {
-      this.#refusalLogsSuppressed++;
-    }
+    this.#accounting.refused(ip, reason);
   }
 
-  #flushRefusalSummary(): void {
-    if (this.#refusalLogsSuppressed > 0) {
-      this.#o.log.warn({ security: true, event: 'conn.refused', suppressed: this.#refusalLogsSuppressed }, 'conn.refused lines suppressed (rate limit)');
-    }
-    this.#refusalLogsInWindow = 0;
-    this.#refusalLogsSuppressed = 0;
-  }
-
-  /**
-   * Every sweep: fold byte counts and pending counters into the metrics, close idle JS-forwarded connections
-   * (the splice engine times out its own), and end a refusal-log window that no new refusal closed.
-   */
+  /** Every sweep: fold byte counts and pending counters into the metrics, and close idle connections. */
   #sweep(): void {
     for (const c of this.#open) {
       if (c.bytesIn !== c.flushedIn || c.bytesOut !== c.flushedOut) continue; // moved: flushMetrics resets
-      if ((c.flags & (CONNECTED | SPLICED)) === CONNECTED && ++c.idleSweeps >= this.#idleSweeps) {
-        this.upstreamError(c, 'idle_timeout');
+      if ((c.flags & CONNECTED) !== 0 && ++c.idleSweeps >= this.#idleSweeps) {
+        upstreamError(c, 'idle_timeout');
         c.client.destroy();
         c.upstream.destroy();
       }
     }
     this.flushMetrics();
-    if (Math.floor(performance.now() / 1000) !== this.#refusalLogWindow) this.#flushRefusalSummary();
   }
 
-  /** @internal The module's socket handlers only: backend connected, hand the pair to the kernel or forward in JS. */
+  /** @internal The module's socket handlers only: backend connected, forward both ways. */
   connected(c: Conn): void {
     c.flags |= CONNECTED;
-    this.#o.metrics.latency.observe({ mode: 'tcp' }, (performance.now() - c.startedAt) / 1000);
+    this.#accounting.connected((performance.now() - c.startedAt) / 1000);
     c.upstream.setTimeout(0);
-    const splicer = this.#o.splicer;
-    if (splicer === null) return forwardInJs(c);
-    c.flags |= SPLICED;
-    splicer.splice(c.client, c.upstream, this.#o.idleTimeoutMs).then(
-      ({ id, closed }) => {
-        c.spliceId = id;
-        void closed.then((event) => {
-          c.bytesIn = event.bytesAtoB;
-          c.bytesOut = event.bytesBtoA;
-          if (event.reason === 'reset' || event.reason.startsWith('error:')) this.upstreamError(c, 'reset');
-          else if (event.reason === 'idle') this.upstreamError(c, 'idle_timeout');
-          c.flags |= SPLICE_DONE;
-          this.socketClosed(c, 0);
-        });
-      },
-      (err: unknown) => {
-        // The pair is intact and readable again: forward it in JS instead.
-        this.#o.log.debug({ err }, 'splice hand-off failed; forwarding in JS');
-        c.flags &= ~SPLICED;
-        if (!c.client.destroyed && !c.upstream.destroyed) forwardInJs(c);
-      },
-    );
+    forwardInJs(c);
   }
 
-  /** @internal Counts the connection's first failure (later ones are consequences of it). */
-  upstreamError(c: Conn, kind: UpstreamErrorKind): void {
-    if ((c.flags & UPSTREAM_ERROR) !== 0) return;
-    c.flags |= UPSTREAM_ERROR;
-    this.#pending.upstreamErrors[kind]++;
-  }
-
-  /** @internal Marks sockets closed; the connection is finished when both are (and the kernel let go of them). */
+  /** @internal Marks sockets closed; the connection is finished when both are. */
   socketClosed(c: Conn, closedFlag: number): void {
     c.flags |= closedFlag;
-    const f = c.flags;
-    if ((f & (CLIENT_CLOSED | UPSTREAM_CLOSED)) !== (CLIENT_CLOSED | UPSTREAM_CLOSED)) return;
-    if ((f & (SPLICED | SPLICE_DONE)) === SPLICED || !this.#open.delete(c)) return;
+    if ((c.flags & (CLIENT_CLOSED | UPSTREAM_CLOSED)) !== (CLIENT_CLOSED | UPSTREAM_CLOSED) || !this.#open.delete(c)) return;
     this.#o.limits.release(c.ip);
-    this.#o.metrics.tcpConnectionDuration.observe((performance.now() - c.startedAt) / 1000);
-    const p = this.#pending;
-    if ((f & UPSTREAM_ERROR) !== 0) p.upstreamError++;
-    else p.ok++;
-    p.bytesIn += c.bytesIn - c.flushedIn;
-    p.bytesOut += c.bytesOut - c.flushedOut;
-    this.#bytesIn += c.bytesIn - c.flushedIn;
-    this.#bytesOut += c.bytesOut - c.flushedOut;
-    if (this.#open.size === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
-  }
-
-  #abort(c: Conn): void {
-    if ((c.flags & SPLICED) !== 0 && c.spliceId !== 0 && (c.flags & SPLICE_DONE) === 0 && this.#o.splicer?.remove(c.spliceId)) return;
-    c.client.destroy();
-    c.upstream.destroy();
+    this.#accounting.addBytes(c.bytesIn - c.flushedIn, c.bytesOut - c.flushedOut);
+    this.#accounting.finished(c.error, (performance.now() - c.startedAt) / 1000);
+    if (this.#open.size === 0) this.#drainWaiters.settled();
   }
 }
 
 function conn(socket: Socket): Conn {
   return (socket as Tagged)[CONN];
+}
+
+/** Keeps the connection's first failure (later ones are consequences of it). */
+function upstreamError(c: Conn, kind: UpstreamErrorKind): void {
+  if ((c.flags & UPSTREAM_ERROR) !== 0) return;
+  c.flags |= UPSTREAM_ERROR;
+  c.error = kind;
 }
 
 function onUpstreamConnect(this: Socket): void {
@@ -442,15 +287,14 @@ function onUpstreamConnect(this: Socket): void {
 function onConnectTimeout(this: Socket): void {
   const c = conn(this);
   if ((c.flags & CONNECTED) !== 0) return;
-  c.proxy.upstreamError(c, 'connect_timeout');
+  upstreamError(c, 'connect_timeout');
   c.upstream.destroy();
   c.client.resetAndDestroy();
 }
 
 function onUpstreamError(this: Socket, err: NodeJS.ErrnoException): void {
   const c = conn(this);
-  const kind = (c.flags & CONNECTED) !== 0 ? 'reset' : err.code === 'ECONNREFUSED' ? 'connect_refused' : 'connect_error';
-  c.proxy.upstreamError(c, kind);
+  upstreamError(c, (c.flags & CONNECTED) !== 0 ? 'reset' : err.code === 'ECONNREFUSED' ? 'connect_refused' : 'connect_error');
 }
 
 function onSocketError(this: Socket): void {
@@ -464,7 +308,7 @@ function onSocketError(this: Socket): void {
 function onClose(this: Socket, hadError: boolean): void {
   const c = conn(this);
   const isClient = this === c.client;
-  if ((c.flags & SPLICED) === 0 && (hadError || (c.flags & CONNECTED) === 0)) {
+  if (hadError || (c.flags & CONNECTED) === 0) {
     const other = isClient ? c.upstream : c.client;
     // An unconnected backend socket is destroyed, not reset: resetAndDestroy() would wait for it to connect.
     if (other.destroyed) {
