@@ -1,7 +1,7 @@
 // The main thread's side of a worker thread: starts the Worker with its boot data, relays deliveries in
 // batches over the worker's port, answers control requests, and watches it. A worker that crashes, exits
 // or misses heartbeats is reported to its supervisor as a crash, which restarts it with its actors.
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { SecbeatError, fromErrorData } from '../errors.ts';
 import type { ChaosRule, Delivery, MainToThread, ThreadControl, ThreadInfo, ThreadStatus, ThreadToMain } from '../messages.ts';
 import type { LogSettings, Logger } from '../telemetry/log.ts';
@@ -56,6 +56,8 @@ export interface WorkerThreadOptions {
   stopTimeoutMs: number;
   /** Called before each restart (not the first start), e.g. to release shared counters a dead instance left behind. */
   beforeRestart?: () => void;
+  /** V8 heap limits of the thread's isolate; V8 sizes it by itself when absent. */
+  resourceLimits?: ResourceLimits;
 }
 
 export const THREAD_ENTRY = new URL('./thread-entry.ts', import.meta.url);
@@ -130,7 +132,7 @@ export class WorkerThread {
     this.#starts++;
     this.#status = this.#starts > 1 ? 'restarting' : 'starting';
     const boot = this.#o.boot();
-    const worker = new Worker(THREAD_ENTRY, { workerData: boot, name: `secbeat-${this.name}` });
+    const worker = new Worker(THREAD_ENTRY, { workerData: boot, name: `secbeat-${this.name}`, resourceLimits: this.#o.resourceLimits });
     this.#worker = worker;
     this.#batcher = new PortBatcher<Delivery>(worker, (batch) => ({ kind: 'deliveries', batch }) satisfies MainToThread);
     let stopping = false;

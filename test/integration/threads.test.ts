@@ -107,6 +107,37 @@ describe('worker threads', () => {
     expect(threads[1]!.info().restarts).toBe(0);
   });
 
+  it('a thread runs with the V8 heap limits it is given', async () => {
+    const system = new ActorSystem({
+      region: 'r',
+      node: 'n',
+      thread: 'main',
+      clock: realClock,
+      mailboxCapacity: 64,
+      askTimeoutMs: 2_000,
+      deadLetterCapacity: 100,
+      chaosEnabled: false,
+    });
+    const thread = new WorkerThread({
+      name: 'w0',
+      boot: () => ({ ...boot('w0', 0, 'w0'), actors: [{ name: 'heap', behavior: 'heap', input: {}, restart: 'permanent' }] }),
+      system,
+      clock: realClock,
+      log: rootLogger(),
+      startTimeoutMs: 15_000,
+      stopTimeoutMs: 5_000,
+      resourceLimits: { maxYoungGenerationSizeMb: 3 },
+    });
+    system.setThreadTransport((_thread, d) => thread.send(d));
+    const sup = new Supervisor(
+      { name: 'threads', strategy: 'one_for_one', maxRestarts: 10, periodMs: 10_000, backoffInitialMs: 10, backoffMaxMs: 100, clock: realClock },
+      [thread.child()],
+    );
+    await sup.start();
+    cleanup = () => sup.stop();
+    await expect(system.ask(system.address('heap', 'w0'), { type: 'listener.stats' })).resolves.toEqual({ maxYoungGenerationSizeMb: 3 });
+  });
+
   it('control requests list actors and restart one actor on a worker', async () => {
     const { threads } = await startTwoThreads();
     const w1 = threads[1]!;
