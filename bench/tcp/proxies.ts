@@ -1,8 +1,8 @@
-// The proxies bench/tcp/run.ts compares, started the same way: the real SecBeat node (`main.js run` with a
-// generated TOML, from a type-stripped tree as bin/secbeat runs it) and HAProxy (`mode tcp`), each pinned to core 1, listening on 127.0.0.1 and
-// forwarding to one backend port. A handle gives the PID (for /proc sampling), the port, and stop().
+// The proxies bench/tcp/run.ts compares, started the same way: the real SecBeat node (`bin/secbeat run` with a
+// generated TOML, from a type-stripped tree, i.e. with the launcher's flags and environment as operators run
+// it) and HAProxy (`mode tcp`), each pinned to core 1, listening on 127.0.0.1 and forwarding to one backend port. A handle gives the PID (for /proc sampling), the port, and stop().
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stripTree } from '../../scripts/strip.ts';
 import { freePort, waitForConnect, type Core, type ProcessRegistry } from './proc.ts';
@@ -30,12 +30,12 @@ export interface ProxyEnv {
   /** The repository: node_modules, native/. */
   root: string;
   nodeBin: string;
-  /** Extra node flags for SecBeat (--cpu-prof when asked). */
+  /** Extra node flags for SecBeat (--cpu-prof when asked), passed in NODE_OPTIONS. */
   nodeFlags: readonly string[];
   tmp: string;
   procs: ProcessRegistry;
-  /** SecBeat's entry point: buildStrippedTree(), i.e. what bin/secbeat runs after `npm install`. */
-  secbeatMain: string;
+  /** SecBeat's launcher in buildStrippedTree()'s tree: bin/secbeat, running dist/ as after `npm install`. */
+  secbeatLauncher: string;
 }
 
 let instances = 0;
@@ -104,7 +104,13 @@ function startSecbeat(
       '',
     ].join('\n'),
   );
-  return env.procs.spawnPinned(PROXY_CORE, env.nodeBin, [...env.nodeFlags, env.secbeatMain, 'run', '--config', config], { cwd: dir, stdio: ['ignore', out, out] });
+  // The launcher execs node in place, so the PID is the node's (taskset and sh exec too).
+  const nodeOptions = [process.env['NODE_OPTIONS'] ?? '', ...env.nodeFlags].join(' ').trim();
+  return env.procs.spawnPinned(PROXY_CORE, 'sh', [env.secbeatLauncher, 'run', '--config', config], {
+    cwd: dir,
+    stdio: ['ignore', out, out],
+    env: { ...process.env, NODE_OPTIONS: nodeOptions },
+  });
 }
 
 function startHaproxy(env: ProxyEnv, spec: ProxySpec, dir: string, port: number, backendPort: number, out: number): ChildProcess {
@@ -146,24 +152,30 @@ export function haproxyMaxconn(): number {
 }
 
 /**
- * What `npm run build:js` writes to dist/ (scripts/strip.ts), but under `outDir` and from `sourceRoot`: the
- * repository's own dist/ may be stale while src/ is being edited, and the bench writes nothing outside its
- * temp dir. Package imports resolve through a node_modules link next to it. Returns the entry point.
+ * What `npm install` leaves for bin/secbeat, but under `outDir` and from `sourceRoot`: dist/ as `npm run
+ * build:js` writes it (scripts/strip.ts) with its freshness stamp, the launcher, and links to src/ (so the
+ * launcher finds dist/ current) and node_modules. The repository's own dist/ may be stale while src/ is
+ * being edited, and the bench writes nothing outside its temp dir. Returns the launcher.
  */
 export function buildStrippedTree(root: string, sourceRoot: string, outDir: string): string {
   const dist = join(outDir, 'dist');
   stripTree({ sourceRoot, outDir: dist, links: { config: join(sourceRoot, 'config'), native: join(root, 'native') } });
   symlinkSync(join(root, 'node_modules'), join(outDir, 'node_modules'));
-  return join(dist, 'src/main.js');
+  symlinkSync(join(sourceRoot, 'src'), join(outDir, 'src'));
+  mkdirSync(join(outDir, 'bin'));
+  copyFileSync(join(sourceRoot, 'bin/secbeat'), join(outDir, 'bin/secbeat'));
+  // Written last, as scripts/build.ts does: the launcher runs dist/ only when nothing in src/ is newer.
+  writeFileSync(join(dist, '.built'), `${new Date().toISOString()}\n`);
+  return join(outDir, 'bin/secbeat');
 }
 
 /**
  * SecBeat's sources at a git ref, for A/B runs while src/ is being changed: `git archive` (read-only for the
- * repository) of src/ and config/ into `outDir`, with links to the working tree's node_modules and built
+ * repository) of src/, config/ and bin/ into `outDir`, with links to the working tree's node_modules and built
  * native addon. Returns the new root.
  */
 export function extractRef(root: string, ref: string, outDir: string): string {
-  const tar = execFileSync('git', ['-C', root, 'archive', '--format=tar', ref, 'src', 'config'], { maxBuffer: 256 * 1024 * 1024 });
+  const tar = execFileSync('git', ['-C', root, 'archive', '--format=tar', ref, 'src', 'config', 'bin'], { maxBuffer: 256 * 1024 * 1024 });
   execFileSync('tar', ['-x', '-C', outDir], { input: tar });
   symlinkSync(join(root, 'node_modules'), join(outDir, 'node_modules'));
   symlinkSync(join(root, 'native'), join(outDir, 'native'));

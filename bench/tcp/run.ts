@@ -678,7 +678,7 @@ async function main(): Promise<number> {
       nodeFlags: cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', resolve(cpuProf)],
       tmp,
       procs,
-      secbeatMain: buildStrippedTree(ROOT, secbeatRoot, join(tmp, 'stripped')),
+      secbeatLauncher: buildStrippedTree(ROOT, secbeatRoot, join(tmp, 'stripped')),
     };
     const echo = await startLoadChild(env, 'echo');
     const gen = await startLoadChild(env, 'gen');
