@@ -56,6 +56,7 @@ export class TcpAccounting {
   #refusalLogsSuppressed = 0;
   #sweepTimer: NodeJS.Timeout | null = null;
   #unhookCollect: () => void = () => {};
+  #flushAll: () => void = () => {};
 
   constructor(metrics: Metrics, log: Logger) {
     this.#metrics = metrics;
@@ -63,15 +64,17 @@ export class TcpAccounting {
   }
 
   /**
-   * Runs `sweep` every `intervalMs` (it should end in flush()), and `flushFirst` before every scrape, so
-   * /metrics never lags the sweep. Until stopSweeping().
+   * Runs `sweep` every `intervalMs` (it should end in flush()), and `flushAll` (the data plane's full flush)
+   * before every scrape, so /metrics never lags the sweep. Until stopSweeping().
    */
-  startSweeping(intervalMs: number, sweep: () => void, flushFirst: () => void): void {
+  startSweeping(intervalMs: number, sweep: () => void, flushAll: () => void): void {
     this.#sweepTimer = setInterval(sweep, intervalMs);
     this.#sweepTimer.unref();
-    this.#unhookCollect = beforeCollect(flushFirst);
+    this.#flushAll = flushAll;
+    this.#unhookCollect = beforeCollect(flushAll);
   }
 
+  /** Stops the sweep after a last flush and refusal summary (a drained data plane counts nothing more). */
   stopSweeping(): void {
     this.#unhookCollect();
     this.#unhookCollect = () => {};
@@ -79,6 +82,8 @@ export class TcpAccounting {
       clearInterval(this.#sweepTimer);
       this.#sweepTimer = null;
     }
+    this.#flushAll();
+    this.flushRefusalSummary();
   }
 
   admitted(): void {

@@ -91,8 +91,6 @@ export class NativeTcpProxy implements TcpDataPlane {
     }
     const report = await this.#drainWaiters.drain(() => this.#active, () => this.#engine.removeAll(), timeoutMs);
     this.#accounting.stopSweeping();
-    this.flushMetrics();
-    this.#accounting.flushRefusalSummary();
     return report;
   }
 

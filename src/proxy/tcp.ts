@@ -167,8 +167,6 @@ export class TcpProxy implements TcpDataPlane {
     );
     await closed;
     this.#accounting.stopSweeping();
-    this.flushMetrics();
-    this.#accounting.flushRefusalSummary();
     return report;
   }
 

@@ -43,8 +43,8 @@ afterEach(async () => {
   cleanup = null;
 });
 
-async function startTwoThreads() {
-  const system = new ActorSystem({
+function mainSystem(): ActorSystem {
+  return new ActorSystem({
     region: 'r',
     node: 'n',
     thread: 'main',
@@ -54,6 +54,10 @@ async function startTwoThreads() {
     deadLetterCapacity: 100,
     chaosEnabled: false,
   });
+}
+
+async function startTwoThreads() {
+  const system = mainSystem();
   const threads = ['w0', 'w1'].map(
     (name, i) =>
       new WorkerThread({
@@ -108,16 +112,7 @@ describe('worker threads', () => {
   });
 
   it('a thread runs with the V8 heap limits it is given', async () => {
-    const system = new ActorSystem({
-      region: 'r',
-      node: 'n',
-      thread: 'main',
-      clock: realClock,
-      mailboxCapacity: 64,
-      askTimeoutMs: 2_000,
-      deadLetterCapacity: 100,
-      chaosEnabled: false,
-    });
+    const system = mainSystem();
     const thread = new WorkerThread({
       name: 'w0',
       boot: () => ({ ...boot('w0', 0, 'w0'), actors: [{ name: 'heap', behavior: 'heap', input: {}, restart: 'permanent' }] }),
