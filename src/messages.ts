@@ -241,6 +241,8 @@ export type ThreadControl =
   | { op: 'log.level'; level: LogLevel }
   /** → the thread's registry as prom-client JSON, merged by the main thread's telemetry actor. */
   | { op: 'metrics' }
+  /** → the thread's newest `limit` security events that pass `filter` (src/telemetry/events.ts), oldest first. */
+  | { op: 'events.list'; limit: number; filter: EventFilter }
   | { op: 'stop'; reason: string };
 
 export type MainToThread =
@@ -270,7 +272,25 @@ const IPV6_CHARS = /^[0-9a-fA-F:.]+$/;
  * IPv4 tail, no zone id. v.ipv6()'s regex would refuse "1:2:3:4:5:6:1.2.3.4" and accept "fe80::1%eth0".
  */
 const isIpv6 = (s: string): boolean => IPV6_CHARS.test(s) && URL.canParse(`http://[${s}]`);
-const IpSchema = v.union([v.pipe(v.string(), v.ipv4()), v.pipe(v.string(), v.check(isIpv6))]);
+const Ipv4Schema = v.pipe(v.string(), v.ipv4());
+const IpSchema = v.union([Ipv4Schema, v.pipe(v.string(), v.check(isIpv6))]);
+
+/**
+ * A network as address/prefix, IPv4 (/0–32) or IPv6 (/0–128). The node also refuses host bits set after the
+ * prefix (src/net/cidr.ts names the network meant), which this shape check leaves to it.
+ */
+const isCidr = (s: string): boolean => {
+  const slash = s.indexOf('/');
+  const bits = s.slice(slash + 1);
+  if (slash === -1 || !/^(0|[1-9][0-9]{0,2})$/.test(bits)) return false;
+  const address = s.slice(0, slash);
+  return address.includes(':') ? isIpv6(address) && Number(bits) <= 128 : v.is(Ipv4Schema, address) && Number(bits) <= 32;
+};
+const CidrSchema = v.pipe(v.string(), v.maxLength(64), v.check(isCidr, 'expected a network like 203.0.113.0/24 or 2001:db8::/32'));
+
+/** Which security events `events.list` returns: every kind, or those `src/telemetry/events.ts` counts as attack. */
+export const EVENT_FILTERS = ['all', 'attack'] as const;
+export type EventFilter = (typeof EVENT_FILTERS)[number];
 
 export const AdminCommandSchema = v.variant('cmd', [
   strictObject({ cmd: v.literal('ping') }),
@@ -309,6 +329,20 @@ export const AdminCommandSchema = v.variant('cmd', [
   }),
   strictObject({ cmd: v.literal('block.remove'), ip: IpSchema }),
   strictObject({ cmd: v.literal('block.list') }),
+  /** Emergency range blocks (src/blocklist/shared-cidr-table.ts), beside the exact addresses of block.*. */
+  strictObject({
+    cmd: v.literal('cidr.block'),
+    cidr: CidrSchema,
+    durationSec: v.optional(int(1, 365 * 86_400)),
+  }),
+  strictObject({ cmd: v.literal('cidr.unblock'), cidr: CidrSchema }),
+  strictObject({ cmd: v.literal('cidr.list') }),
+  /** Recent security events of every thread, merged by time; `limit` applies after the filter. */
+  strictObject({
+    cmd: v.literal('events.list'),
+    type: v.optional(v.picklist(EVENT_FILTERS), 'all'),
+    limit: v.optional(int(1, 10_000), 100),
+  }),
   strictObject({ cmd: v.literal('node.drain'), timeoutMs: v.optional(int(0, 3_600_000), 30_000) }),
   strictObject({ cmd: v.literal('node.shutdown'), timeoutMs: v.optional(int(0, 3_600_000), 30_000) }),
 ]);

@@ -1,13 +1,15 @@
-// The TCP-mode listener actor: one per data-plane worker thread, each owning a TcpProxy bound to the same
-// port with reusePort, so the kernel spreads connections over threads and no connection ever hops threads.
+// The listener actor: one per data-plane worker thread, each owning the thread's data plane — TCP mode's
+// (native engine or JS forwarding) or L7 mode's (src/http/) — bound to the same port(s) as the other threads
+// with reusePort, so the kernel spreads connections over threads and no connection ever hops threads.
 // Control messages only: drain and stats.
 import { assertNever } from '../errors.ts';
 import type { ListenerMsg } from '../messages.ts';
-import { SharedIpSet } from '../blocklist/shared-ip-set.ts';
+import { SharedBlocklist } from '../blocklist/shared-blocklist.ts';
+import { buildL7Proxy, type L7Settings } from '../http/setup.ts';
 import { loadNative, type NativeBinding } from '../native/binding.ts';
 import { ConnLimits } from '../proxy/conn-limits.ts';
 import { TcpProxy, type TcpProxyOptions } from '../proxy/tcp.ts';
-import type { TcpDataPlane } from '../proxy/tcp-data-plane.ts';
+import type { DataPlane } from '../proxy/data-plane.ts';
 import { NativeTcpProxy } from '../proxy/tcp-native.ts';
 import type { Behavior } from '../runtime/actor.ts';
 import type { Logger } from '../telemetry/log.ts';
@@ -21,18 +23,29 @@ export interface ListenerInput {
   noDelay: boolean;
   forwarding: 'auto' | 'splice' | 'js';
   threadIndex: number;
-  /** Shared with every thread: connection counts and the blocklist. */
+  /** Shared with every thread: connection counts and the blocklist (exact addresses, then ranges). */
   connLimitsState: SharedArrayBuffer;
   blocklistState: SharedArrayBuffer;
+  cidrBlocklistState: SharedArrayBuffer;
+  /** L7 mode's settings; null in TCP mode. */
+  l7: L7Settings | null;
 }
 
 interface ListenerState {
-  proxy: TcpDataPlane;
+  proxy: DataPlane;
 }
 
 export const listener: Behavior<ListenerState, ListenerMsg, ListenerInput> = {
   name: 'listener',
   async init(ctx, input) {
+    const limits = new ConnLimits(input.connLimitsState, input.threadIndex);
+    const blockList = new SharedBlocklist(input.blocklistState, input.cidrBlocklistState);
+    if (input.l7 !== null) {
+      const proxy = buildL7Proxy(input.l7, { connLimits: limits, blockList, metrics: metrics(), log: ctx.log, threadName: ctx.self.thread });
+      const bound = await proxy.listen();
+      ctx.log.info({ listen: bound, tlsPort: proxy.tlsPort || null }, 'l7 listener ready');
+      return { proxy };
+    }
     const binding = nativeEngine(input.forwarding, ctx.log);
     const options: TcpProxyOptions = {
       listen: input.listen,
@@ -40,8 +53,8 @@ export const listener: Behavior<ListenerState, ListenerMsg, ListenerInput> = {
       connectTimeoutMs: input.connectTimeoutMs,
       idleTimeoutMs: input.idleTimeoutMs,
       noDelay: input.noDelay,
-      limits: new ConnLimits(input.connLimitsState, input.threadIndex),
-      blockList: new SharedIpSet(input.blocklistState),
+      limits,
+      blockList,
       metrics: metrics(),
       log: ctx.log,
       threadName: ctx.self.thread,

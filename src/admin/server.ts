@@ -7,7 +7,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { dirname, join } from 'node:path';
 import { SecbeatError, toErrorData, type ErrorCode } from '../errors.ts';
 import { ADMIN_COMMANDS, decodeAdminRequest, type AdminRequest, type AdminResponse } from '../messages.ts';
-import { logSecurityEvent, type Logger } from '../telemetry/log.ts';
+import type { Logger } from '../telemetry/log.ts';
+import { RejectionLog } from './rejection-log.ts';
 
 /** Executes one decoded request; resolves to the result, throws (ideally a SecbeatError) for failures. */
 export type AdminHandler = (req: AdminRequest) => Promise<unknown>;
@@ -43,11 +44,6 @@ const CLOSE_GRACE_MS = 1_000;
 const PROBE_TIMEOUT_MS = 1_000;
 /** `sun_path` is 108 bytes on Linux including the terminating NUL (unix(7)). */
 const MAX_SOCKET_PATH_BYTES = 107;
-/** `admin.rejected` security events: at most this many per window, the rest counted in one summary line. */
-const REJECT_LOG_MAX_PER_WINDOW = 10;
-const REJECT_LOG_WINDOW_MS = 10_000;
-/** Request text quoted in log lines is cut to this many characters. */
-const LOG_DETAIL_MAX_CHARS = 200;
 
 const NEWLINE = 0x0a;
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
@@ -360,44 +356,6 @@ class AdminConnection {
   }
 }
 
-/** Rate-limited `admin.rejected` security events, shared by all connections of one server. */
-class RejectionLog {
-  readonly #log: Logger;
-  #windowStart = Number.NEGATIVE_INFINITY;
-  #logged = 0;
-  #suppressed = 0;
-  #summaryTimer: NodeJS.Timeout | null = null;
-
-  constructor(log: Logger) {
-    this.#log = log;
-  }
-
-  note(code: ErrorCode, detail: string): void {
-    const now = performance.now();
-    if (now - this.#windowStart >= REJECT_LOG_WINDOW_MS) {
-      this.flush();
-      this.#windowStart = now;
-      this.#logged = 0;
-    }
-    if (this.#logged < REJECT_LOG_MAX_PER_WINDOW) {
-      this.#logged++;
-      logSecurityEvent(this.#log, { event: 'admin.rejected', code, detail: truncate(detail) });
-      return;
-    }
-    this.#suppressed++;
-    this.#summaryTimer ??= setTimeout(() => this.flush(), this.#windowStart + REJECT_LOG_WINDOW_MS - now).unref();
-  }
-
-  /** Reports how many events the current window suppressed. */
-  flush(): void {
-    if (this.#summaryTimer) clearTimeout(this.#summaryTimer);
-    this.#summaryTimer = null;
-    if (this.#suppressed === 0) return;
-    this.#log.warn({ security: true, event: 'admin.rejected', suppressed: this.#suppressed }, 'admin.rejected events suppressed');
-    this.#suppressed = 0;
-  }
-}
-
 /** Connects once: 'live' if something accepts, 'stale' if nobody listens, otherwise the reason it could not tell. */
 function probeSocket(path: string): Promise<'live' | 'stale' | string> {
   return new Promise((resolve) => {
@@ -442,8 +400,4 @@ function isBlank(bytes: Buffer): boolean {
 
 function reason(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function truncate(text: string): string {
-  return text.length > LOG_DETAIL_MAX_CHARS ? `${text.slice(0, LOG_DETAIL_MAX_CHARS)}…` : text;
 }

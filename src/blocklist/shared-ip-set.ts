@@ -61,9 +61,12 @@ export class SharedIpSet {
 
   /** True when `address` is blocked now. Unparseable input is not blocked (the socket layer produced it). */
   check(address: string, _family?: string): boolean {
-    if (!parseIp(address, this.key)) return false;
-    const table = Atomics.load(this.ints, 0);
-    const slot = this.find(table, this.key);
+    return parseIp(address, this.key) && this.contains(this.key);
+  }
+
+  /** check() for an address already in four-word form (./shared-blocklist.ts parses once for both tables). */
+  contains(words: Uint32Array): boolean {
+    const slot = this.find(Atomics.load(this.ints, 0), words);
     if (slot < 0) return false;
     const expires = this.ints[slot + 1]! >>> 0;
     return expires === 0 || expires > Date.now() / 1000;

@@ -48,9 +48,10 @@ const OPTIONS = {
   limit: { type: 'string' },
   duration: { type: 'string' },
   'timeout-ms': { type: 'string' },
+  type: { type: 'string' },
 } as const;
 
-type LocalFlag = 'ask' | 'ask-timeout' | 'limit' | 'duration' | 'timeout-ms';
+type LocalFlag = 'ask' | 'ask-timeout' | 'limit' | 'duration' | 'timeout-ms' | 'type';
 type LocalValues = { ask?: boolean } & { [K in Exclude<LocalFlag, 'ask'>]?: string };
 
 interface CtlCommandSpec {
@@ -112,10 +113,28 @@ const COMMANDS: Record<string, CtlCommandSpec> = {
     operands: ['IP'],
     flags: ['duration'],
     help: 'block an IP address (for --duration SECONDS, default until unblocked)',
-    build: ([ip], f) => ({ cmd: 'block.add', ip: checkIp(ip!), ...(f.duration === undefined ? {} : { durationSec: parseWhole(f.duration, '--duration') }) }),
+    build: ([ip], f) => ({ cmd: 'block.add', ip: checkIp(ip!), ...duration(f) }),
   },
   unblock: { operands: ['IP'], help: 'unblock an IP address', build: ([ip]) => ({ cmd: 'block.remove', ip: checkIp(ip!) }) },
   blocks: { operands: [], help: 'list blocked IP addresses', build: () => ({ cmd: 'block.list' }) },
+  'cidr block': {
+    operands: ['CIDR'],
+    flags: ['duration'],
+    help: 'block a whole network in an emergency, e.g. 203.0.113.0/24 (like block)',
+    build: ([cidr], f) => ({ cmd: 'cidr.block', cidr, ...duration(f) }),
+  },
+  'cidr unblock': { operands: ['CIDR'], help: 'lift the block of a network', build: ([cidr]) => ({ cmd: 'cidr.unblock', cidr }) },
+  'cidr list': { operands: [], help: 'list blocked networks', build: () => ({ cmd: 'cidr.list' }) },
+  events: {
+    operands: [],
+    flags: ['type', 'limit'],
+    help: 'recent security events of every thread, oldest first (default 100; attack: refusals, blocks)',
+    build: (_, f) => ({
+      cmd: 'events.list',
+      ...(f.type === undefined ? {} : { type: f.type }),
+      ...(f.limit === undefined ? {} : { limit: parseWhole(f.limit, '--limit') }),
+    }),
+  },
   drain: { operands: [], flags: ['timeout-ms'], help: 'stop accepting, let connections finish (default 30000 ms)', build: (_, f) => drainCommand('node.drain', f) },
   shutdown: { operands: [], flags: ['timeout-ms'], help: 'drain, then stop the node', build: (_, f) => drainCommand('node.shutdown', f) },
 };
@@ -126,6 +145,7 @@ const FLAG_USAGE: Record<LocalFlag, string> = {
   limit: '[--limit N]',
   duration: '[--duration SECONDS]',
   'timeout-ms': '[--timeout-ms MS]',
+  type: '[--type all|attack]',
 };
 
 export const CTL_USAGE = usage();
@@ -218,7 +238,7 @@ function parse(argv: readonly string[]): CtlParse {
     throw new UsageError(`${name} takes ${spec.operands.length === 0 ? 'no operands' : spec.operands.join(' ')}: usage: ${commandUsage(name, spec)}`);
   }
   const local: LocalValues = {};
-  for (const flag of ['ask', 'ask-timeout', 'limit', 'duration', 'timeout-ms'] as const) {
+  for (const flag of ['ask', 'ask-timeout', 'limit', 'duration', 'timeout-ms', 'type'] as const) {
     const value = values[flag];
     if (value === undefined) continue;
     if (!spec.flags?.includes(flag)) throw new UsageError(`--${flag} does not apply to ${name}`);
@@ -273,6 +293,10 @@ function positive(n: number, what: string): number {
 function checkIp(text: string): string {
   if (isIP(text) === 0) throw new UsageError(`IP: ${JSON.stringify(text)} is not an IPv4 or IPv6 address`);
   return text;
+}
+
+function duration(f: LocalValues): Record<string, unknown> {
+  return f.duration === undefined ? {} : { durationSec: parseWhole(f.duration, '--duration') };
 }
 
 /** The node resolves relative paths against its own working directory, so send an absolute one. */

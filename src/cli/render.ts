@@ -1,6 +1,6 @@
-// Human-readable output of `secbeat ctl` (src/cli/ctl.ts): tables for thread and actor lists, `key: value`
-// lines for one actor and node stats, pretty JSON for everything else. A result that does not have the
-// expected shape (a newer or older node) is printed as JSON rather than guessed at.
+// Human-readable output of `secbeat ctl` (src/cli/ctl.ts): tables for thread, actor and security-event lists,
+// `key: value` lines for one actor and node stats, pretty JSON for everything else. A result that does not
+// have the expected shape (a newer or older node) is printed as JSON rather than guessed at.
 import type { ActorInfo, AdminCommandName, ThreadInfo } from '../messages.ts';
 
 /** The fields each table reads; a list whose elements lack one is shown as JSON instead. */
@@ -16,6 +16,15 @@ const ACTOR_FIELDS = [
   'restarts',
 ] as const satisfies readonly (keyof ActorInfo)[];
 
+/** A security event as `events.list` returns it (src/telemetry/events.ts): these fields, then its own. */
+interface EventRow {
+  at: number;
+  thread: string;
+  event: string;
+  [field: string]: unknown;
+}
+const EVENT_FIELDS = ['at', 'thread', 'event'] as const;
+
 export function renderResult(cmd: AdminCommandName, result: unknown): string {
   if (typeof result === 'string') return result;
   switch (cmd) {
@@ -30,6 +39,9 @@ export function renderResult(cmd: AdminCommandName, result: unknown): string {
       break;
     case 'node.stats':
       if (isRecord(result)) return keyValues(result);
+      break;
+    case 'events.list':
+      if (isListOf<'events', EventRow>(result, 'events', EVENT_FIELDS)) return eventTable(result.events);
       break;
     default:
       break;
@@ -69,6 +81,20 @@ function actorTable(actors: readonly ActorInfo[]): string {
       String(a.processed),
       String(a.dropped),
       String(a.restarts),
+    ]),
+  );
+}
+
+function eventTable(events: readonly EventRow[]): string {
+  return table(
+    [{ title: 'TIME' }, { title: 'THREAD' }, { title: 'EVENT' }, { title: 'DETAILS' }],
+    events.map(({ at, thread, event, ...fields }) => [
+      typeof at === 'number' && Number.isFinite(at) ? new Date(at).toISOString() : scalar(at),
+      thread,
+      event,
+      Object.entries(fields)
+        .map(([k, v]) => `${k}=${scalar(v)}`)
+        .join(' '),
     ]),
   );
 }

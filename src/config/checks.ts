@@ -2,6 +2,7 @@
 // load.ts runs them after the schema passes; they read files but bind, open and start nothing.
 import { accessSync, constants, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { parseCidr } from '../net/cidr.ts';
 import { parseHostPort, type Config } from './schema.ts';
 
 export interface CheckIssue {
@@ -69,5 +70,37 @@ export function checkConfig(config: Config, cwd: string): CheckIssue[] {
   if (config.metrics.enabled && conflicts(config.metrics.bind_address, config.server.bind_address)) {
     issues.push({ path: ['metrics', 'bind_address'], message: `conflicts with server.bind_address (${config.server.bind_address})` });
   }
+  if (config.server.mode === 'l7') issues.push(...checkL7(config, cwd));
+  return issues;
+}
+
+function checkL7(config: Config, cwd: string): CheckIssue[] {
+  const issues: CheckIssue[] = [];
+  const { l7 } = config;
+  if (config.tls.enabled && conflicts(l7.tls_bind_address, config.server.bind_address)) {
+    issues.push({ path: ['l7', 'tls_bind_address'], message: `conflicts with server.bind_address (${config.server.bind_address})` });
+  }
+  l7.trusted_proxies.forEach((cidr, i) => {
+    const parsed = parseCidr(cidr);
+    if (!parsed.ok) issues.push({ path: ['l7', 'trusted_proxies', String(i)], message: parsed.reason });
+  });
+  // A host served by two routes would depend on their order: refuse it instead.
+  const owner = new Map<string, number>();
+  l7.routes.forEach((route, i) => {
+    for (const name of route.hosts) {
+      const host = name.toLowerCase();
+      const first = owner.get(host);
+      if (first === undefined) owner.set(host, i);
+      else issues.push({ path: ['l7', 'routes', String(i), 'hosts'], message: `${host} is already served by l7.routes[${first}]` });
+    }
+    if ((route.cert_path === undefined) !== (route.key_path === undefined)) {
+      issues.push({ path: ['l7', 'routes', String(i)], message: 'cert_path and key_path go together' });
+    }
+    for (const key of ['cert_path', 'key_path'] as const) {
+      const file = route[key];
+      const problem = file === undefined ? null : unreadable(file, cwd);
+      if (problem) issues.push({ path: ['l7', 'routes', String(i), key], message: problem });
+    }
+  });
   return issues;
 }

@@ -121,6 +121,61 @@ const TlsSchema = v.pipe(
   ),
 );
 
+/** A host a route answers for: a DNS name, or "*." and a parent name for its direct subdomains. */
+const RouteHost = v.pipe(
+  v.string(),
+  v.regex(
+    /^(?:\*\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/,
+    'expected a host name or "*.parent" (letters, digits, "-", dots)',
+  ),
+  v.maxLength(253),
+);
+
+/** An origin of a route: http://host:port (plain HTTP to the origin; TLS to origins is a later step). */
+const OriginUrl = v.pipe(
+  v.string(),
+  v.check((s) => /^http:\/\/[^/?#]+\/?$/i.test(s) && URL.canParse(s), 'expected "http://host:port" (no path)'),
+  v.maxLength(2048),
+);
+
+const RouteSchema = strictObject({
+  hosts: v.pipe(v.array(RouteHost), v.minLength(1), v.maxLength(1000), v.description('Host names (Host / :authority / SNI) this route serves')),
+  origins: v.pipe(v.array(OriginUrl), v.minLength(1), v.maxLength(64), v.description('Origins, used round robin with passive health checks')),
+  cert_path: v.optional(v.pipe(FilePath, v.description('PEM certificate chain for these hosts (TLS listener)'))),
+  key_path: v.optional(v.pipe(FilePath, v.description('PEM private key for cert_path'))),
+});
+
+const L7Schema = strictObject({
+  tls_bind_address: v.optional(
+    v.pipe(HostPort, v.description('TLS listener (ALPN h2 and http/1.1) when tls.enabled; server.bind_address is the plain HTTP one')),
+    '127.0.0.1:9443',
+  ),
+  routes: v.optional(
+    v.pipe(v.array(RouteSchema), v.maxLength(100_000), v.description('Routes by host; unmatched hosts go to server.backend_address')),
+    [],
+  ),
+  trusted_proxies: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.maxLength(64))),
+      v.maxLength(1024),
+      v.description('CIDRs whose X-Forwarded-For is believed (walked from the right through trusted hops)'),
+    ),
+    [],
+  ),
+  header_timeout_ms: v.optional(v.pipe(int(100, 300_000), v.description('A request\'s headers must arrive within this (slowloris)')), 10_000),
+  request_timeout_ms: v.optional(v.pipe(int(100, 3_600_000), v.description('A whole request (headers and body) must arrive within this')), 60_000),
+  keepalive_timeout_ms: v.optional(v.pipe(int(100, 600_000), v.description('Close a keep-alive connection idle this long')), 5_000),
+  max_header_bytes: v.optional(v.pipe(int(1024, 1_048_576), v.description('Request line and headers together (431 beyond)')), 16_384),
+  max_headers: v.optional(v.pipe(int(8, 10_000), v.description('Header fields per request (431 beyond)')), 100),
+  max_body_bytes: v.optional(v.pipe(int(0, 2 ** 40), v.description('Request body size limit (413 beyond); 0 = no limit')), 10 * 1024 * 1024),
+  max_requests_per_connection: v.optional(v.pipe(int(0, 1_000_000), v.description('Requests served on one keep-alive connection; 0 = no limit')), 1000),
+  max_concurrent_streams: v.optional(v.pipe(int(1, 10_000), v.description('HTTP/2 streams open at once per connection')), 100),
+  upstream_timeout_ms: v.optional(v.pipe(int(100, 3_600_000), v.description('Origin response headers deadline (504 beyond)')), 30_000),
+  upstream_connections: v.optional(v.pipe(int(1, 100_000), v.description('Keep-alive connections per origin per thread')), 64),
+  eject_after_failures: v.optional(v.pipe(int(1, 1000), v.description('Consecutive failures that eject an origin')), 5),
+  eject_ms: v.optional(v.pipe(int(100, 3_600_000), v.description('How long an ejected origin sits out')), 10_000),
+});
+
 const SynProxySchema = strictObject({
   enabled: v.optional(v.pipe(v.boolean(), v.description('Attach the XDP SYN proxy')), false),
   // IFNAMSIZ is 16 bytes including the NUL terminator.
@@ -167,7 +222,7 @@ const OrchestratorSchema = v.pipe(
 
 const MetricsSchema = strictObject({
   enabled: v.optional(v.pipe(v.boolean(), v.description('Serve Prometheus metrics')), true),
-  bind_address: v.optional(v.pipe(HostPort, v.description('Address of the /metrics endpoint')), '127.0.0.1:9191'),
+  bind_address: v.optional(v.pipe(HostPort, v.description('Address of /metrics, /health and the REST API (/api/v1/)')), '127.0.0.1:9191'),
 });
 
 const LoggingSchema = strictObject({
@@ -216,7 +271,9 @@ const StateSchema = strictObject({
 
 const AdminSchema = strictObject({
   socket_path: v.optional(v.pipe(FilePath, v.description('Unix socket of the admin protocol (mode 0600)')), '.run/secbeat.sock'),
-  api_token: v.optional(v.pipe(Secret, v.description('Bearer token for the REST API'))),
+  api_token: v.optional(
+    v.pipe(Secret, v.description('Bearer token of the REST API (/api/v1/ on the metrics listener); unset = the API answers 403; use "${VAR}"')),
+  ),
 });
 
 const ChaosSchema = strictObject({
@@ -258,6 +315,7 @@ export const ConfigSchema = strictObject({
   platform: v.optional(PlatformSchema, {}),
   server: v.optional(ServerSchema, {}),
   tls: v.optional(TlsSchema, {}),
+  l7: v.optional(L7Schema, {}),
   syn_proxy: v.optional(SynProxySchema, {}),
   waf: v.optional(WafSchema, {}),
   orchestrator: v.optional(OrchestratorSchema, {}),

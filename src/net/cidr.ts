@@ -41,9 +41,24 @@ function mask(words: Uint32Array, prefix: number): void {
   }
 }
 
-function formatCidr(words: Uint32Array, prefix: number): string {
+/** Canonical text of a parsed range (IPv4 networks as a.b.c.d/n), for listings. */
+export function formatCidr(words: ArrayLike<number>, prefix: number): string {
   const v4 = words[0] === 0 && words[1] === 0 && words[2] === 0xffff && prefix >= IPV4_MAPPED_PREFIX;
   return `${formatIp(words)}/${v4 ? prefix - IPV4_MAPPED_PREFIX : prefix}`;
+}
+
+/**
+ * Whether `words` lies in the network whose masked words are `network[at]`…`network[at + 3]` and whose
+ * prefix is `prefix` bits (four-word form). Shared by CidrSet and the shared range table in src/blocklist/.
+ */
+export function inNetwork(words: Uint32Array, network: ArrayLike<number>, at: number, prefix: number): boolean {
+  for (let w = 0; w < 4; w++) {
+    const keep = prefix - w * 32;
+    if (keep <= 0) return true;
+    const m = keep >= 32 ? 0xffffffff : (0xffffffff << (32 - keep)) >>> 0;
+    if (((words[w]! & m) >>> 0) !== network[at + w]! >>> 0) return false;
+  }
+  return true;
 }
 
 /** An immutable set of ranges; build once from config, query per connection. */
@@ -69,15 +84,7 @@ export class CidrSet {
   contains(words: Uint32Array): boolean {
     const r = this.#ranges;
     for (let i = 0; i < r.length; i += STRIDE) {
-      const prefix = r[i + 4]!;
-      let w = 0;
-      for (; w < 4; w++) {
-        const keep = prefix - w * 32;
-        if (keep <= 0) break;
-        const m = keep >= 32 ? 0xffffffff : (0xffffffff << (32 - keep)) >>> 0;
-        if (((words[w]! & m) >>> 0) !== r[i + w]) break;
-      }
-      if (w === 4 || prefix - w * 32 <= 0) return true;
+      if (inNetwork(words, r, i, r[i + 4]!)) return true;
     }
     return false;
   }

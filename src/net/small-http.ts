@@ -46,6 +46,11 @@ export interface SmallResponse {
 
 export type SmallHandler = (req: SmallRequest) => SmallResponse | Promise<SmallResponse>;
 
+/** How the server answers what it refuses itself (malformed, too large, too slow) and a handler that failed. */
+export type SmallErrorResponder = (status: number, message: string) => SmallResponse;
+
+const textError: SmallErrorResponder = (status, message) => ({ status, body: `${message}\n` });
+
 const REASONS: Readonly<Record<number, string>> = {
   200: 'OK',
   201: 'Created',
@@ -90,13 +95,14 @@ interface Head {
   contentLength: number;
 }
 
-/** Starts listening; resolves once bound (rejects with the listen error). */
+/** Starts listening; resolves once bound (rejects with the listen error). Errors are plain text by default. */
 export async function serveSmallHttp(
   listen: { host: string; port: number },
   handler: SmallHandler,
   limits: SmallHttpLimits = SMALL_HTTP_DEFAULTS,
+  errorResponse: SmallErrorResponder = textError,
 ): Promise<Server> {
-  const server = createServer({ noDelay: true }, (socket) => new Connection(socket, handler, limits));
+  const server = createServer({ noDelay: true }, (socket) => new Connection(socket, handler, limits, errorResponse));
   server.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -117,11 +123,13 @@ class Connection {
   readonly #socket: Socket;
   readonly #handler: SmallHandler;
   readonly #limits: SmallHttpLimits;
+  readonly #errorResponse: SmallErrorResponder;
 
-  constructor(socket: Socket, handler: SmallHandler, limits: SmallHttpLimits) {
+  constructor(socket: Socket, handler: SmallHandler, limits: SmallHttpLimits, errorResponse: SmallErrorResponder) {
     this.#socket = socket;
     this.#handler = handler;
     this.#limits = limits;
+    this.#errorResponse = errorResponse;
     this.#timer = setTimeout(() => this.#timeout(), limits.idleTimeoutMs);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', () => socket.destroy());
@@ -158,7 +166,7 @@ class Connection {
       this.#dispatch(head, body);
     } catch (err) {
       const status = err instanceof RequestError ? err.status : 400;
-      this.#respond({ status, body: `${err instanceof Error ? err.message : 'bad request'}\n` }, false);
+      this.#respond(this.#errorResponse(status, err instanceof Error ? err.message : 'bad request'), false);
     }
   }
 
@@ -187,7 +195,7 @@ class Connection {
     }
     answer.then(
       (response) => this.#respond(response, keepAlive, head.method === 'HEAD'),
-      () => this.#respond({ status: 500, body: 'internal error\n' }, keepAlive),
+      () => this.#respond(this.#errorResponse(500, 'internal error'), keepAlive),
     );
   }
 
@@ -214,7 +222,7 @@ class Connection {
 
   #timeout(): void {
     // Mid-request: say so. Idle between requests: just close, as keep-alive servers do.
-    if (this.#head !== null || this.#buffer.length > 0) this.#respond({ status: 408, body: 'request timeout\n' }, false);
+    if (this.#head !== null || this.#buffer.length > 0) this.#respond(this.#errorResponse(408, 'request timeout'), false);
     else this.#socket.destroy();
   }
 }

@@ -1,5 +1,5 @@
-// Executes one decoded admin request against the running node. The admin socket (and, with the L7 issue,
-// the REST API) call this one implementation, so `secbeat ctl` and the API can never disagree.
+// Executes one decoded admin request against the running node. The admin socket and the REST API
+// (src/admin/rest-api.ts) call this one implementation, so `secbeat ctl` and the API can never disagree.
 import { SecbeatError, assertNever } from '../errors.ts';
 import {
   decodeChaosRule,
@@ -10,12 +10,18 @@ import {
   type Address,
   type AdminRequest,
   type DeadLetter,
+  type EventFilter,
   type ThreadInfo,
 } from '../messages.ts';
 import { ChaosFilter } from '../runtime/chaos.ts';
+import { recentSecurityEvents, type SecurityEventRecord } from '../telemetry/events.ts';
+import { logSecurityEvent } from '../telemetry/log.ts';
 import { LISTENER_ACTOR, MAIN_ACTORS, type SecbeatNode } from './node.ts';
 
-export async function executeAdminCommand(node: SecbeatNode, req: AdminRequest): Promise<unknown> {
+/** Which interface a command came through; security events (blocks, unblocks) record it. */
+export type CommandSource = 'admin' | 'api';
+
+export async function executeAdminCommand(node: SecbeatNode, req: AdminRequest, source: CommandSource = 'admin'): Promise<unknown> {
   switch (req.cmd) {
     case 'ping':
       return 'pong';
@@ -85,11 +91,19 @@ export async function executeAdminCommand(node: SecbeatNode, req: AdminRequest):
       await node.setLogLevel(req.level);
       return { level: req.level };
     case 'block.add':
-      return node.blockIp(req.ip, req.durationSec ?? null, 'admin');
+      return node.blockIp(req.ip, req.durationSec ?? null, source);
     case 'block.remove':
-      return { ip: req.ip, removed: node.unblockIp(req.ip, 'admin') };
+      return { ip: req.ip, removed: node.unblockIp(req.ip, source) };
     case 'block.list':
       return { blocked: node.blocklist.list(), capacity: node.blocklist.capacity };
+    case 'cidr.block':
+      return blockCidr(node, req.cidr, req.durationSec ?? null, source);
+    case 'cidr.unblock':
+      return unblockCidr(node, req.cidr, source);
+    case 'cidr.list':
+      return { blocked: node.cidrBlocklist.list(), capacity: node.cidrBlocklist.capacity };
+    case 'events.list':
+      return { events: await securityEvents(node, req.type, req.limit) };
     case 'node.drain':
       return { threads: await node.drain(req.timeoutMs) };
     case 'node.shutdown':
@@ -153,11 +167,43 @@ async function actorOp(node: SecbeatNode, address: Address, cmd: 'actor.restart'
 
 async function deadLetters(node: SecbeatNode, limit: number): Promise<(DeadLetter & { thread: string })[]> {
   const remote = await node.onEveryThread({ op: 'deadletters.list', limit });
+  return mergeByTime(node.system.deadLetters.list(limit), remote, limit);
+}
+
+/** Each thread keeps its own ring (src/telemetry/events.ts); they are read only when asked for. */
+async function securityEvents(node: SecbeatNode, filter: EventFilter, limit: number): Promise<(SecurityEventRecord & { thread: string })[]> {
+  const remote = await node.onEveryThread({ op: 'events.list', limit, filter });
+  return mergeByTime(recentSecurityEvents(limit, filter), remote, limit);
+}
+
+/**
+ * The main thread's records and every worker's answer (threads that did not answer are left out), tagged
+ * with their thread and ordered by time: the newest `limit`, oldest first.
+ */
+function mergeByTime<T extends { at: number }>(main: readonly T[], remote: readonly { thread: string; value?: unknown }[], limit: number): (T & { thread: string })[] {
   const all = [
-    ...node.system.deadLetters.list(limit).map((d) => ({ ...d, thread: 'main' })),
-    ...remote.flatMap((r) => ((r.value as DeadLetter[] | undefined) ?? []).map((d) => ({ ...d, thread: r.thread }))),
+    ...main.map((x) => ({ ...x, thread: 'main' })),
+    ...remote.flatMap((r) => ((r.value as T[] | undefined) ?? []).map((x) => ({ ...x, thread: r.thread }))),
   ];
   return all.sort((a, b) => a.at - b.at).slice(-limit);
+}
+
+function blockCidr(node: SecbeatNode, cidr: string, durationSec: number | null, source: CommandSource): { cidr: string; expiresAt: number | null } {
+  const expiresAt = durationSec === null ? null : Math.ceil(node.clock.now() / 1000) + durationSec;
+  const added = node.cidrBlocklist.add(cidr, expiresAt);
+  if (added.outcome === 'invalid') throw new SecbeatError('SECBEAT_ERR_ADMIN_INVALID_ARGS', `cidr: ${added.reason}`);
+  if (added.outcome === 'full') {
+    throw new SecbeatError('SECBEAT_ERR_ADMIN_INVALID_ARGS', `the range blocklist is full (${node.cidrBlocklist.capacity} networks); unblock some first`);
+  }
+  logSecurityEvent(node.log, { event: 'cidr.blocked', cidr: added.cidr, durationSec, source });
+  return { cidr: added.cidr, expiresAt };
+}
+
+function unblockCidr(node: SecbeatNode, cidr: string, source: CommandSource): { cidr: string; removed: boolean } {
+  const removed = node.cidrBlocklist.remove(cidr);
+  if (removed.outcome === 'invalid') throw new SecbeatError('SECBEAT_ERR_ADMIN_INVALID_ARGS', `cidr: ${removed.reason}`);
+  if (removed.outcome === 'removed') logSecurityEvent(node.log, { event: 'cidr.unblocked', cidr: removed.cidr, source });
+  return { cidr: removed.cidr, removed: removed.outcome === 'removed' };
 }
 
 async function stats(node: SecbeatNode): Promise<Record<string, unknown>> {

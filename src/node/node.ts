@@ -10,6 +10,7 @@ import { adminActor } from '../actors/admin.ts';
 import { configActor } from '../actors/config.ts';
 import type { ListenerInput } from '../actors/listener.ts';
 import { telemetry } from '../actors/telemetry.ts';
+import { CIDR_TABLE_CAPACITY, createCidrTableState, SharedCidrTableWriter } from '../blocklist/shared-cidr-table.ts';
 import { createIpSetState, SharedIpSetWriter } from '../blocklist/shared-ip-set.ts';
 import type { ConfigSource } from '../config/load.ts';
 import { parseHostPort, type Config } from '../config/schema.ts';
@@ -21,6 +22,8 @@ import { WorkerThread, type RuntimeSettings, type ThreadBoot } from '../runtime/
 import { logSecurityEvent, rootLogger, setLogLevel, type Logger } from '../telemetry/log.ts';
 import { collectThreadMetrics, type MetricsJson } from '../telemetry/metrics.ts';
 import { executeAdminCommand } from './commands.ts';
+import type { L7Settings } from '../http/setup.ts';
+import { l7Settings } from './l7-settings.ts';
 import { startRequirements } from './requirements.ts';
 
 export interface NodeOptions {
@@ -29,7 +32,7 @@ export interface NodeOptions {
   clock?: Clock;
 }
 
-/** Capacity of the shared blocklist (exact addresses; ranges arrive with the L7 issue). */
+/** Capacity of the shared blocklist of exact addresses (ranges: CIDR_TABLE_CAPACITY). */
 export const BLOCKLIST_CAPACITY = 65_536;
 const BLOCKLIST_PURGE_INTERVAL_MS = 1_000;
 const TELEMETRY_SAMPLE_INTERVAL_MS = 5_000;
@@ -80,12 +83,15 @@ export class SecbeatNode {
   readonly threadSupervisor: Supervisor;
   readonly root: Supervisor;
   readonly blocklist: SharedIpSetWriter;
+  readonly cidrBlocklist: SharedCidrTableWriter;
   readonly startedAt: number;
   /** Resolves with the process exit code once the node has stopped (shutdown or escalation). */
   readonly stopped: Promise<number>;
   #config: Readonly<Config>;
   #chaosRules: ChaosRule[] = [];
   #connLimitsState: SharedArrayBuffer;
+  /** L7 mode's thread settings, built once (PEM files read, ticket keys drawn); null in TCP mode. */
+  readonly #l7: L7Settings | null;
   #purgeTimer: TimerHandle | null = null;
   #stopping: Promise<void> | null = null;
   #resolveStopped: (code: number) => void = () => {};
@@ -93,6 +99,7 @@ export class SecbeatNode {
   private constructor(options: NodeOptions) {
     const { config } = options;
     this.#config = config;
+    this.#l7 = config.server.mode === 'l7' ? l7Settings(config, options.source.cwd ?? process.cwd()) : null;
     this.clock = options.clock ?? realClock;
     this.log = rootLogger();
     this.startedAt = this.clock.now();
@@ -109,6 +116,7 @@ export class SecbeatNode {
       chaosEnabled: config.chaos.enabled,
     });
     this.blocklist = new SharedIpSetWriter(createIpSetState(BLOCKLIST_CAPACITY));
+    this.cidrBlocklist = new SharedCidrTableWriter(createCidrTableState(CIDR_TABLE_CAPACITY));
     this.#connLimitsState = createConnLimitsState({
       threads: config.server.worker_threads,
       maxConnections: config.server.max_connections,
@@ -157,7 +165,12 @@ export class SecbeatNode {
       this.system.actorChild({
         name: MAIN_ACTORS.telemetry,
         behavior: telemetry,
-        input: { listen: metricsListen, sampleIntervalMs: TELEMETRY_SAMPLE_INTERVAL_MS, collect: () => this.collectMetrics() },
+        input: {
+          listen: metricsListen,
+          sampleIntervalMs: TELEMETRY_SAMPLE_INTERVAL_MS,
+          collect: () => this.collectMetrics(),
+          api: { token: () => this.#config.admin.api_token, execute: (req: AdminRequest) => executeAdminCommand(this, req, 'api') },
+        },
       }),
       this.threadSupervisor.asChild('permanent'),
       this.system.actorChild({
@@ -285,6 +298,8 @@ export class SecbeatNode {
       threadIndex: index,
       connLimitsState: this.#connLimitsState,
       blocklistState: this.blocklist.state,
+      cidrBlocklistState: this.cidrBlocklist.state,
+      l7: this.#l7,
     };
     return {
       region: c.platform.region,
@@ -304,7 +319,7 @@ export class SecbeatNode {
     this.#config = next;
     if (next.logging.level !== prev.logging.level) void this.setLogLevel(next.logging.level);
     if (next.chaos.enabled !== prev.chaos.enabled) void this.setChaos(next.chaos.enabled ? this.chaosRules : []);
-    const live = new Set(['logging.level', 'chaos.enabled']);
+    const live = new Set(['logging.level', 'chaos.enabled', 'admin.api_token']);
     return changedKeys(prev, next).filter((k) => !live.has(k));
   }
 
@@ -312,6 +327,9 @@ export class SecbeatNode {
     this.#purgeTimer = this.clock.setTimeout(() => {
       for (const ip of this.blocklist.purgeExpired(this.clock.now() / 1000)) {
         logSecurityEvent(this.log, { event: 'ip.unblocked', ip, source: 'expiry' });
+      }
+      for (const cidr of this.cidrBlocklist.purgeExpired(this.clock.now() / 1000)) {
+        logSecurityEvent(this.log, { event: 'cidr.unblocked', cidr, source: 'expiry' });
       }
       this.#schedulePurge();
     }, BLOCKLIST_PURGE_INTERVAL_MS);

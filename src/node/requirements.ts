@@ -6,8 +6,8 @@ import { loadNative } from '../native/binding.ts';
 /** Problems that prevent starting `config` here; empty when it can start. */
 export function startRequirements(config: Readonly<Config>): string[] {
   const problems: string[] = [];
-  if (config.server.mode !== 'tcp') {
-    problems.push(`server.mode = "${config.server.mode}" is not available in this build yet; run mode "tcp"`);
+  if (config.server.mode === 'syn') {
+    problems.push('server.mode = "syn" is not available in this build yet; run mode "tcp" or "l7"');
   }
   if (config.server.mode === 'tcp' && config.server.forwarding === 'splice') {
     const native = loadNative();

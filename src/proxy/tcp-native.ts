@@ -14,7 +14,7 @@ import { isIP } from 'node:net';
 import type { DrainReport, ListenerStats } from '../messages.ts';
 import type { AcceptedClient, ClosedConnection, NativeBinding, TcpCloseReason, TcpEngine } from '../native/binding.ts';
 import { TcpAccounting, type RefusalReason, type UpstreamErrorKind } from './tcp-accounting.ts';
-import { DrainWaiters, listenError, type TcpDataPlane } from './tcp-data-plane.ts';
+import { DrainWaiters, listenError, type DataPlane } from './data-plane.ts';
 import type { TcpProxyOptions } from './tcp.ts';
 
 export interface NativeTcpProxyOptions extends TcpProxyOptions {
@@ -25,7 +25,7 @@ export interface NativeTcpProxyOptions extends TcpProxyOptions {
 const SWEEP_MS = 1_000;
 const LISTEN_BACKLOG = 4096;
 
-export class NativeTcpProxy implements TcpDataPlane {
+export class NativeTcpProxy implements DataPlane {
   readonly #o: NativeTcpProxyOptions;
   readonly #engine: TcpEngine;
   readonly #accounting: TcpAccounting;

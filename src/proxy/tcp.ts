@@ -16,12 +16,7 @@ import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { ConnLimits } from './conn-limits.ts';
 import { TcpAccounting, type RefusalReason, type UpstreamErrorKind } from './tcp-accounting.ts';
-import { DrainWaiters, listenError, type TcpDataPlane } from './tcp-data-plane.ts';
-
-/** What the proxy needs of a blocklist: net.BlockList and SharedIpSet (src/blocklist/) both fit. */
-export interface IpBlockCheck {
-  check(address: string, family?: string): boolean;
-}
+import { DrainWaiters, listenError, type DataPlane, type IpBlockCheck } from './data-plane.ts';
 
 export interface TcpProxyOptions {
   listen: { host: string; port: number };
@@ -79,7 +74,7 @@ interface Conn {
 
 type Tagged = Socket & { [CONN]: Conn };
 
-export class TcpProxy implements TcpDataPlane {
+export class TcpProxy implements DataPlane {
   readonly #o: TcpProxyOptions;
   readonly #server: Server;
   readonly #open = new Set<Conn>();

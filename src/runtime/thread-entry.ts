@@ -4,6 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { SecbeatError, toErrorData } from '../errors.ts';
 import type { Delivery, MainToThread, ThreadControl, ThreadToMain } from '../messages.ts';
+import { recentSecurityEvents } from '../telemetry/events.ts';
 import { createRootLogger, setLogLevel } from '../telemetry/log.ts';
 import { collectThreadMetrics } from '../telemetry/metrics.ts';
 import type { AnyBehavior } from './actor.ts';
@@ -80,6 +81,8 @@ async function handleControl(control: ThreadControl): Promise<unknown> {
       return setLogLevel(control.level);
     case 'metrics':
       return collectThreadMetrics();
+    case 'events.list':
+      return recentSecurityEvents(control.limit, control.filter);
     case 'stop':
       clearInterval(heartbeat);
       await root.stop();

@@ -4,6 +4,7 @@
 import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
 import type { LogLevel } from '../messages.ts';
+import { recordSecurityEvent } from './events.ts';
 
 export type { Logger };
 
@@ -78,7 +79,8 @@ export function setLogLevel(level: LogLevel): void {
 
 // ---------------------------------------------------------------------------------------------------------
 // Security events: a closed union with fixed fields so dashboards and alert rules can rely on the schema.
-// Logged at `warn`; never per packet — data planes count in metrics and log refusals per connection.
+// Logged at `warn`; never per packet — data planes count in metrics and log refusals per connection. Each is
+// also kept in the thread's ring of recent events (./events.ts), whatever the log level.
 
 export type SecurityEvent =
   | {
@@ -89,10 +91,13 @@ export type SecurityEvent =
     }
   | { event: 'ip.blocked'; ip: string; durationSec: number | null; source: 'admin' | 'api' | 'config' }
   | { event: 'ip.unblocked'; ip: string; source: 'admin' | 'api' | 'expiry' }
+  | { event: 'cidr.blocked'; cidr: string; durationSec: number | null; source: 'admin' | 'api' }
+  | { event: 'cidr.unblocked'; cidr: string; source: 'admin' | 'api' | 'expiry' }
   | { event: 'admin.rejected'; code: string; detail: string };
 
 export type SecurityEventName = SecurityEvent['event'];
 
 export function logSecurityEvent(log: Logger, e: SecurityEvent): void {
+  recordSecurityEvent(e);
   log.warn({ security: true, ...e }, e.event);
 }

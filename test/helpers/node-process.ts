@@ -22,7 +22,14 @@ export interface NodeProcess extends AsyncDisposable {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
-export async function startNode(opts: { backendPort: number; extraToml?: string; threads?: number }): Promise<NodeProcess> {
+/** `env` is added to the test's environment: config overrides (SECBEAT_ADMIN__API_TOKEN) and `${VAR}` values. */
+export async function startNode(opts: {
+  backendPort: number;
+  extraToml?: string;
+  threads?: number;
+  mode?: 'tcp' | 'l7';
+  env?: Record<string, string>;
+}): Promise<NodeProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'secbeat-it-'));
   const port = await freePort();
   const metricsPort = await freePort();
@@ -35,7 +42,7 @@ region = "test"
 node_id = "it-node"
 
 [server]
-mode = "tcp"
+mode = "${opts.mode ?? 'tcp'}"
 bind_address = "127.0.0.1:${port}"
 backend_address = "127.0.0.1:${opts.backendPort}"
 worker_threads = ${opts.threads ?? 2}
@@ -62,7 +69,7 @@ ${opts.extraToml ?? ''}
 `,
   );
   let out = '';
-  const proc = spawn(SECBEAT, ['run', '--config', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(SECBEAT, ['run', '--config', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr!.on('data', (b: Buffer) => (out += b.toString()));
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));

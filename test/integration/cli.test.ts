@@ -43,9 +43,9 @@ describe('secbeat validate-config', () => {
 
   it('a mode this build cannot run is refused at start with a clear error', () => {
     const dir = mkdtempSync(join(tmpdir(), 'secbeat-cli-'));
-    const r = secbeat(['run', '--mode', 'l7', '--set', `admin.socket_path="${join(dir, 's')}"`, '--set', 'metrics.enabled=false']);
+    const r = secbeat(['run', '--mode', 'syn', '--set', `admin.socket_path="${join(dir, 's')}"`, '--set', 'metrics.enabled=false']);
     expect(r.code).toBe(2);
-    expect(r.stdout + r.stderr).toContain('server.mode = \\"l7\\" is not available in this build yet');
+    expect(r.stdout + r.stderr).toContain('server.mode = \\"syn\\" is not available in this build yet');
   });
 });
 

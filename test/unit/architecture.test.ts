@@ -18,12 +18,12 @@ const ALLOWED: Record<string, readonly string[]> = {
   'errors.ts': [],
   net: [],
   tls: ['errors.ts'],
-  http: ['messages.ts', 'errors.ts', 'telemetry', 'net'],
+  http: ['messages.ts', 'errors.ts', 'telemetry', 'net', 'tls', 'proxy'],
   blocklist: ['messages.ts', 'errors.ts', 'telemetry', 'net'],
   proxy: ['messages.ts', 'errors.ts', 'telemetry', 'blocklist', 'config', 'native'],
-  config: ['messages.ts', 'errors.ts', 'validation.ts'],
+  config: ['messages.ts', 'errors.ts', 'validation.ts', 'net'],
   native: ['errors.ts'],
-  admin: ['messages.ts', 'errors.ts', 'telemetry'],
+  admin: ['messages.ts', 'errors.ts', 'telemetry', 'net'],
   cli: ['messages.ts', 'errors.ts', 'admin'],
 };
 

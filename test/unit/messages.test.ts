@@ -40,6 +40,12 @@ describe('decoders', () => {
     [{ id: 1, cmd: 'block.add', ip: 'fe80::1%eth0' }, ['ip: Invalid input']],
     [{ id: 1, cmd: 'ping', secret: 'hunter2' }, ['Unrecognized key: "secret"']],
     [{ id: 1, cmd: 'deadletters.list', limit: 'hunter2' }, ['limit: Invalid input: expected number, received string']],
+    [{ id: 1, cmd: 'cidr.block', cidr: '10.0.0.0' }, ['cidr: expected a network like 203.0.113.0/24 or 2001:db8::/32']],
+    [{ id: 1, cmd: 'cidr.block', cidr: '10.0.0.0/33' }, ['cidr: expected a network like 203.0.113.0/24 or 2001:db8::/32']],
+    [{ id: 1, cmd: 'cidr.unblock', cidr: '2001:db8::/129' }, ['cidr: expected a network like 203.0.113.0/24 or 2001:db8::/32']],
+    [{ id: 1, cmd: 'cidr.unblock', cidr: 'fe80::%eth0/64' }, ['cidr: expected a network like 203.0.113.0/24 or 2001:db8::/32']],
+    [{ id: 1, cmd: 'cidr.block', cidr: '10.0.0.0/08' }, ['cidr: expected a network like 203.0.113.0/24 or 2001:db8::/32']],
+    [{ id: 1, cmd: 'events.list', type: 'scary' }, ['type: Invalid option: expected one of "all"|"attack"']],
   ])('admin request %j', (input, expected) => {
     expect(issuesOf(decodeAdminRequest(input))).toEqual(expected);
   });
@@ -47,5 +53,10 @@ describe('decoders', () => {
   it('admin request defaults and IPv6 forms', () => {
     expect(decodeAdminRequest({ id: 7, cmd: 'node.drain' })).toEqual({ ok: true, value: { cmd: 'node.drain', timeoutMs: 30_000, id: 7 } });
     for (const ip of ['::ffff:1.2.3.4', '1:2:3:4:5:6:1.2.3.4', '::', '10.0.0.1']) expect(decodeAdminRequest({ id: 1, cmd: 'block.add', ip }).ok, ip).toBe(true);
+    for (const cidr of ['10.0.0.0/8', '0.0.0.0/0', '::/0', '2001:db8::/32', '::ffff:10.0.0.0/104', '10.0.0.1/8']) {
+      // Host bits (10.0.0.1/8) are the node's to refuse: src/net/cidr.ts says which network was meant.
+      expect(decodeAdminRequest({ id: 1, cmd: 'cidr.block', cidr }).ok, cidr).toBe(true);
+    }
+    expect(decodeAdminRequest({ id: 2, cmd: 'events.list' })).toEqual({ ok: true, value: { cmd: 'events.list', type: 'all', limit: 100, id: 2 } });
   });
 });

@@ -49,6 +49,12 @@ const COMMAND_CASES: [string, AdminCommand][] = [
   ['block 2001:db8::1 --duration 600', { cmd: 'block.add', ip: '2001:db8::1', durationSec: 600 }],
   ['unblock 203.0.113.9', { cmd: 'block.remove', ip: '203.0.113.9' }],
   ['blocks', { cmd: 'block.list' }],
+  ['cidr block 203.0.113.0/24', { cmd: 'cidr.block', cidr: '203.0.113.0/24' }],
+  ['cidr block 2001:db8::/32 --duration 3600', { cmd: 'cidr.block', cidr: '2001:db8::/32', durationSec: 3600 }],
+  ['cidr unblock 203.0.113.0/24', { cmd: 'cidr.unblock', cidr: '203.0.113.0/24' }],
+  ['cidr list', { cmd: 'cidr.list' }],
+  ['events', { cmd: 'events.list', type: 'all', limit: 100 }],
+  ['events --type attack --limit 20', { cmd: 'events.list', type: 'attack', limit: 20 }],
   ['drain', { cmd: 'node.drain', timeoutMs: 30_000 }],
   ['drain --timeout-ms 0', { cmd: 'node.drain', timeoutMs: 0 }],
   ['shutdown --timeout-ms 5000', { cmd: 'node.shutdown', timeoutMs: 5_000 }],
@@ -87,6 +93,11 @@ describe('parseCtlArgs', () => {
     [['block', '10.0.0.1', '--duration', 'soon'], /--duration expects a whole number/],
     [['block', '10.0.0.1', '--duration', '0'], /invalid arguments for block: durationSec: /],
     [['log-level', 'loud'], /invalid arguments for log-level: level: /],
+    [['cidr'], /cidr needs one of: block, unblock, list/],
+    [['cidr', 'block', '203.0.113.0'], /invalid arguments for cidr block: cidr: expected a network like/],
+    [['cidr', 'block', '10.0.0.0/33'], /cidr: expected a network/],
+    [['events', '--type', 'scary'], /invalid arguments for events: type: Invalid option/],
+    [['blocks', '--type', 'attack'], /--type does not apply to blocks/],
     [['deadletters', '--limit', '0'], /limit: /],
     [['inspect', 'a/b/c'], undefined], // address syntax is the node's to judge (it knows `here`)
     [['threads', '--limit', '5'], /--limit does not apply to threads/],
@@ -109,7 +120,7 @@ describe('parseCtlArgs', () => {
   it('lists every command in the usage text', () => {
     for (const [line] of COMMAND_CASES) {
       const words = line.split(' ');
-      const name = words[0] === 'chaos' || words[0] === 'config' ? words.slice(0, 2).join(' ') : words[0]!;
+      const name = words[0] === 'chaos' || words[0] === 'config' || words[0] === 'cidr' ? words.slice(0, 2).join(' ') : words[0]!;
       expect(CTL_USAGE).toContain(`\n  ${name} `);
     }
   });
@@ -191,6 +202,22 @@ describe('renderResult', () => {
     expect(renderResult('node.stats', { node: 'n1', uptimeSec: 12, draining: false, lastError: null, mode: { tcp: true } })).toBe(
       ['node:      n1', 'uptimeSec: 12', 'draining:  false', 'lastError: -', 'mode:      {"tcp":true}'].join('\n'),
     );
+  });
+
+  it('renders security events as a table: time, thread, event, then the event’s own fields', () => {
+    const events = [
+      { event: 'cidr.blocked', cidr: '203.0.113.0/24', durationSec: null, source: 'api', at: Date.UTC(2025, 0, 2, 3, 4, 5), thread: 'main' },
+      { event: 'conn.refused', mode: 'tcp', reason: 'blocklist', clientIp: '203.0.113.9', at: Date.UTC(2025, 0, 2, 3, 4, 6), thread: 'w1' },
+    ];
+    expect(renderResult('events.list', { events })).toBe(
+      [
+        'TIME                      THREAD  EVENT         DETAILS',
+        '2025-01-02T03:04:05.000Z  main    cidr.blocked  cidr=203.0.113.0/24 durationSec=- source=api',
+        '2025-01-02T03:04:06.000Z  w1      conn.refused  mode=tcp reason=blocklist clientIp=203.0.113.9',
+      ].join('\n'),
+    );
+    expect(renderResult('events.list', { events: [{ event: 'x', at: 'yesterday', thread: 'w0' }] })).toBe('TIME       THREAD  EVENT  DETAILS\nyesterday  w0      x');
+    expect(renderResult('events.list', { events: [{ event: 'x' }] })).toBe('{\n  "events": [\n    {\n      "event": "x"\n    }\n  ]\n}');
   });
 
   it('prints strings as they are, other results and unexpected shapes as pretty JSON', () => {

@@ -10,8 +10,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createIpSetState, SharedIpSetWriter } from '../../../src/blocklist/shared-ip-set.ts';
 import { loadNative } from '../../../src/native/binding.ts';
 import { ConnLimits, createConnLimitsState } from '../../../src/proxy/conn-limits.ts';
-import { TcpProxy, type IpBlockCheck, type TcpProxyOptions } from '../../../src/proxy/tcp.ts';
-import type { TcpDataPlane } from '../../../src/proxy/tcp-data-plane.ts';
+import { TcpProxy, type TcpProxyOptions } from '../../../src/proxy/tcp.ts';
+import type { DataPlane, IpBlockCheck } from '../../../src/proxy/data-plane.ts';
 import { NativeTcpProxy } from '../../../src/proxy/tcp-native.ts';
 import { rootLogger, type Logger } from '../../../src/telemetry/log.ts';
 import { createMetrics, type Metrics } from '../../../src/telemetry/metrics.ts';
@@ -30,7 +30,7 @@ if (!native.ok && process.env['CI'] === 'true') throw native.error;
 const FORWARDINGS = native.ok ? (['native', 'js'] as const) : (['js'] as const);
 type Forwarding = (typeof FORWARDINGS)[number];
 
-function makeProxy(forwarding: Forwarding, options: TcpProxyOptions): TcpDataPlane {
+function makeProxy(forwarding: Forwarding, options: TcpProxyOptions): DataPlane {
   if (forwarding === 'js') return new TcpProxy(options);
   if (!native.ok) throw native.error;
   return new NativeTcpProxy({ ...options, binding: native.binding });
@@ -99,7 +99,7 @@ async function backend(onConnection: (s: Socket) => void): Promise<number> {
   return (server.address() as { port: number }).port;
 }
 
-async function metricValue(proxy: TcpDataPlane, metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
+async function metricValue(proxy: DataPlane, metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
   proxy.flushMetrics();
   const json = await metrics.registry.getMetricsAsJSON();
   const m = json.find((x) => x.name === name);

@@ -1,9 +1,15 @@
-// What the listener actor (src/actors/listener.ts) needs of a TCP data plane, whichever forwards the
-// bytes: the native engine (./tcp-native.ts) or JS (./tcp.ts).
+// What the listener actor (src/actors/listener.ts) needs of a data plane, whichever it is: TCP mode's native
+// engine (./tcp-native.ts) or JS forwarding (./tcp.ts), or L7 mode's proxy (src/http/proxy.ts); and what
+// they share.
 import { SecbeatError } from '../errors.ts';
 import type { DrainReport, ListenerStats } from '../messages.ts';
 
-export interface TcpDataPlane extends AsyncDisposable {
+/** What a data plane needs of a blocklist: net.BlockList and SharedIpSet (src/blocklist/) both fit. */
+export interface IpBlockCheck {
+  check(address: string, family?: string): boolean;
+}
+
+export interface DataPlane extends AsyncDisposable {
   /** Binds with reusePort (other threads bind the same port). Rejects with SECBEAT_ERR_PROXY_LISTEN. */
   listen(): Promise<{ host: string; port: number }>;
   stats(): ListenerStats;

@@ -1,0 +1,21 @@
+// The phases an L7 request goes through, in order, as plain function calls on one thread (src/http/proxy.ts).
+// Guards and, later, the WAF and the rate limiter plug in at a phase; each either lets the request continue
+// or ends it with a response (an outcome, not an error).
+//
+//   accept ─▶ tls ─▶ request_headers ─▶ request_body ─▶ upstream ─▶ response
+//   (conn caps,  (SNI →   (route, client    (size limit,    (origin pick,  (headers and
+//    blocklist)   cert)    identity, limits) streamed)       retry once)    body streamed back)
+export const L7_PHASES = ['accept', 'tls', 'request_headers', 'request_body', 'upstream', 'response'] as const;
+export type L7Phase = (typeof L7_PHASES)[number];
+
+/** Client-facing error statuses and their fixed reason codes (the body says only these and an error id). */
+export const L7_ERRORS = {
+  400: 'bad_request',
+  408: 'request_timeout',
+  413: 'payload_too_large',
+  431: 'request_header_fields_too_large',
+  502: 'bad_gateway',
+  503: 'service_unavailable',
+  504: 'gateway_timeout',
+} as const;
+export type L7ErrorStatus = keyof typeof L7_ERRORS;

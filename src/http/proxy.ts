@@ -1,0 +1,584 @@
+// L7 mode's data plane: one L7Proxy per worker thread, with a plain HTTP/1.1 listener and a TLS listener
+// (ALPN h2 and http/1.1, certificate by SNI from the CertificateStore), both bound with reusePort so the
+// kernel spreads connections over threads and a request never changes thread. Each request runs the phases
+// of ./phases.ts as plain calls: route by host (./routes.ts), client identity (./client-ip.ts), limits,
+// then an undici dispatch to an origin (./upstream.ts) whose handler writes the response straight into the
+// client's response object: no stream pipeline and no per-chunk promise, since CPU per request is the limit.
+import { randomBytes } from 'node:crypto';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { DrainReport, ListenerStats } from '../messages.ts';
+import type { CidrSet } from '../net/cidr.ts';
+import type { ConnLimits } from '../proxy/conn-limits.ts';
+import { DrainWaiters, listenError, type DataPlane, type IpBlockCheck } from '../proxy/data-plane.ts';
+import { logSecurityEvent, type Logger } from '../telemetry/log.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import type { CertificateStore } from '../tls/cert-store.ts';
+import { clientIp } from './client-ip.ts';
+import { L7_ERRORS, type L7ErrorStatus } from './phases.ts';
+import type { Route, RouteTable } from './routes.ts';
+import type { Origin, OriginSet, Upstreams } from './upstream.ts';
+
+export interface L7Limits {
+  headerTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxHeaderBytes: number;
+  maxHeaders: number;
+  /** 0 = no limit. */
+  maxBodyBytes: number;
+  /** 0 = no limit. */
+  maxRequestsPerConnection: number;
+  maxConcurrentStreams: number;
+}
+
+export interface L7TlsOptions {
+  listen: { host: string; port: number };
+  certs: CertificateStore;
+  minVersion: 'TLSv1.2' | 'TLSv1.3';
+  ciphers: string | undefined;
+}
+
+export interface L7ProxyOptions {
+  listen: { host: string; port: number };
+  tls: L7TlsOptions | null;
+  routes: RouteTable;
+  upstreams: Upstreams;
+  trustedProxies: CidrSet;
+  limits: L7Limits;
+  connLimits: ConnLimits;
+  blockList: IpBlockCheck;
+  metrics: Metrics;
+  log: Logger;
+  threadName: string;
+}
+
+/** Hop-by-hop fields (RFC 9110 §7.6.1) and HTTP/2 connection-specific ones (RFC 9113 §8.2.2): never forwarded. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  // Answered by the proxy itself (Node sends 100 Continue before the request reaches the handler).
+  'expect',
+  // Rewritten by the proxy from what it saw itself.
+  'host',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+]);
+
+/** Methods retried once on another origin after a connection-level failure (RFC 9110 §9.2.2, no body). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+/** undici error codes that mean the origin could not be reached or dropped the connection. */
+const CONNECTION_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH']);
+
+type AnyRequest = IncomingMessage | Http2ServerRequest;
+type AnyResponse = ServerResponse | Http2ServerResponse;
+
+/** What the proxy uses of a response, HTTP/1.1 and HTTP/2 alike (their overloads do not unify in TS). */
+interface ClientResponse {
+  readonly headersSent: boolean;
+  readonly destroyed: boolean;
+  readonly writableFinished: boolean;
+  writeHead(status: number, headers: Record<string, string | string[] | number>): unknown;
+  write(chunk: Buffer): boolean;
+  end(body?: string): unknown;
+  destroy(): unknown;
+  once(event: 'close' | 'drain', listener: () => void): unknown;
+}
+
+class BodyTooLarge extends Error {}
+
+export class L7Proxy implements DataPlane {
+  readonly #o: L7ProxyOptions;
+  readonly #plain: HttpServer;
+  readonly #secure: Http2SecureServer | null;
+  readonly #sockets = new Set<Socket>();
+  readonly #drainWaiters = new DrainWaiters();
+  readonly #routeOrigins = new WeakMap<object, OriginSet>();
+  #listening = false;
+  #draining = false;
+  #accepted = 0;
+  #refused = 0;
+  #tlsPort = 0;
+
+  constructor(options: L7ProxyOptions) {
+    this.#o = options;
+    const l = options.limits;
+    const onRequest = (req: AnyRequest, res: AnyResponse): void => this.#handle(req, res as ClientResponse);
+    this.#plain = createHttpServer(
+      {
+        headersTimeout: l.headerTimeoutMs,
+        requestTimeout: l.requestTimeoutMs,
+        keepAliveTimeout: l.keepAliveTimeoutMs,
+        maxHeaderSize: l.maxHeaderBytes,
+        requireHostHeader: true,
+        joinDuplicateHeaders: true,
+      },
+      onRequest,
+    );
+    this.#plain.maxRequestsPerSocket = l.maxRequestsPerConnection;
+    this.#plain.on('connection', (socket: Socket) => this.#accept(socket));
+    this.#plain.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket));
+    this.#plain.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
+    this.#secure = options.tls === null ? null : this.#secureServer(options.tls, onRequest);
+  }
+
+  /** Binds both listeners with reusePort; resolves with the plain one's address. Rejects with SECBEAT_ERR_PROXY_LISTEN. */
+  async listen(): Promise<{ host: string; port: number }> {
+    const plain = await listenOn(this.#plain, this.#o.listen);
+    if (this.#secure !== null && this.#o.tls !== null) this.#tlsPort = (await listenOn(this.#secure, this.#o.tls.listen)).port;
+    this.#listening = true;
+    return plain;
+  }
+
+  /** The TLS listener's bound port (0 when there is none). */
+  get tlsPort(): number {
+    return this.#tlsPort;
+  }
+
+  stats(): ListenerStats {
+    return {
+      thread: this.#o.threadName,
+      listening: this.#listening,
+      draining: this.#draining,
+      active: this.#sockets.size,
+      accepted: this.#accepted,
+      refused: this.#refused,
+      bytesIn: 0,
+      bytesOut: 0,
+    };
+  }
+
+  flushMetrics(): void {
+    // Request metrics are counted as requests finish; nothing is batched yet.
+  }
+
+  async drain(timeoutMs: number): Promise<DrainReport> {
+    this.#draining = true;
+    const closed = [closeServer(this.#plain), ...(this.#secure ? [closeServer(this.#secure)] : [])];
+    this.#listening = false;
+    // Idle keep-alive connections go now; busy ones finish their request (Node then closes them).
+    this.#plain.closeIdleConnections();
+    const report = await this.#drainWaiters.drain(
+      () => this.#sockets.size,
+      () => {
+        for (const socket of this.#sockets) socket.destroy();
+      },
+      timeoutMs,
+    );
+    await Promise.all(closed);
+    return report;
+  }
+
+  async close(): Promise<void> {
+    await this.drain(0);
+    await this.#o.upstreams.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #secureServer(tls: L7TlsOptions, onRequest: (req: AnyRequest, res: AnyResponse) => void): Http2SecureServer {
+    const l = this.#o.limits;
+    const server = createSecureServer(
+      {
+        allowHTTP1: true,
+        SNICallback: tls.certs.sniCallback,
+        minVersion: tls.minVersion,
+        ...(tls.ciphers === undefined ? {} : { ciphers: tls.ciphers }),
+        maxSessionInvalidFrames: 100,
+        maxSessionRejectedStreams: 100,
+        settings: { maxConcurrentStreams: l.maxConcurrentStreams, maxHeaderListSize: l.maxHeaderBytes },
+        maxSendHeaderBlockLength: l.maxHeaderBytes,
+      },
+      onRequest,
+    );
+    // 'connection' fires for the raw TCP socket before the handshake: admission happens before any TLS work.
+    server.on('connection', (socket: Socket) => this.#accept(socket));
+    server.on('tlsClientError', () => {
+      // Failed handshakes (no common protocol, no certificate) end the socket; nothing to answer.
+    });
+    server.on('sessionError', () => {});
+    // HTTP/1.1 over TLS (allowHTTP1) upgrades the same way as plain HTTP/1.1.
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
+    return server;
+  }
+
+  /** Phase accept: draining, blocklist and connection caps, before a byte is parsed. */
+  #accept(socket: Socket): void {
+    const ip = socket.remoteAddress;
+    if (ip === undefined) {
+      socket.destroy();
+      return;
+    }
+    const refusal = this.#draining
+      ? 'draining'
+      : this.#o.blockList.check(ip, socket.remoteFamily === 'IPv6' ? 'ipv6' : 'ipv4')
+        ? 'blocklist'
+        : this.#o.connLimits.tryAcquire(ip);
+    if (refusal !== 'ok') {
+      this.#refused++;
+      this.#o.metrics.attacksBlocked.inc({ mode: 'l7', reason: refusal });
+      logSecurityEvent(this.#o.log, { event: 'conn.refused', mode: 'l7', reason: refusal, clientIp: ip });
+      socket.on('error', ignore);
+      socket.resetAndDestroy();
+      return;
+    }
+    this.#accepted++;
+    this.#sockets.add(socket);
+    socket.setNoDelay(true);
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      this.#o.connLimits.release(ip);
+      if (this.#sockets.size === 0) this.#drainWaiters.settled();
+    });
+  }
+
+  /** Malformed HTTP/1.1 (parser errors, header overflow, timeouts): the right status, an id, then close. */
+  #clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    if ((socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+      // A response is already under way on this socket: nothing sensible can be written any more.
+      socket.destroy();
+      return;
+    }
+    const status: L7ErrorStatus =
+      err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'HPE_HEADERS_TIMEOUT' ? 408 : 400;
+    this.#rawFail(socket, status, err.code ?? err.message);
+  }
+
+  /** Phases request_headers → response for one request. */
+  #handle(req: AnyRequest, res: ClientResponse): void {
+    const startedAt = performance.now();
+    const headerCount = req.rawHeaders.length / 2;
+    if (headerCount > this.#o.limits.maxHeaders) return this.#fail(res, 431, 'too_many_headers', startedAt);
+    const authority = 'authority' in req ? req.authority : req.headers.host;
+    const route = this.#o.routes.lookup(authority);
+    const contentLength = req.headers['content-length'];
+    const max = this.#o.limits.maxBodyBytes;
+    if (max > 0 && contentLength !== undefined && Number(contentLength) > max) return this.#fail(res, 413, 'content_length_over_limit', startedAt);
+
+    const peer = req.socket.remoteAddress ?? '';
+    const client = clientIp(peer, req.headers['x-forwarded-for'], this.#o.trustedProxies).address;
+    const tls = 'encrypted' in req.socket && req.socket.encrypted === true;
+    const headers = upstreamHeaders(req, authority ?? '', peer, client, tls, this.#o.trustedProxies.containsText(peer));
+    const method = req.method ?? 'GET';
+    // HTTP/2 says "no body" with END_STREAM on the HEADERS frame; HTTP/1.1 with neither length nor chunking.
+    const hasBody =
+      contentLength !== undefined ? contentLength !== '0' : 'stream' in req ? !req.stream.endAfterHeaders : req.headers['transfer-encoding'] !== undefined;
+    const body = hasBody ? (max > 0 && contentLength === undefined ? limitedBody(req, max) : req) : null;
+    const origins = this.#originsOf(route);
+    const exchange: Exchange = {
+      proxy: this,
+      req,
+      res,
+      origins,
+      origin: null,
+      options: { path: req.url ?? '/', method, headers, body },
+      retriable: body === null && IDEMPOTENT.has(method),
+      startedAt,
+      controller: null,
+    };
+    const first = origins.pick(startedAt);
+    if (first === null) return this.#fail(res, 503, 'no_origin', startedAt);
+    this.#dispatch(exchange, first);
+  }
+
+  /** Phase upstream: sends the exchange to `origin`; the ResponseWriter takes it from there. */
+  #dispatch(x: Exchange, origin: Origin): void {
+    x.origin = origin;
+    origin.pool.dispatch(x.options as Dispatcher.DispatchOptions, new ResponseWriter(x));
+  }
+
+  /**
+   * An HTTP/1.1 Upgrade (WebSocket): the same route, identity and headers as a request, then, once the origin
+   * answers 101, the two sockets are joined and bytes flow both ways untouched until either side ends.
+   */
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const startedAt = performance.now();
+    socket.on('error', ignore);
+    const route = this.#o.routes.lookup(req.headers.host);
+    const origins = this.#originsOf(route);
+    const origin = origins.pick(startedAt);
+    const peer = req.socket.remoteAddress ?? '';
+    const upgrade = req.headers.upgrade;
+    if (origin === null || upgrade === undefined) return this.#rawFail(socket, origin === null ? 503 : 400, 'upgrade_without_origin_or_protocol');
+    const client = clientIp(peer, req.headers['x-forwarded-for'], this.#o.trustedProxies).address;
+    const tls = 'encrypted' in req.socket && req.socket.encrypted === true;
+    const headers = upstreamHeaders(req, req.headers.host ?? '', peer, client, tls, this.#o.trustedProxies.containsText(peer));
+    const options = { path: req.url ?? '/', method: req.method ?? 'GET', headers, upgrade };
+    origin.pool.dispatch(options as Dispatcher.DispatchOptions, {
+      // Present so undici takes this for a new-style handler (it tells the two APIs apart by this method).
+      onRequestStart: ignore,
+      onRequestUpgrade: (_controller, statusCode, resHeaders, upstream) => {
+        this.responded(startedAt, statusCode, origin);
+        if (socket.destroyed) return void upstream.destroy();
+        let response = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`;
+        for (const [name, value] of Object.entries(resHeaders)) {
+          for (const v of Array.isArray(value) ? value : [value]) if (v !== undefined) response += `${name}: ${v}\r\n`;
+        }
+        socket.write(`${response}\r\n`);
+        if (head.length > 0) upstream.write(head);
+        upstream.on('error', ignore);
+        upstream.pipe(socket);
+        socket.pipe(upstream);
+        // Either side's end or error ends both: an upgraded connection has no message boundary to stop at.
+        socket.once('close', () => upstream.destroy());
+        upstream.once('close', () => socket.destroy());
+      },
+      onResponseStart: (controller, statusCode) => {
+        // The origin refused the upgrade with a normal response: pass on a gateway error, not its body.
+        controller.abort(new Error(`origin answered an upgrade with ${statusCode}`));
+      },
+      onResponseError: (_controller, err: Error & { code?: string }) => {
+        if (CONNECTION_FAILURES.has(err.code ?? '')) this.#o.upstreams.failed(origin, performance.now());
+        this.#rawFail(socket, 502, err.code ?? err.message);
+      },
+    });
+  }
+
+  /** An error status on a socket that has no response object (client errors, refused upgrades). */
+  #rawFail(socket: Duplex, status: L7ErrorStatus, reason: string): void {
+    const id = errorId();
+    this.#o.log.info({ errorId: id, status, reason }, 'l7 request failed');
+    this.#o.metrics.requests.inc({ mode: 'l7', status_class: statusClass(status) });
+    if (!socket.writable) return void socket.destroy();
+    const body = errorBody(status, id);
+    socket.end(`HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nx-secbeat-error-id: ${id}\r\nconnection: close\r\n\r\n${body}`);
+  }
+
+  #originsOf(route: Route): OriginSet {
+    let origins = this.#routeOrigins.get(route);
+    if (origins === undefined) {
+      origins = this.#o.upstreams.set(route.origins);
+      this.#routeOrigins.set(route, origins);
+    }
+    return origins;
+  }
+
+  /** @internal The origin answered (its health is good whatever the status): count the request. */
+  responded(startedAt: number, status: number, origin: Origin | null = null): void {
+    if (origin !== null) this.#o.upstreams.succeeded(origin);
+    this.#o.metrics.latency.observe({ mode: 'l7' }, (performance.now() - startedAt) / 1000);
+    this.#o.metrics.requests.inc({ mode: 'l7', status_class: statusClass(status) });
+  }
+
+  /** @internal The exchange failed before response headers: retry, or answer with an error status. */
+  failed(x: Exchange, err: Error & { code?: string }): void {
+    if (x.res.headersSent || x.res.destroyed || x.req.destroyed && !x.req.complete) {
+      x.res.destroy();
+      return;
+    }
+    if (err instanceof BodyTooLarge) return this.#fail(x.res, 413, 'body_over_limit', x.startedAt);
+    const code = err.code ?? '';
+    const connectionFailure = CONNECTION_FAILURES.has(code);
+    if (connectionFailure && x.origin !== null) {
+      this.#o.upstreams.failed(x.origin, performance.now());
+      this.#o.metrics.upstreamErrors.inc({ mode: 'l7', kind: upstreamErrorKind(code) });
+      const other = x.retriable ? x.origins.pick(performance.now(), x.origin) : null;
+      if (other !== null) {
+        x.retriable = false;
+        this.#dispatch(x, other);
+        return;
+      }
+    }
+    const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
+    if (!connectionFailure) this.#o.metrics.upstreamErrors.inc({ mode: 'l7', kind: timeout ? 'timeout' : 'other' });
+    this.#fail(x.res, timeout ? 504 : 502, code || err.message, x.startedAt);
+  }
+
+  #fail(res: ClientResponse, status: L7ErrorStatus, reason: string, startedAt: number): void {
+    const id = errorId();
+    this.#o.log.info({ errorId: id, status, reason }, 'l7 request failed');
+    this.#o.metrics.requests.inc({ mode: 'l7', status_class: statusClass(status) });
+    this.#o.metrics.latency.observe({ mode: 'l7' }, (performance.now() - startedAt) / 1000);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = errorBody(status, id);
+    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': body.length, 'x-secbeat-error-id': id });
+    res.end(body);
+  }
+}
+
+/** One request on its way through the upstream phase (and a retry). */
+interface Exchange {
+  readonly proxy: L7Proxy;
+  readonly req: AnyRequest;
+  readonly res: ClientResponse;
+  readonly origins: OriginSet;
+  origin: Origin | null;
+  readonly options: { path: string; method: string; headers: string[]; body: AnyRequest | AsyncGenerator<Buffer> | null };
+  retriable: boolean;
+  readonly startedAt: number;
+  controller: Dispatcher.DispatchController | null;
+}
+
+/**
+ * undici's handler for one exchange: response headers and body chunks go straight to the client's response,
+ * pausing the origin while the client's buffer is full (backpressure without a stream pipeline).
+ */
+class ResponseWriter implements Dispatcher.DispatchHandler {
+  readonly #x: Exchange;
+  #resume: (() => void) | null = null;
+
+  constructor(x: Exchange) {
+    this.#x = x;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#x.controller = controller;
+    // A client that goes away mid-exchange aborts it, so the origin connection is not held for nothing.
+    this.#x.res.once('close', () => {
+      if (!this.#x.res.writableFinished) controller.abort(new Error('client closed'));
+    });
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    const x = this.#x;
+    x.proxy.responded(x.startedAt, statusCode, x.origin);
+    const out: Record<string, string | string[]> = {};
+    for (const name in headers) {
+      const value = headers[name];
+      if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+    }
+    if (x.res.destroyed) {
+      controller.abort(new Error('client closed'));
+      return;
+    }
+    x.res.writeHead(statusCode, out);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const res = this.#x.res;
+    if (!res.write(chunk)) {
+      controller.pause();
+      this.#resume ??= () => controller.resume();
+      res.once('drain', this.#resume);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.#x.res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.#x.proxy.failed(this.#x, err);
+  }
+}
+
+/** Request headers for the origin: the client's, less hop-by-hop ones, plus Host and the forwarding set. */
+function upstreamHeaders(req: AnyRequest, authority: string, peer: string, client: string, tls: boolean, peerTrusted: boolean): string[] {
+  const raw = req.rawHeaders;
+  const connectionTokens = connectionOptions(req.headers.connection);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.charCodeAt(0) === 0x3a /* ':' HTTP/2 pseudo-header */) continue;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || (connectionTokens !== null && connectionTokens.has(lower))) continue;
+    out.push(name, raw[i + 1]!);
+  }
+  // A trusted hop's X-Forwarded-For is extended; an untrusted peer's is replaced, so no client can inject
+  // addresses for the origin to believe.
+  const xff = req.headers['x-forwarded-for'];
+  const forwardedFor = peerTrusted && xff !== undefined ? `${xff}, ${peer}` : peer;
+  const proto = tls ? 'https' : 'http';
+  out.push('host', authority, 'x-forwarded-for', forwardedFor, 'x-forwarded-proto', proto, 'x-forwarded-host', authority);
+  out.push('forwarded', `for=${forwardedNode(client)};proto=${proto}${authority ? `;host="${authority.replaceAll('"', '')}"` : ''}`);
+  return out;
+}
+
+/** Header names a Connection header lists as hop-by-hop for this message (RFC 9110 §7.6.1). */
+function connectionOptions(value: string | string[] | undefined): Set<string> | null {
+  if (value === undefined) return null;
+  const text = Array.isArray(value) ? value.join(',') : value;
+  const set = new Set<string>();
+  for (const token of text.split(',', 32)) {
+    const t = token.trim().toLowerCase();
+    if (t) set.add(t);
+  }
+  return set;
+}
+
+/** RFC 7239 §6: IPv6 in brackets and quotes. */
+function forwardedNode(ip: string): string {
+  return ip.includes(':') ? `"[${ip}]"` : ip;
+}
+
+/** A request body without Content-Length, stopped at `max` bytes (the error maps to 413). */
+async function* limitedBody(req: AnyRequest, max: number): AsyncGenerator<Buffer> {
+  let seen = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    seen += chunk.length;
+    if (seen > max) throw new BodyTooLarge(`request body over ${max} bytes`);
+    yield chunk;
+  }
+}
+
+function upstreamErrorKind(code: string): string {
+  switch (code) {
+    case 'ECONNREFUSED':
+      return 'connect_refused';
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return 'connect_timeout';
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+      return 'reset';
+    default:
+      return 'connect_error';
+  }
+}
+
+function statusClass(status: number): string {
+  return status >= 500 ? '5xx' : status >= 400 ? '4xx' : status >= 300 ? '3xx' : status >= 200 ? '2xx' : '1xx';
+}
+
+function statusText(status: L7ErrorStatus): string {
+  return L7_ERRORS[status].split('_').map((w) => w[0]!.toUpperCase() + w.slice(1)).join(' ');
+}
+
+/** Short, random: matches the log line, reveals nothing. */
+function errorId(): string {
+  return randomBytes(6).toString('hex');
+}
+
+function errorBody(status: L7ErrorStatus, id: string): string {
+  return `${status} ${L7_ERRORS[status]}\nerror id: ${id}\n`;
+}
+
+function ignore(): void {}
+
+function listenOn(server: HttpServer | Http2SecureServer, address: { host: string; port: number }): Promise<{ host: string; port: number }> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(listenError(address.host, address.port, err));
+    server.once('error', onError);
+    server.listen({ host: address.host, port: address.port, reusePort: true, backlog: 4096 }, () => {
+      server.off('error', onError);
+      const bound = server.address();
+      resolve(typeof bound === 'object' && bound !== null ? { host: bound.address, port: bound.port } : address);
+    });
+  });
+}
+
+function closeServer(server: HttpServer | Http2SecureServer): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+  });
+}
