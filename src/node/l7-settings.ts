@@ -1,13 +1,13 @@
 // L7 mode's per-thread settings, derived once from config on the main thread: addresses, limits, routes,
-// and the PEM bytes of every certificate (read here, so worker threads open no files and a bad path fails the
-// start, not a thread). The same settings go to every thread, ticket keys included, so a TLS session resumes
+// and the PEM bytes of every certificate (read here, so worker threads open no files; config checks have
+// already installed each one in a throwaway store, src/config/checks.ts). The same settings go to every thread, ticket keys included, so a TLS session resumes
 // on whichever thread the kernel hands the next connection to.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { SecbeatError } from '../errors.ts';
 import { parseHostPort, type Config } from '../config/schema.ts';
-import { certificateStore, type L7TlsSettings, type PemPair } from '../http/certificates.ts';
+import type { L7TlsSettings, PemPair } from '../http/certificates.ts';
 import type { L7Settings } from '../http/setup.ts';
 
 /** Secure contexts kept warm per thread; each is ~40 KB (docs/rationale.md). */
@@ -34,8 +34,6 @@ export function l7Settings(config: Readonly<Config>, cwd: string): L7Settings {
             contextCacheSize: TLS_CONTEXT_CACHE_SIZE,
           }
         : null;
-  // Once here, so a bad certificate stops the start with a clear message instead of failing every thread.
-  if (tlsSettings !== null) certificateStore({ ...tlsSettings, contextCacheSize: 1 });
   return {
     listen,
     tls: tlsSettings,

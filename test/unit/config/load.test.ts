@@ -7,6 +7,7 @@ import * as v from 'valibot';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EMBEDDED_CONFIG_PATH, formatConfigIssue, loadConfig, redactConfig, type ConfigIssue, type ConfigSource, type LoadResult } from '../../../src/config/load.ts';
 import { ConfigSchema, parseHostPort, type Config } from '../../../src/config/schema.ts';
+import { testCert } from '../../helpers/certs.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const dir = mkdtempSync(join(tmpdir(), 'secbeat-config-'));
@@ -170,6 +171,33 @@ describe('semantic checks', () => {
     writeFileSync(join(dir, 'tls/cert.pem'), 'cert');
     writeFileSync(join(dir, 'tls/key.pem'), 'key');
     expect(ok(load('[tls]\nenabled = true\ncert_path = "tls/cert.pem"\nkey_path = "tls/key.pem"\n')).tls.enabled).toBe(true);
+  });
+
+  it('l7 mode checks trusted proxies, hosts served twice, certificate pairs and what each certificate covers', () => {
+    const a = testCert(['a.example']);
+    const fallback = testCert(['default.example']);
+    mkdirSync(join(dir, 'l7'), { recursive: true });
+    for (const [name, pem] of [['a', a], ['default', fallback]] as const) {
+      writeFileSync(join(dir, `l7/${name}.pem`), pem.cert);
+      writeFileSync(join(dir, `l7/${name}.key`), pem.key);
+    }
+    const tls = '[tls]\nenabled = true\ncert_path = "l7/default.pem"\nkey_path = "l7/default.key"\n';
+    const found = issues(
+      load(
+        `[server]\nmode = "l7"\n${tls}[l7]\ntrusted_proxies = ["10.0.0.0/8", "10.0.0.0/99"]\n` +
+          '[[l7.routes]]\nhosts = ["a.example"]\norigins = ["http://127.0.0.1:1"]\ncert_path = "l7/a.pem"\n' +
+          '[[l7.routes]]\nhosts = ["A.example"]\norigins = ["http://127.0.0.1:2"]\n',
+      ),
+    );
+    expect(found.map((i) => i.path)).toEqual(['l7.trusted_proxies.1', 'l7.routes.0', 'l7.routes.1.hosts']);
+    // Paired and readable, but the certificate does not cover the route's second host.
+    const [uncovered] = issues(
+      load(`[server]\nmode = "l7"\n${tls}[[l7.routes]]\nhosts = ["a.example", "b.example"]\norigins = ["http://127.0.0.1:1"]\ncert_path = "l7/a.pem"\nkey_path = "l7/a.key"\n`),
+    );
+    expect(uncovered).toMatchObject({ path: 'l7.routes.0.cert_path' });
+    expect(uncovered!.message).toContain('does not cover b.example');
+    const config = ok(load(`[server]\nmode = "l7"\n${tls}[[l7.routes]]\nhosts = ["a.example"]\norigins = ["http://127.0.0.1:1"]\ncert_path = "l7/a.pem"\nkey_path = "l7/a.key"\n`));
+    expect(config.l7.routes[0]!.hosts).toEqual(['a.example']);
   });
 
   it('admin.socket_path must fit a unix socket address', () => {
