@@ -9,13 +9,14 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import type { DrainReport, ListenerStats } from '../messages.ts';
 import type { CidrSet } from '../net/cidr.ts';
 import type { ConnLimits } from '../proxy/conn-limits.ts';
 import { DrainWaiters, listenError, type DataPlane, type IpBlockCheck } from '../proxy/data-plane.ts';
 import { logSecurityEvent, type Logger } from '../telemetry/log.ts';
-import type { Metrics } from '../telemetry/metrics.ts';
+import { beforeCollect, type Metrics } from '../telemetry/metrics.ts';
 import type { CertificateStore } from '../tls/cert-store.ts';
 import { clientIp } from './client-ip.ts';
 import { L7_ERRORS, type L7ErrorStatus } from './phases.ts';
@@ -108,11 +109,27 @@ interface ClientResponse {
 
 class BodyTooLarge extends Error {}
 
+/**
+ * Running totals behind the proxy's batched counters. The hot paths only bump plain numbers (or, for the
+ * context cache, the CertificateStore does); flushMetrics() adds what grew since the last flush.
+ */
+interface Totals {
+  bytesIn: number;
+  bytesOut: number;
+  handshakesOk: number;
+  handshakesFailed: number;
+  cacheHits: number;
+  cacheMisses: number;
+  cacheEvictions: number;
+}
+
 export class L7Proxy implements DataPlane {
   readonly #o: L7ProxyOptions;
   readonly #plain: HttpServer;
   readonly #secure: Http2SecureServer | null;
   readonly #sockets = new Set<Socket>();
+  /** Sockets refused at accept: on the TLS listener their TLSSocket still reports a client error, not a failed handshake. */
+  readonly #refusedSockets = new WeakSet<Socket>();
   readonly #drainWaiters = new DrainWaiters();
   readonly #routeOrigins = new WeakMap<object, OriginSet>();
   #listening = false;
@@ -120,6 +137,14 @@ export class L7Proxy implements DataPlane {
   #accepted = 0;
   #refused = 0;
   #tlsPort = 0;
+  #handshakesOk = 0;
+  #handshakesFailed = 0;
+  /** Wire bytes of closed client connections; open ones are read off their sockets when needed. */
+  #closedBytesIn = 0;
+  #closedBytesOut = 0;
+  /** What the registry has been given so far. */
+  #flushed: Totals = { bytesIn: 0, bytesOut: 0, handshakesOk: 0, handshakesFailed: 0, cacheHits: 0, cacheMisses: 0, cacheEvictions: 0 };
+  #unhookCollect: () => void = ignore;
 
   constructor(options: L7ProxyOptions) {
     this.#o = options;
@@ -151,6 +176,8 @@ export class L7Proxy implements DataPlane {
     const plain = await listenOn(this.#plain, this.#o.listen);
     if (this.#secure !== null && this.#o.tls !== null) this.#tlsPort = (await listenOn(this.#secure, this.#o.tls.listen)).port;
     this.#listening = true;
+    // Scrapes flush first, so no sweep timer is needed: nothing here ages out between scrapes.
+    this.#unhookCollect = beforeCollect(() => this.flushMetrics());
     return plain;
   }
 
@@ -160,6 +187,7 @@ export class L7Proxy implements DataPlane {
   }
 
   stats(): ListenerStats {
+    const { bytesIn, bytesOut } = this.#bytes();
     return {
       thread: this.#o.threadName,
       listening: this.#listening,
@@ -167,13 +195,27 @@ export class L7Proxy implements DataPlane {
       active: this.#sockets.size,
       accepted: this.#accepted,
       refused: this.#refused,
-      bytesIn: 0,
-      bytesOut: 0,
+      bytesIn,
+      bytesOut,
     };
   }
 
+  /** Adds client bytes, TLS handshakes and context-cache counts since the last flush (requests count as they finish). */
   flushMetrics(): void {
-    // Request metrics are counted as requests finish; nothing is batched yet.
+    const m = this.#o.metrics;
+    const was = this.#flushed;
+    const now = this.#totals();
+    // A counter must never step back (prom-client throws, failing the scrape). Socket counts only grow, but
+    // that is how Node implements them rather than a documented promise: hold the high-water mark.
+    this.#flushed = { ...now, bytesIn: Math.max(now.bytesIn, was.bytesIn), bytesOut: Math.max(now.bytesOut, was.bytesOut) };
+    m.l7Bytes.inc({ direction: 'in' }, this.#flushed.bytesIn - was.bytesIn);
+    m.l7Bytes.inc({ direction: 'out' }, this.#flushed.bytesOut - was.bytesOut);
+    if (this.#o.tls === null) return;
+    m.tlsHandshakes.inc({ result: 'ok' }, now.handshakesOk - was.handshakesOk);
+    m.tlsHandshakes.inc({ result: 'failed' }, now.handshakesFailed - was.handshakesFailed);
+    m.tlsContextCacheLookups.inc({ result: 'hit' }, now.cacheHits - was.cacheHits);
+    m.tlsContextCacheLookups.inc({ result: 'miss' }, now.cacheMisses - was.cacheMisses);
+    m.tlsContextCacheEvictions.inc(now.cacheEvictions - was.cacheEvictions);
   }
 
   async drain(timeoutMs: number): Promise<DrainReport> {
@@ -190,6 +232,9 @@ export class L7Proxy implements DataPlane {
       timeoutMs,
     );
     await Promise.all(closed);
+    // A drained proxy counts nothing more: one last flush, then scrapes leave it alone.
+    this.#unhookCollect();
+    this.flushMetrics();
     return report;
   }
 
@@ -208,6 +253,8 @@ export class L7Proxy implements DataPlane {
       {
         allowHTTP1: true,
         SNICallback: tls.certs.sniCallback,
+        // Clients that send no SNI (connecting by address) never reach SNICallback: they get these.
+        ...(tls.certs.defaultPem ?? {}),
         minVersion: tls.minVersion,
         ...(tls.ciphers === undefined ? {} : { ciphers: tls.ciphers }),
         maxSessionInvalidFrames: 100,
@@ -219,8 +266,11 @@ export class L7Proxy implements DataPlane {
     );
     // 'connection' fires for the raw TCP socket before the handshake: admission happens before any TLS work.
     server.on('connection', (socket: Socket) => this.#accept(socket));
-    server.on('tlsClientError', () => {
-      // Failed handshakes (no common protocol, no certificate) end the socket; nothing to answer.
+    server.on('secureConnection', () => this.#handshakesOk++);
+    server.on('tlsClientError', (_err: Error, tlsSocket: TLSSocket) => {
+      // Failed handshakes (no common protocol, no certificate, client gone) end the socket; nothing to answer,
+      // only to count. `_parent`, the raw socket a server-side TLSSocket wraps, is internal but long-standing.
+      if (!this.#refusedSockets.has((tlsSocket as TLSSocket & { _parent: Socket })._parent)) this.#handshakesFailed++;
     });
     server.on('sessionError', () => {});
     // HTTP/1.1 over TLS (allowHTTP1) upgrades the same way as plain HTTP/1.1.
@@ -242,6 +292,7 @@ export class L7Proxy implements DataPlane {
         : this.#o.connLimits.tryAcquire(ip);
     if (refusal !== 'ok') {
       this.#refused++;
+      if (this.#secure !== null) this.#refusedSockets.add(socket);
       this.#o.metrics.attacksBlocked.inc({ mode: 'l7', reason: refusal });
       logSecurityEvent(this.#o.log, { event: 'conn.refused', mode: 'l7', reason: refusal, clientIp: ip });
       socket.on('error', ignore);
@@ -252,10 +303,36 @@ export class L7Proxy implements DataPlane {
     this.#sockets.add(socket);
     socket.setNoDelay(true);
     socket.once('close', () => {
+      // The raw TCP socket's counts: TLS records and HTTP/2 frames included, however the stream was consumed.
+      this.#closedBytesIn += socket.bytesRead;
+      this.#closedBytesOut += bytesSent(socket);
       this.#sockets.delete(socket);
       this.#o.connLimits.release(ip);
       if (this.#sockets.size === 0) this.#drainWaiters.settled();
     });
+  }
+
+  /** Client wire bytes so far: closed connections' totals plus what open ones have moved. */
+  #bytes(): { bytesIn: number; bytesOut: number } {
+    let bytesIn = this.#closedBytesIn;
+    let bytesOut = this.#closedBytesOut;
+    for (const socket of this.#sockets) {
+      bytesIn += socket.bytesRead;
+      bytesOut += bytesSent(socket);
+    }
+    return { bytesIn, bytesOut };
+  }
+
+  #totals(): Totals {
+    const cache = this.#o.tls?.certs.stats;
+    return {
+      ...this.#bytes(),
+      handshakesOk: this.#handshakesOk,
+      handshakesFailed: this.#handshakesFailed,
+      cacheHits: cache?.hits ?? 0,
+      cacheMisses: cache?.misses ?? 0,
+      cacheEvictions: cache?.evictions ?? 0,
+    };
   }
 
   /** Malformed HTTP/1.1 (parser errors, header overflow, timeouts): the right status, an id, then close. */
@@ -636,6 +713,11 @@ function errorBody(status: L7ErrorStatus, id: string): string {
 }
 
 function ignore(): void {}
+
+/** What was handed to the OS: `bytesWritten` also counts what still waits in the socket's buffer, which a destroy drops. */
+function bytesSent(socket: Socket): number {
+  return socket.bytesWritten - socket.writableLength;
+}
 
 function listenOn(server: HttpServer | Http2SecureServer, address: { host: string; port: number }): Promise<{ host: string; port: number }> {
   return new Promise((resolve, reject) => {

@@ -150,6 +150,39 @@ export function createMetrics(registry: Registry = new Registry()) {
       ...r,
       ...sum,
     }),
+
+    // L7 mode. Its own name rather than secbeat_tcp_bytes_total{…}: those are bytes TCP mode forwards
+    // untouched, these are the client side of HTTP connections (TLS records and HTTP framing included).
+    l7Bytes: new Counter({
+      name: 'secbeat_l7_bytes_total',
+      help: 'Bytes on L7 client connections, plain and TLS, as on the wire (in = from clients, out = to clients)',
+      labelNames: ['direction'] as const,
+      ...r,
+      ...sum,
+    }),
+
+    // TLS termination (L7 mode).
+    tlsHandshakes: new Counter({
+      name: 'secbeat_tls_handshakes_total',
+      help: 'TLS handshakes on the L7 TLS listener, by result (ok, failed)',
+      labelNames: ['result'] as const,
+      ...r,
+      ...sum,
+    }),
+    // Lookups and evictions are two metrics, not one label: hits + misses is a meaningful sum, + evictions is not.
+    tlsContextCacheLookups: new Counter({
+      name: 'secbeat_tls_context_cache_lookups_total',
+      help: 'Secure-context lookups for installed SNI names, by result (hit, miss = context built)',
+      labelNames: ['result'] as const,
+      ...r,
+      ...sum,
+    }),
+    tlsContextCacheEvictions: new Counter({
+      name: 'secbeat_tls_context_cache_evictions_total',
+      help: 'Secure contexts dropped from the full per-thread cache (least recently used first)',
+      ...r,
+      ...sum,
+    }),
   };
 }
 

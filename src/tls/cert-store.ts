@@ -94,6 +94,14 @@ export class CertificateStore {
     return publicView(entry);
   }
 
+  /**
+   * The default certificate's PEM, for the server's own context: Node calls SNICallback only when a client
+   * sends a server name, so a client connecting by address is served from the server options instead.
+   */
+  get defaultPem(): CertificatePem | null {
+    return this.#default?.pem ?? null;
+  }
+
   remove(name: string): boolean {
     const key = normalizeName(name, true);
     this.#contexts.delete(key);

@@ -388,6 +388,16 @@ describe('L7Proxy over TLS', () => {
     expect(await peerName(tlsPort, 'a.example')).toBe('a.example');
     expect(await peerName(tlsPort, 'x.b.example')).toBe('b.example');
     expect(await peerName(tlsPort, 'unknown.example')).toBe('default.example');
+    // No SNI at all (a client connecting by address): the default certificate too, not a failed handshake.
+    const noSni = await new Promise<string>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: tlsPort, ca: testCa(), checkServerIdentity: () => undefined }, () => {
+        const cn = String(s.getPeerCertificate().subject.CN);
+        s.end();
+        resolve(cn);
+      });
+      s.on('error', reject);
+    });
+    expect(noSni).toBe('default.example');
   });
 
   it('proxies HTTP/2 with many concurrent streams and HTTP/1.1 over TLS on the same port', async () => {
