@@ -162,6 +162,10 @@ const L7Schema = strictObject({
     ),
     [],
   ),
+  proxy_protocol: v.optional(
+    v.pipe(v.boolean(), v.description('Expect a PROXY protocol v1/v2 header on both L7 listeners, from trusted_proxies only')),
+    false,
+  ),
   header_timeout_ms: v.optional(v.pipe(int(100, 300_000), v.description('A request\'s headers must arrive within this (slowloris)')), 10_000),
   request_timeout_ms: v.optional(v.pipe(int(100, 3_600_000), v.description('A whole request (headers and body) must arrive within this')), 60_000),
   keepalive_timeout_ms: v.optional(v.pipe(int(100, 600_000), v.description('Close a keep-alive connection idle this long')), 5_000),

@@ -7,12 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
-import type { Socket } from 'node:net';
+import { createServer as createNetServer, isIPv6, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import type { DrainReport, ListenerStats } from '../messages.ts';
 import type { CidrSet } from '../net/cidr.ts';
+import { parseProxyHeader, PROXY_HEADER_MAX_BYTES } from '../net/proxy-protocol.ts';
 import type { ConnLimits } from '../proxy/conn-limits.ts';
 import { DrainWaiters, listenError, type DataPlane, type IpBlockCheck } from '../proxy/data-plane.ts';
 import { logSecurityEvent, type Logger } from '../telemetry/log.ts';
@@ -49,6 +50,8 @@ export interface L7ProxyOptions {
   routes: RouteTable;
   upstreams: Upstreams;
   trustedProxies: CidrSet;
+  /** Both listeners expect a PROXY protocol v1/v2 header first, and only from `trustedProxies`. */
+  proxyProtocol: boolean;
   limits: L7Limits;
   connLimits: ConnLimits;
   blockList: IpBlockCheck;
@@ -137,6 +140,10 @@ export class L7Proxy implements DataPlane {
   #accepted = 0;
   #refused = 0;
   #tlsPort = 0;
+  /** Raw listeners that read a PROXY protocol header before handing sockets to the HTTP servers. */
+  readonly #fronts: NetServer[] = [];
+  /** Client addresses from PROXY headers, by TCP socket. */
+  readonly #proxied = new WeakMap<Socket, string>();
   #handshakesOk = 0;
   #handshakesFailed = 0;
   /** Wire bytes of closed client connections; open ones are read off their sockets when needed. */
@@ -173,8 +180,8 @@ export class L7Proxy implements DataPlane {
 
   /** Binds both listeners with reusePort; resolves with the plain one's address. Rejects with SECBEAT_ERR_PROXY_LISTEN. */
   async listen(): Promise<{ host: string; port: number }> {
-    const plain = await listenOn(this.#plain, this.#o.listen);
-    if (this.#secure !== null && this.#o.tls !== null) this.#tlsPort = (await listenOn(this.#secure, this.#o.tls.listen)).port;
+    const plain = await listenOn(this.#front(this.#plain), this.#o.listen);
+    if (this.#secure !== null && this.#o.tls !== null) this.#tlsPort = (await listenOn(this.#front(this.#secure), this.#o.tls.listen)).port;
     this.#listening = true;
     // Scrapes flush first, so no sweep timer is needed: nothing here ages out between scrapes.
     this.#unhookCollect = beforeCollect(() => this.flushMetrics());
@@ -220,7 +227,7 @@ export class L7Proxy implements DataPlane {
 
   async drain(timeoutMs: number): Promise<DrainReport> {
     this.#draining = true;
-    const closed = [closeServer(this.#plain), ...(this.#secure ? [closeServer(this.#secure)] : [])];
+    const closed = [this.#plain, this.#secure, ...this.#fronts].map((server) => (server === null ? Promise.resolve() : closeServer(server)));
     this.#listening = false;
     // Idle keep-alive connections go now; busy ones finish their request (Node then closes them).
     this.#plain.closeIdleConnections();
@@ -278,26 +285,87 @@ export class L7Proxy implements DataPlane {
     return server;
   }
 
+  /**
+   * The server to bind for `server`: itself, or with PROXY protocol a raw listener that reads the header
+   * first (#proxyHeader) and then hands the socket over as if `server` had accepted it.
+   */
+  #front(server: HttpServer | Http2SecureServer): NetServer {
+    if (!this.#o.proxyProtocol) return server;
+    const front = createNetServer({ pauseOnConnect: true }, (socket) => this.#proxyHeader(socket, server));
+    this.#fronts.push(front);
+    return front;
+  }
+
+  /**
+   * Phase accept, with PROXY protocol: only a trusted proxy may send the header, it must come whole within
+   * header_timeout_ms and PROXY_HEADER_MAX_BYTES, and the address it names is the client from then on
+   * (admission, X-Forwarded-For, Forwarded). Anything else is refused before a byte of HTTP is parsed.
+   */
+  #proxyHeader(socket: Socket, server: HttpServer | Http2SecureServer): void {
+    socket.on('error', ignore);
+    const sender = socket.remoteAddress ?? '';
+    if (!this.#o.trustedProxies.containsText(sender)) return this.#refuse(socket, sender, 'proxy_protocol');
+    let received: Buffer = Buffer.alloc(0);
+    const stop = (): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', stop);
+    };
+    const timer = setTimeout(() => {
+      stop();
+      this.#refuse(socket, sender, 'proxy_protocol');
+    }, this.#o.limits.headerTimeoutMs);
+    const onData = (chunk: Buffer): void => {
+      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+      const header = parseProxyHeader(received);
+      if (header.kind === 'incomplete' && received.length < PROXY_HEADER_MAX_BYTES) return;
+      stop();
+      if (header.kind !== 'header') return this.#refuse(socket, sender, 'proxy_protocol');
+      socket.pause();
+      if (header.length < received.length) socket.unshift(received.subarray(header.length));
+      // LOCAL (a health check of the proxy itself) and UNKNOWN keep the connection's own address.
+      if (header.addresses !== null) this.#proxied.set(socket, header.addresses.sourceAddress);
+      server.emit('connection', socket);
+      // The HTTP/1.1 server reads through 'data' events and needs the socket flowing again. The TLS server
+      // must not: it takes the TCP handle natively and replays what is buffered (the unshifted bytes) on its
+      // next tick, and a flowing socket would emit those bytes to no one first.
+      if (server === this.#plain) socket.resume();
+    };
+    socket.on('data', onData);
+    socket.on('close', stop);
+    socket.resume();
+  }
+
+  /** The client address of a request's connection: the PROXY header's when there was one. */
+  #peerOf(socket: Socket | Duplex): string {
+    // TLS and HTTP/2 requests see the TLSSocket; the header was read on the TCP socket under it.
+    const raw = (socket as Socket & { _parent?: Socket })._parent ?? socket;
+    return this.#proxied.get(raw as Socket) ?? (socket as Socket).remoteAddress ?? '';
+  }
+
+  #refuse(socket: Socket, ip: string, reason: 'blocklist' | 'max_connections' | 'per_ip_limit' | 'draining' | 'proxy_protocol'): void {
+    this.#refused++;
+    if (this.#secure !== null) this.#refusedSockets.add(socket);
+    this.#o.metrics.attacksBlocked.inc({ mode: 'l7', reason });
+    logSecurityEvent(this.#o.log, { event: 'conn.refused', mode: 'l7', reason, clientIp: ip });
+    socket.resetAndDestroy();
+  }
+
   /** Phase accept: draining, blocklist and connection caps, before a byte is parsed. */
   #accept(socket: Socket): void {
-    const ip = socket.remoteAddress;
+    const ip = this.#proxied.get(socket) ?? socket.remoteAddress;
     if (ip === undefined) {
       socket.destroy();
       return;
     }
     const refusal = this.#draining
       ? 'draining'
-      : this.#o.blockList.check(ip, socket.remoteFamily === 'IPv6' ? 'ipv6' : 'ipv4')
+      : this.#o.blockList.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4')
         ? 'blocklist'
         : this.#o.connLimits.tryAcquire(ip);
     if (refusal !== 'ok') {
-      this.#refused++;
-      if (this.#secure !== null) this.#refusedSockets.add(socket);
-      this.#o.metrics.attacksBlocked.inc({ mode: 'l7', reason: refusal });
-      logSecurityEvent(this.#o.log, { event: 'conn.refused', mode: 'l7', reason: refusal, clientIp: ip });
       socket.on('error', ignore);
-      socket.resetAndDestroy();
-      return;
+      return this.#refuse(socket, ip, refusal);
     }
     this.#accepted++;
     this.#sockets.add(socket);
@@ -358,7 +426,7 @@ export class L7Proxy implements DataPlane {
     const max = this.#o.limits.maxBodyBytes;
     if (max > 0 && contentLength !== undefined && Number(contentLength) > max) return this.#fail(res, 413, 'content_length_over_limit', startedAt);
 
-    const peer = req.socket.remoteAddress ?? '';
+    const peer = this.#peerOf(req.socket);
     const client = clientIp(peer, req.headers['x-forwarded-for'], this.#o.trustedProxies).address;
     const tls = 'encrypted' in req.socket && req.socket.encrypted === true;
     const headers = upstreamHeaders(req, authority ?? '', peer, client, tls, this.#o.trustedProxies.containsText(peer));
@@ -424,7 +492,7 @@ export class L7Proxy implements DataPlane {
     const route = this.#o.routes.lookup(req.headers.host);
     const origins = this.#originsOf(route);
     const origin = origins.pick(startedAt);
-    const peer = req.socket.remoteAddress ?? '';
+    const peer = this.#peerOf(req.socket);
     const upgrade = req.headers.upgrade;
     if (origin === null || upgrade === undefined) return this.#rawFail(socket, origin === null ? 503 : 400, 'upgrade_without_origin_or_protocol');
     const client = clientIp(peer, req.headers['x-forwarded-for'], this.#o.trustedProxies).address;
@@ -719,7 +787,7 @@ function bytesSent(socket: Socket): number {
   return socket.bytesWritten - socket.writableLength;
 }
 
-function listenOn(server: HttpServer | Http2SecureServer, address: { host: string; port: number }): Promise<{ host: string; port: number }> {
+function listenOn(server: NetServer, address: { host: string; port: number }): Promise<{ host: string; port: number }> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(listenError(address.host, address.port, err));
     server.once('error', onError);
@@ -731,7 +799,7 @@ function listenOn(server: HttpServer | Http2SecureServer, address: { host: strin
   });
 }
 
-function closeServer(server: HttpServer | Http2SecureServer): Promise<void> {
+function closeServer(server: NetServer): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) return resolve();
     server.close(() => resolve());

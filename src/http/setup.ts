@@ -17,6 +17,8 @@ export interface L7Settings {
   routes: RouteConfig[];
   defaultOrigins: string[];
   trustedProxies: string[];
+  /** Both listeners expect a PROXY protocol header first, from a trusted proxy. */
+  proxyProtocol: boolean;
   limits: L7Limits;
   upstream: UpstreamSettings;
 }
@@ -37,6 +39,7 @@ export function buildL7Proxy(settings: L7Settings, deps: L7Deps): L7Proxy {
     routes: new RouteTable(settings.routes, settings.defaultOrigins),
     upstreams: new Upstreams(settings.upstream),
     trustedProxies: trusted,
+    proxyProtocol: settings.proxyProtocol,
     limits: settings.limits,
     connLimits: deps.connLimits,
     blockList: deps.blockList,

@@ -40,6 +40,7 @@ export function l7Settings(config: Readonly<Config>, cwd: string): L7Settings {
     routes: l7.routes.map((r) => ({ hosts: r.hosts, origins: r.origins })),
     defaultOrigins: [`http://${backend.host.includes(':') ? `[${backend.host}]` : backend.host}:${backend.port}`],
     trustedProxies: l7.trusted_proxies,
+    proxyProtocol: l7.proxy_protocol,
     limits: {
       headerTimeoutMs: l7.header_timeout_ms,
       requestTimeoutMs: l7.request_timeout_ms,

@@ -8,7 +8,7 @@ import { logSecurityEvent, type Logger, type SecurityEvent } from '../telemetry/
 import { beforeCollect, type Metrics } from '../telemetry/metrics.ts';
 
 export type RefusalReason = Extract<SecurityEvent, { event: 'conn.refused' }>['reason'];
-const REFUSAL_REASONS = ['blocklist', 'max_connections', 'per_ip_limit', 'draining'] as const satisfies readonly RefusalReason[];
+const REFUSAL_REASONS = ['blocklist', 'max_connections', 'per_ip_limit', 'draining', 'proxy_protocol'] as const satisfies readonly RefusalReason[];
 
 /** `kind` label values of secbeat_upstream_errors_total{mode="tcp"}. */
 const UPSTREAM_ERROR_KINDS = ['connect_refused', 'connect_timeout', 'connect_error', 'reset', 'idle_timeout'] as const;
@@ -35,7 +35,7 @@ function emptyPending(): Pending {
     accepted: 0,
     ok: 0,
     upstreamError: 0,
-    refused: { blocklist: 0, max_connections: 0, per_ip_limit: 0, draining: 0 },
+    refused: { blocklist: 0, max_connections: 0, per_ip_limit: 0, draining: 0, proxy_protocol: 0 },
     upstreamErrors: { connect_refused: 0, connect_timeout: 0, connect_error: 0, reset: 0, idle_timeout: 0 },
   };
 }

@@ -86,7 +86,8 @@ export type SecurityEvent =
   | {
       event: 'conn.refused';
       mode: 'tcp' | 'l7';
-      reason: 'blocklist' | 'max_connections' | 'per_ip_limit' | 'draining';
+      /** proxy_protocol: a listener that expects a PROXY header got none, a bad one, or one from an untrusted sender. */
+      reason: 'blocklist' | 'max_connections' | 'per_ip_limit' | 'draining' | 'proxy_protocol';
       clientIp: string;
     }
   | { event: 'ip.blocked'; ip: string; durationSec: number | null; source: 'admin' | 'api' | 'config' }

@@ -36,6 +36,7 @@ export async function startL7Proxy(certs: CertificateStore | null): Promise<Test
     routes: new RouteTable([], [`http://127.0.0.1:${originPort}`]),
     upstreams: new Upstreams({ connectTimeoutMs: 1_000, headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, connectionsPerOrigin: 8, ejectAfterFailures: 2, ejectMs: 60_000 }),
     trustedProxies: new CidrSet([]),
+    proxyProtocol: false,
     limits: {
       headerTimeoutMs: 5_000,
       requestTimeoutMs: 10_000,

@@ -66,6 +66,7 @@ describe('L7Proxy (fuzz)', () => {
         routes: [],
         defaultOrigins: [`http://127.0.0.1:${originPort}`],
         trustedProxies: ['127.0.0.0/8'],
+        proxyProtocol: false,
         limits: {
           headerTimeoutMs: 300,
           requestTimeoutMs: 1_000,

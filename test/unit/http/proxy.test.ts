@@ -84,6 +84,7 @@ async function startProxy(over: Partial<L7Settings> & { defaultOrigins: string[]
     tls: null,
     routes: [],
     trustedProxies: [],
+    proxyProtocol: false,
     limits: LIMITS,
     upstream: { connectTimeoutMs: 1_000, headersTimeoutMs: 2_000, bodyTimeoutMs: 10_000, connectionsPerOrigin: 8, ejectAfterFailures: 2, ejectMs: 60_000 },
     ...over,
@@ -346,8 +347,71 @@ describe('L7Proxy over HTTP/1.1', () => {
   });
 });
 
+describe('L7Proxy with PROXY protocol', () => {
+  /** Sends `prefix` then an HTTP/1.1 request on one connection; resolves with the whole reply. */
+  function rawExchange(port: number, prefix: Buffer | string): Promise<string> {
+    return new Promise((resolve) => {
+      const s = netConnect(port, '127.0.0.1', () => {
+        s.write(prefix);
+        s.write('GET /pp HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.66\r\nConnection: close\r\n\r\n');
+      });
+      let got = '';
+      s.on('data', (b: Buffer) => (got += b.toString()));
+      s.on('close', () => resolve(got));
+      s.on('error', () => {});
+    });
+  }
+
+  function v2Header(source: string, dest: string): Buffer {
+    const header = Buffer.alloc(28);
+    Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]).copy(header, 0);
+    header[12] = 0x21; // version 2, PROXY
+    header[13] = 0x11; // TCP over IPv4
+    header.writeUInt16BE(12, 14);
+    source.split('.').forEach((octet, i) => (header[16 + i] = Number(octet)));
+    dest.split('.').forEach((octet, i) => (header[20 + i] = Number(octet)));
+    header.writeUInt16BE(40000, 24);
+    header.writeUInt16BE(80, 26);
+    return header;
+  }
+
+  function originSaw(reply: string): { headers: Record<string, string> } {
+    return JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as { headers: Record<string, string> };
+  }
+
+  it('takes the client address from a v1 or v2 header sent by a trusted proxy', async () => {
+    const o = await origin(echoHandler());
+    const { port } = await startProxy({ defaultOrigins: [`http://127.0.0.1:${o}`], proxyProtocol: true, trustedProxies: ['127.0.0.0/8'] });
+    const v1 = originSaw(await rawExchange(port, 'PROXY TCP4 198.51.100.7 10.0.0.1 40000 80\r\n'));
+    // The header's client is not a trusted proxy itself: its own X-Forwarded-For is replaced.
+    expect(v1.headers['x-forwarded-for']).toBe('198.51.100.7');
+    expect(v1.headers['forwarded']).toMatch(/^for=198\.51\.100\.7;/);
+    const v2 = originSaw(await rawExchange(port, v2Header('192.0.2.44', '10.0.0.1')));
+    expect(v2.headers['x-forwarded-for']).toBe('192.0.2.44');
+  });
+
+  it('refuses a connection without a header, with a bad one, or from an untrusted sender', async () => {
+    const o = await origin(echoHandler());
+    const trusted = await startProxy({ defaultOrigins: [`http://127.0.0.1:${o}`], proxyProtocol: true, trustedProxies: ['127.0.0.0/8'] });
+    expect(await rawExchange(trusted.port, '')).toBe('');
+    expect(await rawExchange(trusted.port, 'PROXY TCP4 not-an-ip 10.0.0.1 1 2\r\n')).toBe('');
+    const untrusted = await startProxy({ defaultOrigins: [`http://127.0.0.1:${o}`], proxyProtocol: true, trustedProxies: ['10.0.0.0/8'] });
+    expect(await rawExchange(untrusted.port, 'PROXY TCP4 198.51.100.7 10.0.0.1 40000 80\r\n')).toBe('');
+    expect(await metric(trusted.metrics, 'secbeat_attacks_blocked_total', { mode: 'l7', reason: 'proxy_protocol' })).toBe(2);
+    expect(await metric(untrusted.metrics, 'secbeat_attacks_blocked_total', { mode: 'l7', reason: 'proxy_protocol' })).toBe(1);
+  });
+
+  it('applies the blocklist to the address the header names', async () => {
+    const o = await origin(echoHandler());
+    const { port, blockList } = await startProxy({ defaultOrigins: [`http://127.0.0.1:${o}`], proxyProtocol: true, trustedProxies: ['127.0.0.0/8'] });
+    blockList.add('198.51.100.7', null);
+    expect(await rawExchange(port, 'PROXY TCP4 198.51.100.7 10.0.0.1 40000 80\r\n')).toBe('');
+    expect(originSaw(await rawExchange(port, 'PROXY TCP4 198.51.100.8 10.0.0.1 40000 80\r\n')).headers['x-forwarded-for']).toBe('198.51.100.8');
+  });
+});
+
 describe('L7Proxy over TLS', () => {
-  async function startTls(o: number) {
+  async function startTls(o: number, extra: Partial<L7Settings> = {}) {
     const a = testCert(['a.example']);
     const b = testCert(['b.example', '*.b.example']);
     const fallback = testCert(['default.example']);
@@ -365,9 +429,29 @@ describe('L7Proxy over TLS', () => {
         ],
         contextCacheSize: 10,
       },
+      ...extra,
     });
     return started;
   }
+
+  it('reads a PROXY header before the TLS handshake and names its client to the origin over HTTP/2', async () => {
+    const o = await origin(echoHandler());
+    const { tlsPort } = await startTls(o, { proxyProtocol: true, trustedProxies: ['127.0.0.0/8'] });
+    const raw = netConnect(tlsPort, '127.0.0.1');
+    await new Promise((r) => raw.once('connect', r));
+    raw.write('PROXY TCP4 198.51.100.9 10.0.0.1 40000 443\r\n');
+    const session = h2connect(`https://a.example:${tlsPort}`, { createConnection: () => tlsConnect({ socket: raw, servername: 'a.example', ca: testCa(), ALPNProtocols: ['h2'] }) });
+    cleanups.push(() => void session.close());
+    const body = await new Promise<string>((resolve, reject) => {
+      const stream = session.request({ ':path': '/pp' });
+      let text = '';
+      stream.on('data', (b: Buffer) => (text += b.toString()));
+      stream.on('end', () => resolve(text));
+      stream.on('error', reject);
+      stream.end();
+    });
+    expect((JSON.parse(body) as { headers: Record<string, string> }).headers['x-forwarded-for']).toBe('198.51.100.9');
+  });
 
   function peerName(port: number, servername: string): Promise<string> {
     return new Promise((resolve, reject) => {

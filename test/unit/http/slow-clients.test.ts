@@ -45,6 +45,7 @@ async function setup(): Promise<{ proxy: L7Proxy; port: number }> {
       routes: [],
       defaultOrigins: [`http://127.0.0.1:${(origin.address() as { port: number }).port}`],
       trustedProxies: [],
+      proxyProtocol: false,
       limits: {
         headerTimeoutMs: HEADER_TIMEOUT_MS,
         requestTimeoutMs: 2_000,
