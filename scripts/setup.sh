@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages used by tests and benches: nats-server (cluster tests), haproxy and iperf3 (TCP bench),
-# iproute2 (network namespaces), procps (ps/pgrep in helpers), openssl (test certificates); g++, make and
-# python3 build the native addon.
-DEBIAN_PACKAGES=(g++ make python3 openssl nats-server haproxy iperf3 iproute2 procps util-linux)
+# nginx, wrk and nghttp2-client's h2load (L7 bench, with haproxy), iproute2 (network namespaces), procps
+# (ps/pgrep in helpers), openssl (test certificates); g++, make and python3 build the native addon.
+DEBIAN_PACKAGES=(g++ make python3 openssl nats-server haproxy iperf3 nginx wrk nghttp2-client iproute2 procps util-linux)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
@@ -20,6 +20,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's nginx package starts a system nginx on port 80 where an init system runs services (systemd, or
+  # sysvinit without a policy-rc.d refusing it). The L7 bench starts its own nginx processes on loopback ports
+  # and wants no other nginx on its cores, so one this script just installed is stopped and disabled; an
+  # nginx that was installed before is left alone.
+  if [[ " ${missing[*]} " == *" nginx "* ]]; then
+    if [ -d /run/systemd/system ] && systemctl is-active --quiet nginx 2>/dev/null; then
+      echo "setup: stopping and disabling the nginx service the package started"
+      $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/nginx ] && /etc/init.d/nginx status >/dev/null 2>&1; then
+      echo "setup: stopping and disabling the nginx service the package started"
+      $SUDO /etc/init.d/nginx stop >/dev/null 2>&1 || true
+      $SUDO update-rc.d nginx disable >/dev/null 2>&1 || true
+    fi
+  fi
 fi
 
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi

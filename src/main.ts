@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { formatConfigIssue, loadConfig, type ConfigSource } from './config/load.ts';
 import { runCtl } from './cli/ctl.ts';
-import { SecbeatNode } from './node/node.ts';
+import { l7SettingsFor, SecbeatNode } from './node/node.ts';
 import { startRequirements } from './node/requirements.ts';
 import { createRootLogger } from './telemetry/log.ts';
 
@@ -71,6 +71,13 @@ async function run(args: string[], validateOnly: boolean): Promise<number> {
     // Configs for modes later issues add are valid files; that this build cannot run them is a note here
     // and a refusal at start.
     for (const problem of startRequirements(result.config)) process.stdout.write(`note: ${problem}\n`);
+    try {
+      // What start provisions before binding anything (L7: certificates read and checked) is checked too.
+      await l7SettingsFor({ config: result.config, source });
+    } catch (err) {
+      process.stderr.write(`${(err as Error).message}\nconfiguration invalid: 1 problem(s)\n`);
+      return 2;
+    }
     process.stdout.write(`configuration ok: ${result.file ?? 'embedded default'} (mode ${result.config.server.mode})\n`);
     return 0;
   }

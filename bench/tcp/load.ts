@@ -118,11 +118,46 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
+/**
+ * How the open-loop generator tells that the answer to a connection's outstanding request is complete: fed
+ * every chunk the connection receives, reset once an answer has been timed.
+ */
+export interface ResponseReader {
+  feed(chunk: Buffer): boolean;
+  reset(): void;
+}
+
+export interface OpenLoopOptions {
+  /** Opens one persistent connection; it is used once 'connect' fires. */
+  connect(): Socket;
+  /** The bytes of one request, written whole in each send slot. */
+  request: Buffer;
+  /** One reader per connection. */
+  reader(): ResponseReader;
+  connections: number;
+  ratePerS: number;
+  warmupMs: number;
+  durationMs: number;
+}
+
 interface LatencyConn {
   socket: Socket;
   sentAtNs: bigint;
-  received: number;
   nextDueMs: number;
+}
+
+/** The echo backend answers with the request's own bytes: complete once `payloadBytes` are back. */
+function echoReader(payloadBytes: number): ResponseReader {
+  let received = 0;
+  return {
+    feed(chunk) {
+      received += chunk.length;
+      return received >= payloadBytes;
+    },
+    reset() {
+      received = 0;
+    },
+  };
 }
 
 /**
@@ -131,35 +166,52 @@ interface LatencyConn {
  * echo. A slot whose previous request is still unanswered is skipped and counted as `late` rather than
  * queued, so a slow proxy shows up in `late` as well as in the percentiles.
  */
-async function latencyRun(cmd: Extract<GenCommand, { type: 'latency' }>): Promise<LatencyResult> {
-  const payload = Buffer.alloc(cmd.payloadBytes, 0x61);
+function latencyRun(cmd: Extract<GenCommand, { type: 'latency' }>): Promise<LatencyResult> {
+  return openLoopLatency({
+    connect: () => connect({ host: '127.0.0.1', port: cmd.port, noDelay: true }),
+    request: Buffer.alloc(cmd.payloadBytes, 0x61),
+    reader: () => echoReader(cmd.payloadBytes),
+    connections: cmd.connections,
+    ratePerS: cmd.ratePerS,
+    warmupMs: cmd.warmupMs,
+    durationMs: cmd.durationMs,
+  });
+}
+
+/**
+ * The open loop of latencyRun() for any request/response protocol (bench/l7 sends HTTP/1.1 requests): each
+ * connection sends `request` every connections/rate seconds (staggered), latency is from just before write()
+ * to the moment the reader says the answer is complete, and a slot whose previous request is unanswered is
+ * skipped and counted as `late`.
+ */
+export async function openLoopLatency(o: OpenLoopOptions): Promise<LatencyResult> {
   const conns: LatencyConn[] = [];
   let errors = 0;
-  for (let i = 0; i < cmd.connections; i++) {
-    const socket = connect({ host: '127.0.0.1', port: cmd.port, noDelay: true });
+  for (let i = 0; i < o.connections; i++) {
+    const socket = o.connect();
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
     socket.on('error', () => void errors++);
-    conns.push({ socket, sentAtNs: 0n, received: 0, nextDueMs: 0 });
+    conns.push({ socket, sentAtNs: 0n, nextDueMs: 0 });
   }
-  const periodMs = (1000 * cmd.connections) / cmd.ratePerS;
+  const periodMs = (1000 * o.connections) / o.ratePerS;
   const startMs = nowMs();
-  const measureFromMs = startMs + cmd.warmupMs;
-  const endMs = measureFromMs + cmd.durationMs;
-  const samples = new Float64Array(Math.ceil(((cmd.warmupMs + cmd.durationMs) / 1000) * cmd.ratePerS) + cmd.connections);
+  const measureFromMs = startMs + o.warmupMs;
+  const endMs = measureFromMs + o.durationMs;
+  const samples = new Float64Array(Math.ceil(((o.warmupMs + o.durationMs) / 1000) * o.ratePerS) + o.connections);
   let count = 0;
   let late = 0;
   conns.forEach((c, i) => {
-    c.nextDueMs = startMs + (i * periodMs) / cmd.connections;
+    c.nextDueMs = startMs + (i * periodMs) / o.connections;
+    const reader = o.reader();
     c.socket.on('data', (chunk: Buffer) => {
-      c.received += chunk.length;
-      if (c.received < cmd.payloadBytes || c.sentAtNs === 0n) return;
+      if (!reader.feed(chunk) || c.sentAtNs === 0n) return;
       const doneNs = process.hrtime.bigint();
       if (Number(c.sentAtNs) / 1e6 >= measureFromMs && count < samples.length) samples[count++] = Number(doneNs - c.sentAtNs) / 1e3;
       c.sentAtNs = 0n;
-      c.received = 0;
+      reader.reset();
     });
   });
   await new Promise<void>((resolve) => {
@@ -179,7 +231,7 @@ async function latencyRun(cmd: Extract<GenCommand, { type: 'latency' }>): Promis
           continue;
         }
         c.sentAtNs = process.hrtime.bigint();
-        c.socket.write(payload);
+        c.socket.write(o.request);
       }
     }, 1);
   });

@@ -1,5 +1,6 @@
-// Process plumbing for bench/tcp/run.ts: spawning children pinned to a core, reading their CPU time, RSS and
-// fds from /proc, loopback port helpers, and a registry that kills every child by PID on exit, error or signal.
+// Process plumbing for bench/tcp/run.ts and bench/l7/run.ts: spawning children pinned to a core, reading their
+// CPU time, RSS and fds from /proc, loopback port helpers, the IPC wait of load children, and a registry that
+// kills every child (and adopted grandchild, such as nginx's workers) by PID on exit, error or signal.
 // Linux only (taskset from util-linux, /proc); nothing here knows which proxy is under test.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -36,6 +37,36 @@ export function procRssBytes(pid: number): number {
 /** Open file descriptors: sockets, pipes, epoll fds; tells how many fds a proxied connection costs. */
 export function procFdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/**
+ * Direct children of a process (all its threads' children), from /proc/<pid>/task/<tid>/children: how a
+ * multi-process server's workers (nginx's master forks them) are found for CPU, RSS and fd accounting.
+ */
+export function procChildPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const children = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+      if (children !== '') out.push(...children.split(' ').map(Number));
+    } catch {
+      // The thread ended while being read.
+    }
+  }
+  return out;
+}
+
+/**
+ * Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat); null when it is gone. With
+ * the PID it names one process for good, whatever reuses the PID later.
+ */
+export function procStartTicks(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return null;
+  }
 }
 
 /** Cpus_allowed_list of the process, to show in the report that pinning took effect. */
@@ -122,6 +153,8 @@ export async function waitForListen(port: number, timeoutMs: number): Promise<vo
  */
 export class ProcessRegistry {
   readonly #children = new Set<ChildProcess>();
+  /** Grandchildren the bench must end itself if their parent dies first: PID → start time (against PID reuse). */
+  readonly #adopted = new Map<number, number>();
 
   spawnPinned(core: Core, command: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
     const child = spawn('taskset', ['-c', String(core), command, ...args], options);
@@ -141,8 +174,18 @@ export class ProcessRegistry {
     clearTimeout(timer);
   }
 
+  /**
+   * A process a child forked (nginx's workers): its parent normally ends it, but a parent that is SIGKILLed
+   * leaves it running, so stopAll() and killAllNow() SIGKILL it if it is still the same process.
+   */
+  adopt(pid: number): void {
+    const started = procStartTicks(pid);
+    if (started !== null) this.#adopted.set(pid, started);
+  }
+
   async stopAll(): Promise<void> {
     await Promise.all([...this.#children].map((c) => this.stop(c)));
+    this.#killAdopted();
   }
 
   /** Last resort from a synchronous 'exit' handler: no waiting possible, so SIGKILL. */
@@ -156,27 +199,104 @@ export class ProcessRegistry {
         }
       }
     }
+    this.#killAdopted();
   }
+
+  #killAdopted(): void {
+    for (const [pid, started] of this.#adopted) {
+      this.#adopted.delete(pid);
+      if (procStartTicks(pid) !== started) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone between the check and the kill.
+      }
+    }
+  }
+}
+
+/**
+ * Waits for the message `{ type }` from an IPC child (the load children of both benches); a `{ type: 'error',
+ * message }` message, the child's exit or `timeoutMs` rejects.
+ */
+export function waitMessage<M extends { type: string }, T extends M['type']>(
+  child: ChildProcess,
+  type: T,
+  timeoutMs: number,
+): Promise<Extract<M, { type: T }>> {
+  return new Promise((resolvePromise, reject) => {
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    const onMessage = (m: M): void => {
+      if (m.type === 'error') {
+        cleanup();
+        reject(new Error(`load child: ${(m as M & { message?: string }).message ?? '?'}`));
+      } else if (m.type === type) {
+        cleanup();
+        resolvePromise(m as Extract<M, { type: T }>);
+      }
+    };
+    const onExit = (code: number | null): void => {
+      cleanup();
+      reject(new Error(`load child exited (${code}) while waiting for ${type}`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`load child: no ${type} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
 }
 
 export interface Completed {
   code: number | null;
   stdout: string;
   stderr: string;
+  /**
+   * CPU the command used (utime + stime), as last sampled before it exited; only with `sampleCpuMs`. A reaped
+   * process has no /proc entry, so up to one interval of its CPU is missing (the load tools idle at the end).
+   */
+  cpuS?: number;
 }
 
-/** Runs a pinned command to completion and collects its output; SIGKILLed after `timeoutMs`. */
-export function runPinned(procs: ProcessRegistry, core: Core, command: string, args: readonly string[], timeoutMs: number): Promise<Completed> {
+/**
+ * Runs a pinned command to completion and collects its output; SIGKILLed after `timeoutMs`. With
+ * `sampleCpuMs`, its CPU time is read from /proc every that many ms (see Completed.cpuS).
+ */
+export function runPinned(
+  procs: ProcessRegistry,
+  core: Core,
+  command: string,
+  args: readonly string[],
+  timeoutMs: number,
+  sampleCpuMs?: number,
+): Promise<Completed> {
   const child = procs.spawnPinned(core, command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
   child.stdout?.on('data', (b: Buffer) => stdout.push(b));
   child.stderr?.on('data', (b: Buffer) => stderr.push(b));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  let cpuS: number | undefined;
+  const sample = (): void => {
+    try {
+      if (child.pid !== undefined) cpuS = procCpuS(child.pid);
+    } catch {
+      // Exited between two samples: the last one stands.
+    }
+  };
+  const sampler = sampleCpuMs === undefined ? undefined : setInterval(sample, sampleCpuMs);
   return new Promise((resolve) => {
     child.once('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') });
+      clearInterval(sampler);
+      const done: Completed = { code, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') };
+      if (sampleCpuMs !== undefined) done.cpuS = cpuS ?? 0;
+      resolve(done);
     });
   });
 }
@@ -205,17 +325,22 @@ export function coreTimes(): Map<string, CoreTimes> {
   return out;
 }
 
+/** Program names otherBenchProcesses() looks for by default: the TCP bench's peers. */
+const BENCH_PROGRAMS = /(^|\/)(haproxy|iperf3)\b/;
+
 /**
  * Other load generators or proxies already running (another bench, someone's haproxy or iperf3): on a 2-core
- * box they would share the pinned cores, so the report names them. Scans /proc; never signals anything.
+ * box they would share the pinned cores, so the report names them. `programs` matches command lines of the
+ * peers a bench uses. Scans /proc; never signals anything.
  */
-export function otherBenchProcesses(): string[] {
+export function otherBenchProcesses(programs: RegExp = BENCH_PROGRAMS): string[] {
   const found: string[] = [];
   for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    // Not this process, nor its parent (a shell, npm or `timeout` whose command line names the bench).
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid || Number(entry) === process.ppid) continue;
     try {
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim();
-      if (/(^|\/)(haproxy|iperf3)\b/.test(cmdline) || /bench\/|main\.(ts|js) run/.test(cmdline)) found.push(`${entry}: ${cmdline.slice(0, 120)}`);
+      if (programs.test(cmdline) || /bench\/|main\.(ts|js) run/.test(cmdline)) found.push(`${entry}: ${cmdline.slice(0, 120)}`);
     } catch {
       // The process ended while being read.
     }

@@ -104,7 +104,15 @@ function startSecbeat(
       '',
     ].join('\n'),
   );
-  // The launcher execs node in place, so the PID is the node's (taskset and sh exec too).
+  return spawnSecbeat(env, dir, config, out);
+}
+
+/**
+ * `bin/secbeat run --config <config>` of buildStrippedTree()'s tree on the proxy core, with env.nodeFlags in
+ * NODE_OPTIONS, output to the fd `out`. The launcher execs node in place, so the PID is the node's (taskset
+ * and sh exec too).
+ */
+export function spawnSecbeat(env: ProxyEnv, dir: string, config: string, out: number): ChildProcess {
   const nodeOptions = [process.env['NODE_OPTIONS'] ?? '', ...env.nodeFlags].join(' ').trim();
   return env.procs.spawnPinned(PROXY_CORE, 'sh', [env.secbeatLauncher, 'run', '--config', config], {
     cwd: dir,
@@ -182,15 +190,16 @@ export function extractRef(root: string, ref: string, outDir: string): string {
   return outDir;
 }
 
-/** Warnings and errors a proxy wrote (pino level ≥ 40, or HAProxy [WARNING]/[ALERT]), for the report. */
+/** Warnings and errors a proxy wrote (pino level ≥ 40, HAProxy [WARNING]/[ALERT], nginx [warn] and up), for the report. */
 export function proxyComplaints(logFile: string): string[] {
   if (!existsSync(logFile)) return [];
   return readFileSync(logFile, 'utf8')
     .split('\n')
-    .filter((line) => /"level":\s*(4|5|6)0/.test(line) || /\[(WARNING|ALERT)\]/.test(line));
+    .filter((line) => /"level":\s*(4|5|6)0/.test(line) || /\[(WARNING|ALERT)\]/.test(line) || /\[(warn|error|crit|alert|emerg)\]/.test(line));
 }
 
-function tail(file: string): string {
+/** The last 20 lines of a proxy's output, for a start failure's message. */
+export function tail(file: string): string {
   try {
     return readFileSync(file, 'utf8').split('\n').slice(-20).join('\n');
   } catch {

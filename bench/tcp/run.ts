@@ -29,6 +29,7 @@ import {
   sleep,
   sysctl,
   waitForListen,
+  waitMessage,
   type CoreTimes,
 } from './proc.ts';
 import {
@@ -228,32 +229,7 @@ async function startLoadChild(env: ProxyEnv, role: 'echo' | 'gen'): Promise<Load
 }
 
 function waitReply<T extends ChildReply['type']>(child: ChildProcess, type: T, timeoutMs: number): Promise<Extract<ChildReply, { type: T }>> {
-  return new Promise((resolvePromise, reject) => {
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    const onMessage = (m: ChildReply): void => {
-      if (m.type === 'error') {
-        cleanup();
-        reject(new Error(`load child: ${m.message}`));
-      } else if (m.type === type) {
-        cleanup();
-        resolvePromise(m as Extract<ChildReply, { type: T }>);
-      }
-    };
-    const onExit = (code: number | null): void => {
-      cleanup();
-      reject(new Error(`load child exited (${code}) while waiting for ${type}`));
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`load child: no ${type} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
+  return waitMessage<ChildReply, T>(child, type, timeoutMs);
 }
 
 function ask<T extends ChildReply['type']>(load: LoadChild, command: GenCommand, type: T, timeoutMs: number): Promise<Extract<ChildReply, { type: T }>> {

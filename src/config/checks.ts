@@ -1,11 +1,8 @@
 // Semantic checks that need more than the schema: the file system and relations between sections.
 // load.ts runs them after the schema passes; they read files but bind, open and start nothing.
-import { randomBytes } from 'node:crypto';
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
-import { DEFAULT_CIPHERS } from 'node:tls';
+import { accessSync, constants, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseCidr } from '../net/cidr.ts';
-import { CertificateStore } from '../tls/cert-store.ts';
 import { parseHostPort, type Config } from './schema.ts';
 
 export interface CheckIssue {
@@ -103,40 +100,6 @@ function checkL7(config: Config, cwd: string): CheckIssue[] {
       const file = route[key];
       const problem = file === undefined ? null : unreadable(file, cwd);
       if (problem) issues.push({ path: ['l7', 'routes', String(i), key], message: problem });
-    }
-  });
-  if (issues.length === 0 && config.tls.enabled) issues.push(...checkCertificates(config, cwd));
-  return issues;
-}
-
-/**
- * Installs every certificate into a throwaway CertificateStore, the same checks the data plane's store makes:
- * the key matches, the PEM parses, and a route's certificate covers each of its hosts.
- */
-function checkCertificates(config: Config, cwd: string): CheckIssue[] {
-  const { tls, l7 } = config;
-  const issues: CheckIssue[] = [];
-  const read = (file: string): Buffer => readFileSync(resolve(cwd, file));
-  const store = new CertificateStore(
-    { minVersion: tls.min_version, maxVersion: 'TLSv1.3', ciphers: tls.ciphers ?? DEFAULT_CIPHERS, contextCacheSize: 1 },
-    randomBytes(48),
-  );
-  if (tls.cert_path !== undefined && tls.key_path !== undefined) {
-    try {
-      store.setDefault({ cert: read(tls.cert_path), key: read(tls.key_path) });
-    } catch (err) {
-      issues.push({ path: ['tls', 'cert_path'], message: (err as Error).message });
-    }
-  }
-  l7.routes.forEach((route, i) => {
-    if (route.cert_path === undefined || route.key_path === undefined) return;
-    const pem = { cert: read(route.cert_path), key: read(route.key_path) };
-    for (const host of route.hosts) {
-      try {
-        store.install(host, pem);
-      } catch (err) {
-        issues.push({ path: ['l7', 'routes', String(i), 'cert_path'], message: (err as Error).message });
-      }
     }
   });
   return issues;

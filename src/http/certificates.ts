@@ -1,6 +1,6 @@
 // The CertificateStore of L7 mode's TLS listener, built in each thread from the plain settings every thread
-// gets (src/http/setup.ts). Config checks (src/config/checks.ts) have already installed every certificate
-// once, so a thread never meets one the store refuses.
+// gets (src/http/setup.ts), and once on the main thread before any (src/node/l7-settings.ts), so a thread
+// never meets a certificate the store refuses.
 import { DEFAULT_CIPHERS } from 'node:tls';
 import { CertificateStore } from '../tls/cert-store.ts';
 

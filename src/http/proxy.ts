@@ -6,7 +6,13 @@
 // client's response object: no stream pipeline and no per-chunk promise, since CPU per request is the limit.
 import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type ServerHttp2Session,
+} from 'node:http2';
 import { createServer as createNetServer, isIPv6, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -142,6 +148,8 @@ export class L7Proxy implements DataPlane {
   #tlsPort = 0;
   /** Raw listeners that read a PROXY protocol header before handing sockets to the HTTP servers. */
   readonly #fronts: NetServer[] = [];
+  /** Open HTTP/2 sessions: a drain sends them GOAWAY, and destroys them at the deadline. */
+  readonly #sessions = new Set<ServerHttp2Session>();
   /** Client addresses from PROXY headers, by TCP socket. */
   readonly #proxied = new WeakMap<Socket, string>();
   #handshakesOk = 0;
@@ -229,11 +237,15 @@ export class L7Proxy implements DataPlane {
     this.#draining = true;
     const closed = [this.#plain, this.#secure, ...this.#fronts].map((server) => (server === null ? Promise.resolve() : closeServer(server)));
     this.#listening = false;
-    // Idle keep-alive connections go now; busy ones finish their request (Node then closes them).
+    // Idle keep-alive connections go now; busy ones finish their request (Node then closes them). HTTP/2
+    // sessions get GOAWAY: no new streams, open ones finish. The HTTP/2 server's close() waits for its
+    // sessions, which destroying the TCP sockets under them does not end: the deadline destroys them too.
     this.#plain.closeIdleConnections();
+    for (const session of this.#sessions) session.close();
     const report = await this.#drainWaiters.drain(
       () => this.#sockets.size,
       () => {
+        for (const session of this.#sessions) session.destroy();
         for (const socket of this.#sockets) socket.destroy();
       },
       timeoutMs,
@@ -280,6 +292,10 @@ export class L7Proxy implements DataPlane {
       if (!this.#refusedSockets.has((tlsSocket as TLSSocket & { _parent: Socket })._parent)) this.#handshakesFailed++;
     });
     server.on('sessionError', () => {});
+    server.on('session', (session: ServerHttp2Session) => {
+      this.#sessions.add(session);
+      session.once('close', () => this.#sessions.delete(session));
+    });
     // HTTP/1.1 over TLS (allowHTTP1) upgrades the same way as plain HTTP/1.1.
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
     return server;

@@ -1,13 +1,14 @@
 // L7 mode's per-thread settings, derived once from config on the main thread: addresses, limits, routes,
-// and the PEM bytes of every certificate (read here, so worker threads open no files; config checks have
-// already installed each one in a throwaway store, src/config/checks.ts). The same settings go to every thread, ticket keys included, so a TLS session resumes
+// and the PEM bytes of every certificate (read here, so worker threads open no files). Every certificate is
+// installed once into a throwaway store here, so a key that does not match or a certificate that does not
+// cover its route's hosts stops the start (and validate-config) with the store's own message. The same settings go to every thread, ticket keys included, so a TLS session resumes
 // on whichever thread the kernel hands the next connection to.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { SecbeatError } from '../errors.ts';
 import { parseHostPort, type Config } from '../config/schema.ts';
-import type { L7TlsSettings, PemPair } from '../http/certificates.ts';
+import { certificateStore, type L7TlsSettings, type PemPair } from '../http/certificates.ts';
 import type { L7Settings } from '../http/setup.ts';
 
 /** Secure contexts kept warm per thread; each is ~40 KB (docs/rationale.md). */
@@ -34,6 +35,7 @@ export function l7Settings(config: Readonly<Config>, cwd: string): L7Settings {
             contextCacheSize: TLS_CONTEXT_CACHE_SIZE,
           }
         : null;
+  if (tlsSettings !== null) certificateStore({ ...tlsSettings, contextCacheSize: 1 });
   return {
     listen,
     tls: tlsSettings,

@@ -23,7 +23,6 @@ import { logSecurityEvent, rootLogger, setLogLevel, type Logger } from '../telem
 import { collectThreadMetrics, type MetricsJson } from '../telemetry/metrics.ts';
 import { executeAdminCommand } from './commands.ts';
 import type { L7Settings } from '../http/setup.ts';
-import { l7Settings } from './l7-settings.ts';
 import { startRequirements } from './requirements.ts';
 
 export interface NodeOptions {
@@ -96,10 +95,10 @@ export class SecbeatNode {
   #stopping: Promise<void> | null = null;
   #resolveStopped: (code: number) => void = () => {};
 
-  private constructor(options: NodeOptions) {
+  private constructor(options: NodeOptions, l7: L7Settings | null) {
     const { config } = options;
     this.#config = config;
-    this.#l7 = config.server.mode === 'l7' ? l7Settings(config, options.source.cwd ?? process.cwd()) : null;
+    this.#l7 = l7;
     this.clock = options.clock ?? realClock;
     this.log = rootLogger();
     this.startedAt = this.clock.now();
@@ -186,7 +185,7 @@ export class SecbeatNode {
   static async start(options: NodeOptions): Promise<SecbeatNode> {
     const problems = startRequirements(options.config);
     if (problems.length > 0) throw new SecbeatError('SECBEAT_ERR_CONFIG_INVALID', problems.join('; '));
-    const node = new SecbeatNode(options);
+    const node = new SecbeatNode(options, await l7SettingsFor(options));
     await node.root.start((reason) => {
       node.log.fatal({ reason }, 'root supervisor gave up; stopping the node');
       void node.shutdown(0, 1);
@@ -362,4 +361,14 @@ function changedKeys(a: unknown, b: unknown, prefix = ''): string[] {
     );
   }
   return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix];
+}
+
+/**
+ * L7 mode's thread settings (PEM files read, certificates checked); null in TCP mode. Loaded on demand: the
+ * certificate checks pull node:tls into the main isolate, about 4 MB of RSS that TCP mode has no use for.
+ */
+export async function l7SettingsFor(options: NodeOptions): Promise<L7Settings | null> {
+  if (options.config.server.mode !== 'l7') return null;
+  const { l7Settings } = await import('./l7-settings.ts');
+  return l7Settings(options.config, options.source.cwd ?? process.cwd());
 }

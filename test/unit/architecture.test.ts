@@ -21,7 +21,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   http: ['messages.ts', 'errors.ts', 'telemetry', 'net', 'tls', 'proxy'],
   blocklist: ['messages.ts', 'errors.ts', 'telemetry', 'net'],
   proxy: ['messages.ts', 'errors.ts', 'telemetry', 'blocklist', 'config', 'native'],
-  config: ['messages.ts', 'errors.ts', 'validation.ts', 'net', 'tls'],
+  config: ['messages.ts', 'errors.ts', 'validation.ts', 'net'],
   native: ['errors.ts'],
   admin: ['messages.ts', 'errors.ts', 'telemetry', 'net'],
   cli: ['messages.ts', 'errors.ts', 'admin'],

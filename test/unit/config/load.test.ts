@@ -7,6 +7,7 @@ import * as v from 'valibot';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EMBEDDED_CONFIG_PATH, formatConfigIssue, loadConfig, redactConfig, type ConfigIssue, type ConfigSource, type LoadResult } from '../../../src/config/load.ts';
 import { ConfigSchema, parseHostPort, type Config } from '../../../src/config/schema.ts';
+import { l7Settings } from '../../../src/node/l7-settings.ts';
 import { testCert } from '../../helpers/certs.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
@@ -190,14 +191,15 @@ describe('semantic checks', () => {
       ),
     );
     expect(found.map((i) => i.path)).toEqual(['l7.trusted_proxies.1', 'l7.routes.0', 'l7.routes.1.hosts']);
-    // Paired and readable, but the certificate does not cover the route's second host.
-    const [uncovered] = issues(
+    // Paired and readable, but the certificate does not cover the route's second host: the file is valid,
+    // and provisioning (start, validate-config) refuses it with the store's message.
+    const uncovered = ok(
       load(`[server]\nmode = "l7"\n${tls}[[l7.routes]]\nhosts = ["a.example", "b.example"]\norigins = ["http://127.0.0.1:1"]\ncert_path = "l7/a.pem"\nkey_path = "l7/a.key"\n`),
     );
-    expect(uncovered).toMatchObject({ path: 'l7.routes.0.cert_path' });
-    expect(uncovered!.message).toContain('does not cover b.example');
+    expect(() => l7Settings(uncovered, dir)).toThrow('does not cover b.example');
     const config = ok(load(`[server]\nmode = "l7"\n${tls}[[l7.routes]]\nhosts = ["a.example"]\norigins = ["http://127.0.0.1:1"]\ncert_path = "l7/a.pem"\nkey_path = "l7/a.key"\n`));
     expect(config.l7.routes[0]!.hosts).toEqual(['a.example']);
+    expect(l7Settings(config, dir).tls?.certs).toHaveLength(1);
   });
 
   it('admin.socket_path must fit a unix socket address', () => {
