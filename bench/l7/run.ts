@@ -38,6 +38,7 @@ import { buildStrippedTree, extractRef, haproxyMaxconn, proxyComplaints } from '
 import { runH2load, runWrk, type ClosedLoopResult } from './clients.ts';
 import { TLS_SERVER_NAME, type HttpLatencyResult, type L7GenCommand, type L7GenReply } from './load.ts';
 import { BODY_BYTES, makeCertificate, startOrigin, startProxy, type L7Env, type L7ProxyKind, type RunningServer, type StopReport } from './proxies.ts';
+import { parseList, UsageError } from '../cli.ts';
 
 const PHASES = ['rss', 'idle', 'h1', 'tls', 'h2', 'latency'] as const;
 type Phase = (typeof PHASES)[number];
@@ -757,15 +758,6 @@ function toolVersion(command: string, args: readonly string[]): string | null {
   if (run.error !== undefined) return null;
   const text = `${run.stdout}${run.stderr}`.trim();
   return text === '' ? null : (text.split('\n')[0]?.trim() ?? null);
-}
-
-class UsageError extends Error {}
-
-function parseList<T extends string>(text: string, allowed: readonly T[], flag: string): T[] {
-  const items = text.split(',').map((x) => x.trim()).filter((x) => x !== '');
-  const unknown = items.filter((x) => !(allowed as readonly string[]).includes(x));
-  if (unknown.length > 0) throw new UsageError(`${flag}: unknown ${unknown.join(', ')} (known: ${allowed.join(', ')})`);
-  return items as T[];
 }
 
 const USAGE =

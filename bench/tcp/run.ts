@@ -44,6 +44,7 @@ import {
   type ProxySpec,
   type RunningProxy,
 } from './proxies.ts';
+import { parseList, UsageError } from '../cli.ts';
 
 const PHASES = ['rss', 'idle', 'connrate', 'latency', 'bulk'] as const;
 type Phase = (typeof PHASES)[number];
@@ -542,15 +543,6 @@ function toolVersion(command: string, args: readonly string[]): string | null {
   } catch {
     return null;
   }
-}
-
-class UsageError extends Error {}
-
-function parseList<T extends string>(text: string, allowed: readonly T[], flag: string): T[] {
-  const items = text.split(',').map((x) => x.trim()).filter((x) => x !== '');
-  const unknown = items.filter((x) => !(allowed as readonly string[]).includes(x));
-  if (unknown.length > 0) throw new UsageError(`${flag}: unknown ${unknown.join(', ')} (known: ${allowed.join(', ')})`);
-  return items as T[];
 }
 
 const USAGE =
