@@ -72,7 +72,7 @@ describe('ConnLimits across worker threads', () => {
       { threads: 2, maxConnections: 1, perIpMaxConnections: 0 },
     ]) {
       const state = createConnLimitsState(settings);
-      const held = new SharedArrayBuffer(8);
+      const held = new SharedArrayBuffer(12);
       const threads = [startThread(state, 0), startThread(state, 1)];
       const results = await Promise.all(
         threads.map((t) => t.ask<{ admitted: number; violations: number }>({ op: 'hammer', ip: '203.0.113.5', rounds: 100_000, cap: 1, parties: 2, held })),
