@@ -107,8 +107,8 @@ type AnyResponse = ServerResponse | Http2ServerResponse;
 /** What the proxy uses of a response, HTTP/1.1 and HTTP/2 alike (their overloads do not unify in TS). */
 interface ClientResponse {
   readonly headersSent: boolean;
-  readonly destroyed: boolean;
-  readonly writableFinished: boolean;
+  /** True once end() was called. (`destroyed` and `writableFinished` do not mean the same on both: unused.) */
+  readonly writableEnded: boolean;
   writeHead(status: number, headers: Record<string, string | string[] | number>): unknown;
   write(chunk: Buffer): boolean;
   end(body?: string): unknown;
@@ -450,17 +450,7 @@ export class L7Proxy implements DataPlane {
     // HTTP/2 says "no body" with END_STREAM on the HEADERS frame; HTTP/1.1 with neither length nor chunking.
     const hasBody =
       contentLength !== undefined ? contentLength !== '0' : 'stream' in req ? !req.stream.endAfterHeaders : req.headers['transfer-encoding'] !== undefined;
-    const exchange: Exchange = {
-      proxy: this,
-      req,
-      res,
-      origins: this.#originsOf(route),
-      origin: null,
-      options: { path: req.url ?? '/', method, headers, body: null },
-      retriable: IDEMPOTENT.has(method),
-      startedAt,
-      controller: null,
-    };
+    const exchange = new Exchange(this, req, res, this.#originsOf(route), req.url ?? '/', method, headers, startedAt);
     if (!hasBody) return this.#send(exchange);
     // Phase request_body. A body that fits REQUEST_BUFFER_BYTES is read whole before any origin connection
     // is taken (nginx's proxy_request_buffering): a client dribbling a small body holds a client socket,
@@ -492,10 +482,10 @@ export class L7Proxy implements DataPlane {
     this.#dispatch(x, first);
   }
 
-  /** Phase upstream: sends the exchange to `origin`; the ResponseWriter takes it from there. */
+  /** Phase upstream: sends the exchange to `origin`; the exchange handles its response. */
   #dispatch(x: Exchange, origin: Origin): void {
     x.origin = origin;
-    origin.pool.dispatch(x.options as Dispatcher.DispatchOptions, new ResponseWriter(x));
+    origin.pool.dispatch(x.options as Dispatcher.DispatchOptions, x);
   }
 
   /**
@@ -573,7 +563,7 @@ export class L7Proxy implements DataPlane {
 
   /** @internal The exchange failed before response headers: retry, or answer with an error status. */
   failed(x: Exchange, err: Error & { code?: string }): void {
-    if (x.res.headersSent || x.res.destroyed || x.req.destroyed && !x.req.complete) {
+    if (x.res.headersSent || x.clientGone || x.req.destroyed && !x.req.complete) {
       x.res.destroy();
       return;
     }
@@ -610,69 +600,86 @@ export class L7Proxy implements DataPlane {
   }
 }
 
-/** One request on its way through the upstream phase (and a retry). */
-interface Exchange {
+/**
+ * One request on its way through the upstream phase (and a retry), and undici's handler for it: response
+ * headers and body chunks go straight to the client's response, pausing the origin while the client's
+ * buffer is full (backpressure without a stream pipeline). One object per request: CPU per request is the
+ * limit, so the exchange, its dispatch options and its handler are not three allocations.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
   readonly proxy: L7Proxy;
   readonly req: AnyRequest;
   readonly res: ClientResponse;
   readonly origins: OriginSet;
-  origin: Origin | null;
+  origin: Origin | null = null;
   readonly options: { path: string; method: string; headers: string[]; body: Buffer | AnyRequest | AsyncGenerator<Buffer> | null };
   retriable: boolean;
   readonly startedAt: number;
-  controller: Dispatcher.DispatchController | null;
-}
-
-/**
- * undici's handler for one exchange: response headers and body chunks go straight to the client's response,
- * pausing the origin while the client's buffer is full (backpressure without a stream pipeline).
- */
-class ResponseWriter implements Dispatcher.DispatchHandler {
-  readonly #x: Exchange;
+  #controller: Dispatcher.DispatchController | null = null;
+  /** The client went away before the response was written: a dispatch not yet started aborts when it starts. */
+  #clientGone = false;
   #resume: (() => void) | null = null;
 
-  constructor(x: Exchange) {
-    this.#x = x;
+  constructor(proxy: L7Proxy, req: AnyRequest, res: ClientResponse, origins: OriginSet, path: string, method: string, headers: string[], startedAt: number) {
+    this.proxy = proxy;
+    this.req = req;
+    this.res = res;
+    this.origins = origins;
+    this.options = { path, method, headers, body: null };
+    this.retriable = IDEMPOTENT.has(method);
+    this.startedAt = startedAt;
+    // Watched from the start, not from onRequestStart: a request queued in the pool starts later, and a
+    // client gone by then would otherwise leave its exchange paused on a 'drain' that never comes, holding
+    // the origin connection (and Pool.close at shutdown) forever.
+    res.once('close', this.#onClientClose);
   }
 
+  /** The client's response closed before the proxy ended it: reset, aborted stream, or the connection gone. */
+  get clientGone(): boolean {
+    return this.#clientGone;
+  }
+
+  readonly #onClientClose = (): void => {
+    // Both response kinds emit 'close' after a normal end too; HTTP/2's also reports writableFinished once
+    // its stream is reset, so only "end() was called" tells a finished response from an abandoned one.
+    if (this.res.writableEnded) return;
+    this.#clientGone = true;
+    this.#controller?.abort(new Error('client closed'));
+  };
+
   onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#x.controller = controller;
-    // A client that goes away mid-exchange aborts it, so the origin connection is not held for nothing.
-    this.#x.res.once('close', () => {
-      if (!this.#x.res.writableFinished) controller.abort(new Error('client closed'));
-    });
+    this.#controller = controller;
+    if (this.#clientGone) controller.abort(new Error('client closed'));
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    const x = this.#x;
-    x.proxy.responded(x.startedAt, statusCode, x.origin);
+    this.proxy.responded(this.startedAt, statusCode, this.origin);
+    if (this.#clientGone) {
+      controller.abort(new Error('client closed'));
+      return;
+    }
     const out: Record<string, string | string[]> = {};
     for (const name in headers) {
       const value = headers[name];
       if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
     }
-    if (x.res.destroyed) {
-      controller.abort(new Error('client closed'));
-      return;
-    }
-    x.res.writeHead(statusCode, out);
+    this.res.writeHead(statusCode, out);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    const res = this.#x.res;
-    if (!res.write(chunk)) {
-      controller.pause();
-      this.#resume ??= () => controller.resume();
-      res.once('drain', this.#resume);
-    }
+    const res = this.res;
+    if (res.write(chunk) || this.#clientGone) return;
+    controller.pause();
+    this.#resume ??= () => controller.resume();
+    res.once('drain', this.#resume);
   }
 
   onResponseEnd(): void {
-    this.#x.res.end();
+    this.res.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    this.#x.proxy.failed(this.#x, err);
+    this.proxy.failed(this, err);
   }
 }
 

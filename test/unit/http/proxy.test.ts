@@ -3,7 +3,7 @@
 // retries and passive health, and TLS with certificates by SNI for HTTP/1.1 and HTTP/2.
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect as h2connect } from 'node:http2';
+import { connect as h2connect, constants } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
@@ -482,6 +482,31 @@ describe('L7Proxy over TLS', () => {
       s.on('error', reject);
     });
     expect(noSni).toBe('default.example');
+  });
+
+  it('frees the origin connections of HTTP/2 streams the client resets before their responses arrive', async () => {
+    // Each response comes late and large: by then its stream is gone and every write reports a full buffer.
+    const o = await origin((_req, res) => setTimeout(() => res.end(Buffer.alloc(256 * 1024)), 100));
+    const { tlsPort } = await startTls(o);
+    const session = h2connect(`https://a.example:${tlsPort}`, { ca: testCa(), servername: 'a.example', host: '127.0.0.1', port: tlsPort } as never);
+    cleanups.push(() => void session.close());
+    const streams = Array.from({ length: 16 }, (_, i) => session.request({ ':path': `/reset/${i}`, ':authority': 'a.example' }));
+    for (const stream of streams) stream.on('error', () => {});
+    await new Promise((r) => setTimeout(r, 30));
+    for (const stream of streams) stream.close(constants.NGHTTP2_CANCEL);
+    // Twice the pool's 8 connections: each one an abandoned exchange still held would leave these queued.
+    const statuses = Array.from(
+      { length: 16 },
+      (_, i) =>
+        new Promise<number>((resolve, reject) => {
+          const stream = session.request({ ':path': `/after/${i}`, ':authority': 'a.example' });
+          stream.on('response', (h) => resolve(Number(h[':status'])));
+          stream.on('error', reject);
+          stream.resume();
+        }),
+    );
+    const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('requests after the resets never got a response')), 3_000));
+    expect(await Promise.race([Promise.all(statuses), deadline])).toEqual(Array(16).fill(200));
   });
 
   it('proxies HTTP/2 with many concurrent streams and HTTP/1.1 over TLS on the same port', async () => {
