@@ -31,11 +31,54 @@ export const AddressSchema = strictObject({
 /** A config file path as the operator wrote it; the loader resolves and reads it. */
 const FileSchema = v.pipe(v.string(), v.minLength(1), v.maxLength(4096));
 
+/** A typed array over shared memory: what threads read in place (a copy would defeat the point). */
+function sharedArray<T extends Uint32Array<SharedArrayBuffer> | Float64Array<SharedArrayBuffer>>(type: { new (...args: never[]): T; name: string }) {
+  return v.custom<T>((x) => x instanceof type && x.buffer instanceof SharedArrayBuffer, `expected a ${type.name} over a SharedArrayBuffer`);
+}
+
+/**
+ * Certificate pairs the main thread read and checked once, packed into shared memory that every worker thread
+ * installs from without copying (layout and readers: src/tls/pem-table.ts).
+ */
+const PemTableSchema = strictObject({
+  /** PEM bytes, each pair's certificate chain then its key; a pair never spans two chunks. */
+  chunks: v.array(v.instance(SharedArrayBuffer)),
+  /** Four numbers per pair: chunk index, byte offset, certificate length, key length. */
+  slots: sharedArray<Uint32Array<SharedArrayBuffer>>(Uint32Array),
+  /** Per pair: the leaf's notAfter, ms since the epoch. */
+  notAfterMs: sharedArray<Float64Array<SharedArrayBuffer>>(Float64Array),
+  /** Per pair, eight words: SHA-256 of its bytes, so a reload tells unchanged pairs apart without reading them. */
+  digests: sharedArray<Uint32Array<SharedArrayBuffer>>(Uint32Array),
+  /** Per pair: the names it is served for (host names or "*.parent", lower case, checked). */
+  names: v.array(v.array(v.string())),
+});
+
+const PemBytesSchema = v.custom<Uint8Array>((x) => x instanceof Uint8Array, 'expected PEM bytes (a Uint8Array)');
+const PemPairSchema = strictObject({ cert: PemBytesSchema, key: PemBytesSchema });
+
+/** Every certificate of the L7 TLS listener: the default (no SNI, unknown names) and the table of the rest. */
+const CertificateSetSchema = strictObject({ defaultCert: PemPairSchema, table: PemTableSchema });
+
+/**
+ * What a config reload changes on a running L7 listener, all at once: the route table and the certificate set
+ * (null without a TLS listener). Built by src/node/l7-settings.ts. It holds SharedArrayBuffers, which JSON
+ * cannot carry, so only the node itself can send it (`actor.inject` cannot).
+ */
+const L7UpdateSchema = strictObject({
+  routes: v.array(strictObject({ hosts: v.array(v.string()), origins: v.array(v.string()) })),
+  certificates: v.nullable(CertificateSetSchema),
+});
+
 export const ListenerMsgSchema = v.variant('type', [
   /** Stop accepting, let open connections finish up to `timeoutMs`, then close the rest. Ask → DrainReport. */
   strictObject({ type: v.literal('listener.drain'), timeoutMs: int(0, 3_600_000) }),
   /** Ask → ListenerStats. */
   strictObject({ type: v.literal('listener.stats') }),
+  /**
+   * Swap routes and certificates (L7 mode) in one synchronous step, so no request or handshake sees half of
+   * it; certificates whose bytes did not change keep their warm contexts. Idempotent. Ask → L7Applied.
+   */
+  strictObject({ type: v.literal('listener.reconfigure'), l7: L7UpdateSchema }),
 ]);
 
 export const ConfigMsgSchema = v.variant('type', [
@@ -61,6 +104,10 @@ export const SystemMsgSchema = v.variant('type', [
 /** The per-actor variants nest, so a bad message is blamed on its `type` or on the field that is wrong. */
 export const AnyMsgSchema = refuseArrays(v.variant('type', [ListenerMsgSchema, ConfigMsgSchema, TelemetryMsgSchema, SystemMsgSchema]));
 
+export type PemTable = v.InferOutput<typeof PemTableSchema>;
+export type PemPair = v.InferOutput<typeof PemPairSchema>;
+export type CertificateSet = v.InferOutput<typeof CertificateSetSchema>;
+export type L7Update = v.InferOutput<typeof L7UpdateSchema>;
 export type ListenerMsg = v.InferOutput<typeof ListenerMsgSchema>;
 export type ConfigMsg = v.InferOutput<typeof ConfigMsgSchema>;
 export type TelemetryMsg = v.InferOutput<typeof TelemetryMsgSchema>;
@@ -89,6 +136,34 @@ export interface DrainReport {
   closedGracefully: number;
   closedForcibly: number;
 }
+/** What a certificate-set swap did on one thread; names are counted, a pair may serve several. */
+export interface CertificateChanges {
+  installed: number;
+  replaced: number;
+  removed: number;
+  /** Same bytes as before: the entry and its cached secure context were left alone. */
+  unchanged: number;
+  defaultReplaced: boolean;
+}
+export interface L7Applied {
+  routes: number;
+  /** null without a TLS listener. */
+  certificates: CertificateChanges | null;
+}
+/** One installed name (`certs.list`). */
+export interface CertificateInfo {
+  name: string;
+  notAfterMs: number;
+}
+export interface CertificateList {
+  /** Names installed (a certificate with several names counts once per name), and distinct certificates. */
+  names: number;
+  certificates: number;
+  /** notAfter of the default certificate; null without a TLS listener. */
+  defaultNotAfterMs: number | null;
+  /** The `limit` names that expire first, soonest first (then by name). */
+  expiringFirst: CertificateInfo[];
+}
 export interface ConfigCheck {
   ok: boolean;
   /** Human-readable problems with file/key/line where known; empty when ok. */
@@ -101,6 +176,7 @@ export interface ConfigCheck {
 export interface Replies {
   'listener.drain': DrainReport;
   'listener.stats': ListenerStats;
+  'listener.reconfigure': L7Applied;
   'config.show': unknown;
   'config.validate': ConfigCheck;
   'config.reload': ConfigCheck;
@@ -343,9 +419,18 @@ export const AdminCommandSchema = v.variant('cmd', [
     type: v.optional(v.picklist(EVENT_FILTERS), 'all'),
     limit: v.optional(int(1, 10_000), 100),
   }),
+  /** L7 mode's installed certificate names, soonest expiry first; bounded by `limit` (the counts cover all). */
+  strictObject({ cmd: v.literal('certs.list'), limit: v.optional(int(1, 10_000), 100) }),
   strictObject({ cmd: v.literal('node.drain'), timeoutMs: v.optional(int(0, 3_600_000), 30_000) }),
   strictObject({ cmd: v.literal('node.shutdown'), timeoutMs: v.optional(int(0, 3_600_000), 30_000) }),
 ]);
+
+/**
+ * How long the node gives `config.reload`, and ctl waits for it (plus a grace): an L7 node re-stats every
+ * certificate file, seconds for 100k certificates (bench/l7/certs.ts). Below the admin socket's own request
+ * deadline (src/admin/server.ts, 65 s).
+ */
+export const CONFIG_RELOAD_TIMEOUT_MS = 60_000;
 
 export type AdminCommand = v.InferOutput<typeof AdminCommandSchema>;
 export type AdminCommandName = AdminCommand['cmd'];

@@ -1,6 +1,6 @@
 // The config actor owns the running configuration: it answers show/validate/reload, and on reload applies
 // what can change live (through `apply`) while keeping the last good config whenever loading fails.
-import { assertNever } from '../errors.ts';
+import { assertNever, toErrorData } from '../errors.ts';
 import type { ConfigCheck, ConfigMsg } from '../messages.ts';
 import type { Config } from '../config/schema.ts';
 import { formatConfigIssue, loadConfig, redactConfig, type ConfigSource } from '../config/load.ts';
@@ -10,8 +10,18 @@ export interface ConfigInput {
   /** How the running config was loaded; reload repeats it (optionally with another file). */
   source: ConfigSource;
   config: Readonly<Config>;
-  /** Applies a new config to the running node; returns the keys that only take effect after a restart. */
-  apply: (next: Readonly<Config>, previous: Readonly<Config>) => string[];
+  /**
+   * Applies a new config to the running node. Throws, having changed nothing, when a part it applies live
+   * cannot be used (an unusable certificate): the reload is then refused.
+   */
+  apply: (next: Readonly<Config>, previous: Readonly<Config>) => Promise<ApplyReport>;
+}
+
+export interface ApplyReport {
+  /** Keys that changed and take effect only after a restart. */
+  restartOnly: string[];
+  /** Live changes that did not reach part of the node, each said in full. */
+  notApplied: string[];
 }
 
 interface ConfigState {
@@ -26,7 +36,7 @@ export const configActor: Behavior<ConfigState, ConfigMsg, ConfigInput> = {
   init(_ctx, input) {
     return { source: input.source, config: input.config, version: 1, apply: input.apply };
   },
-  receive(state, msg, ctx) {
+  async receive(state, msg, ctx) {
     switch (msg.type) {
       case 'config.show':
         ctx.reply({ version: state.version, file: state.source.file ?? null, config: redactConfig(state.config) });
@@ -45,12 +55,20 @@ export const configActor: Behavior<ConfigState, ConfigMsg, ConfigInput> = {
           ctx.reply({ ok: false, issues, version: state.version } satisfies ConfigCheck);
           return state;
         }
-        const restartOnly = state.apply(result.config, state.config);
+        let report: ApplyReport;
+        try {
+          report = await state.apply(result.config, state.config);
+        } catch (err) {
+          const issues = [toErrorData(err).message];
+          ctx.log.warn({ issues }, 'config reload rejected; the running config stays');
+          ctx.reply({ ok: false, issues, version: state.version } satisfies ConfigCheck);
+          return state;
+        }
         const next = { ...state, source, config: result.config, version: state.version + 1 };
-        ctx.log.info({ version: next.version, restartOnly }, 'config reloaded');
+        ctx.log.info({ version: next.version, ...report }, 'config reloaded');
         ctx.reply({
           ok: true,
-          issues: restartOnly.map((k) => `${k}: changed; takes effect after a restart`),
+          issues: [...report.restartOnly.map((k) => `${k}: changed; takes effect after a restart`), ...report.notApplied],
           version: next.version,
         } satisfies ConfigCheck);
         return next;

@@ -1,10 +1,11 @@
 // The listener actor: one per data-plane worker thread, each owning the thread's data plane — TCP mode's
 // (native engine or JS forwarding) or L7 mode's (src/http/) — bound to the same port(s) as the other threads
 // with reusePort, so the kernel spreads connections over threads and no connection ever hops threads.
-// Control messages only: drain and stats.
-import { assertNever } from '../errors.ts';
-import type { ListenerMsg } from '../messages.ts';
+// Control messages only: drain, stats, and (L7 mode) a reload's routes and certificates.
+import { assertNever, SecbeatError } from '../errors.ts';
+import type { L7Applied, L7Update, ListenerMsg } from '../messages.ts';
 import { SharedBlocklist } from '../blocklist/shared-blocklist.ts';
+import { withUpdate } from '../http/reload.ts';
 import type { L7Settings } from '../http/setup.ts';
 import { loadNative, type NativeBinding } from '../native/binding.ts';
 import { ConnLimits } from '../proxy/conn-limits.ts';
@@ -33,6 +34,10 @@ export interface ListenerInput {
 
 interface ListenerState {
   proxy: DataPlane;
+  /** L7 mode: applies a reload; null in TCP mode. */
+  reconfigure: ((update: L7Update) => L7Applied) | null;
+  /** What a restart of this actor re-inits with (the same object): kept current by reconfigure. */
+  input: ListenerInput;
 }
 
 export const listener: Behavior<ListenerState, ListenerMsg, ListenerInput> = {
@@ -43,10 +48,10 @@ export const listener: Behavior<ListenerState, ListenerMsg, ListenerInput> = {
     if (input.l7 !== null) {
       // Loaded only in L7 mode: undici, node:http and node:http2 cost a TCP-mode thread about 9 MB of RSS.
       const { buildL7Proxy } = await import('../http/setup.ts');
-      const proxy = buildL7Proxy(input.l7, { connLimits: limits, blockList, metrics: metrics(), log: ctx.log, threadName: ctx.self.thread });
+      const { proxy, reconfigure } = buildL7Proxy(input.l7, { connLimits: limits, blockList, metrics: metrics(), log: ctx.log, threadName: ctx.self.thread });
       const bound = await proxy.listen();
       ctx.log.info({ listen: bound, tlsPort: proxy.tlsPort || null }, 'l7 listener ready');
-      return { proxy };
+      return { proxy, reconfigure, input };
     }
     const binding = nativeEngine(input.forwarding, ctx.log);
     const options: TcpProxyOptions = {
@@ -64,7 +69,7 @@ export const listener: Behavior<ListenerState, ListenerMsg, ListenerInput> = {
     const proxy = binding === null ? new TcpProxy(options) : new NativeTcpProxy({ ...options, binding });
     const bound = await proxy.listen();
     ctx.log.info({ listen: bound, backend: input.backend, forwarding: binding === null ? 'js' : 'splice' }, 'tcp listener ready');
-    return { proxy };
+    return { proxy, reconfigure: null, input };
   },
   async receive(state, msg, ctx) {
     switch (msg.type) {
@@ -74,6 +79,14 @@ export const listener: Behavior<ListenerState, ListenerMsg, ListenerInput> = {
       case 'listener.drain':
         ctx.reply(await state.proxy.drain(msg.timeoutMs));
         return state;
+      case 'listener.reconfigure': {
+        if (state.reconfigure === null || state.input.l7 === null) {
+          throw new SecbeatError('SECBEAT_ERR_MESSAGE_INVALID', 'listener.reconfigure is for L7 mode; this listener runs TCP mode');
+        }
+        ctx.reply(state.reconfigure(msg.l7));
+        state.input.l7 = withUpdate(state.input.l7, msg.l7);
+        return state;
+      }
       default:
         return assertNever(msg);
     }

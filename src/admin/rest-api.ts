@@ -37,11 +37,13 @@ export interface ApiRoute {
 }
 
 const DURATION: ArgSpec = { arg: 'durationSec', int: true };
+const LIMIT: ArgSpec = { arg: 'limit', int: true };
 
 /** Every route; docs/admin.md has the same table. */
 export const API_ROUTES: readonly ApiRoute[] = [
   { method: 'GET', path: '/api/v1/stats', cmd: 'node.stats' },
-  { method: 'GET', path: '/api/v1/events', cmd: 'events.list', args: { type: { arg: 'type' }, limit: { arg: 'limit', int: true } } },
+  { method: 'GET', path: '/api/v1/events', cmd: 'events.list', args: { type: { arg: 'type' }, limit: LIMIT } },
+  { method: 'GET', path: '/api/v1/certificates', cmd: 'certs.list', args: { limit: LIMIT } },
   // No `file` here, unlike ctl: a network client must not make the node read a path of its choosing.
   { method: 'POST', path: '/api/v1/reload', cmd: 'config.reload' },
   { method: 'GET', path: '/api/v1/block-ip', cmd: 'block.list' },

@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { toErrorData, type ErrorData } from '../errors.ts';
-import { decodeAdminCommand, type AdminCommand, type AdminResponse } from '../messages.ts';
+import { CONFIG_RELOAD_TIMEOUT_MS, decodeAdminCommand, type AdminCommand, type AdminResponse } from '../messages.ts';
 import { AdminClient } from '../admin/client.ts';
 import { EXIT_CODES, type ExitCode } from './exit-codes.ts';
 import { renderResult } from './render.ts';
@@ -32,7 +32,7 @@ export type CtlParse =
 export const DEFAULT_SOCKET_PATH = '.run/secbeat.sock';
 export const DEFAULT_CTL_TIMEOUT_MS = 10_000;
 /**
- * Added to a command's own deadline (drain, inject --ask) to get ctl's wait; larger than the server's grace
+ * Added to a command's own deadline (drain, inject --ask, config reload) to get ctl's wait; larger than the server's grace
  * (5 s) so the node's answer, even a timeout error, arrives before ctl gives up.
  */
 const OWN_DEADLINE_GRACE_MS = 10_000;
@@ -102,7 +102,7 @@ const COMMANDS: Record<string, CtlCommandSpec> = {
     operands: [],
     flags: ['limit'],
     help: 'recent undeliverable messages (default 100)',
-    build: (_, f) => ({ cmd: 'deadletters.list', ...(f.limit === undefined ? {} : { limit: parseWhole(f.limit, '--limit') }) }),
+    build: (_, f) => ({ cmd: 'deadletters.list', ...limit(f) }),
   },
   stats: { operands: [], help: 'node statistics', build: () => ({ cmd: 'node.stats' }) },
   'config show': { operands: [], help: 'the running configuration (secrets redacted)', build: () => ({ cmd: 'config.show' }) },
@@ -132,8 +132,14 @@ const COMMANDS: Record<string, CtlCommandSpec> = {
     build: (_, f) => ({
       cmd: 'events.list',
       ...(f.type === undefined ? {} : { type: f.type }),
-      ...(f.limit === undefined ? {} : { limit: parseWhole(f.limit, '--limit') }),
+      ...limit(f),
     }),
+  },
+  certs: {
+    operands: [],
+    flags: ['limit'],
+    help: 'L7 certificate counts and the names that expire first (default 100)',
+    build: (_, f) => ({ cmd: 'certs.list', ...limit(f) }),
   },
   drain: { operands: [], flags: ['timeout-ms'], help: 'stop accepting, let connections finish (default 30000 ms)', build: (_, f) => drainCommand('node.drain', f) },
   shutdown: { operands: [], flags: ['timeout-ms'], help: 'drain, then stop the node', build: (_, f) => drainCommand('node.shutdown', f) },
@@ -257,11 +263,12 @@ function readArgs(argv: readonly string[]) {
   }
 }
 
-/** Commands with their own deadline get it plus a grace period; the rest wait --timeout. */
+/** Commands with their own deadline (a reload: the node's) get it plus a grace period; the rest wait --timeout. */
 function requestTimeoutFor(command: AdminCommand, timeoutMs: number): number {
   if (command.cmd === 'node.drain' || (command.cmd === 'actor.inject' && command.ask)) {
     return Math.max(timeoutMs, command.timeoutMs + OWN_DEADLINE_GRACE_MS);
   }
+  if (command.cmd === 'config.reload') return Math.max(timeoutMs, CONFIG_RELOAD_TIMEOUT_MS + OWN_DEADLINE_GRACE_MS);
   return timeoutMs;
 }
 
@@ -293,6 +300,10 @@ function positive(n: number, what: string): number {
 function checkIp(text: string): string {
   if (isIP(text) === 0) throw new UsageError(`IP: ${JSON.stringify(text)} is not an IPv4 or IPv6 address`);
   return text;
+}
+
+function limit(f: LocalValues): Record<string, unknown> {
+  return f.limit === undefined ? {} : { limit: parseWhole(f.limit, '--limit') };
 }
 
 function duration(f: LocalValues): Record<string, unknown> {
@@ -329,7 +340,8 @@ flags:
   --config FILE   read the socket path from this config file
   --json          print the result, or the error object, as one JSON line on stdout
   --timeout MS    how long to wait for the node (default ${DEFAULT_CTL_TIMEOUT_MS}; drain and inject --ask
-                  wait at least their own deadline plus ${OWN_DEADLINE_GRACE_MS / 1000} s)
+                  wait at least their own deadline plus ${OWN_DEADLINE_GRACE_MS / 1000} s, config reload the node's
+                  ${CONFIG_RELOAD_TIMEOUT_MS / 1000} s plus as much)
   -h, --help      this help
 
 exit codes: 0 ok, 1 the node answered with an error, 2 usage, 3 node unreachable, 4 no reply in time

@@ -1,7 +1,7 @@
 // Human-readable output of `secbeat ctl` (src/cli/ctl.ts): tables for thread, actor and security-event lists,
 // `key: value` lines for one actor and node stats, pretty JSON for everything else. A result that does not
 // have the expected shape (a newer or older node) is printed as JSON rather than guessed at.
-import type { ActorInfo, AdminCommandName, ThreadInfo } from '../messages.ts';
+import type { ActorInfo, AdminCommandName, CertificateInfo, CertificateList, ThreadInfo } from '../messages.ts';
 
 /** The fields each table reads; a list whose elements lack one is shown as JSON instead. */
 const THREAD_FIELDS = ['thread', 'status', 'restarts', 'lastHeartbeatAgoMs', 'actors'] as const satisfies readonly (keyof ThreadInfo)[];
@@ -24,6 +24,7 @@ interface EventRow {
   [field: string]: unknown;
 }
 const EVENT_FIELDS = ['at', 'thread', 'event'] as const;
+const CERTIFICATE_FIELDS = ['name', 'notAfterMs'] as const satisfies readonly (keyof CertificateInfo)[];
 
 export function renderResult(cmd: AdminCommandName, result: unknown): string {
   if (typeof result === 'string') return result;
@@ -42,6 +43,9 @@ export function renderResult(cmd: AdminCommandName, result: unknown): string {
       break;
     case 'events.list':
       if (isListOf<'events', EventRow>(result, 'events', EVENT_FIELDS)) return eventTable(result.events);
+      break;
+    case 'certs.list':
+      if (isListOf<'expiringFirst', CertificateInfo>(result, 'expiringFirst', CERTIFICATE_FIELDS)) return certificateTable(result as CertificateList);
       break;
     default:
       break;
@@ -89,7 +93,7 @@ function eventTable(events: readonly EventRow[]): string {
   return table(
     [{ title: 'TIME' }, { title: 'THREAD' }, { title: 'EVENT' }, { title: 'DETAILS' }],
     events.map(({ at, thread, event, ...fields }) => [
-      typeof at === 'number' && Number.isFinite(at) ? new Date(at).toISOString() : scalar(at),
+      typeof at === 'number' ? time(at) : scalar(at),
       thread,
       event,
       Object.entries(fields)
@@ -97,6 +101,16 @@ function eventTable(events: readonly EventRow[]): string {
         .join(' '),
     ]),
   );
+}
+
+function certificateTable(list: CertificateList): string {
+  const summary = [
+    `names: ${list.names}`,
+    `certificates: ${list.certificates}`,
+    `default expires: ${list.defaultNotAfterMs === null ? '-' : time(list.defaultNotAfterMs)}`,
+  ].join('  ');
+  const shown = list.expiringFirst.length < list.names ? `\n(the ${list.expiringFirst.length} that expire first; --limit N for more)` : '';
+  return `${summary}\n${table([{ title: 'NAME' }, { title: 'NOT AFTER' }], list.expiringFirst.map((c) => [c.name, time(c.notAfterMs)]))}${shown}`;
 }
 
 interface Column {
@@ -134,6 +148,10 @@ function scalar(value: unknown): string {
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   if (isRecord(value) && typeof value['code'] === 'string' && typeof value['message'] === 'string') return `${value['code']}: ${value['message']}`;
   return JSON.stringify(value);
+}
+
+function time(ms: number): string {
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : scalar(ms);
 }
 
 function age(ms: number): string {

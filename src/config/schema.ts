@@ -100,6 +100,12 @@ const TlsSchema = v.pipe(
     enabled: v.optional(v.pipe(v.boolean(), v.description('Terminate TLS at the edge')), false),
     cert_path: v.optional(v.pipe(FilePath, v.description('PEM certificate chain; required when enabled'))),
     key_path: v.optional(v.pipe(FilePath, v.description('PEM private key; required when enabled'))),
+    certificates_dir: v.optional(
+      v.pipe(
+        FilePath,
+        v.description('Directory of certificates, one subdirectory each with fullchain.pem and privkey.pem (certbot live/ layout), served for their DNS names'),
+      ),
+    ),
     min_version: v.optional(v.pipe(v.picklist(['TLSv1.2', 'TLSv1.3']), v.description('Oldest protocol version accepted')), 'TLSv1.2'),
     ciphers: v.optional(
       v.pipe(
@@ -131,10 +137,10 @@ const RouteHost = v.pipe(
   v.maxLength(253),
 );
 
-/** An origin of a route: http://host:port (plain HTTP to the origin; TLS to origins is a later step). */
+/** An origin of a route: http://host:port, or https://host:port for TLS to the origin (verified: see origin_ca_path). */
 const OriginUrl = v.pipe(
   v.string(),
-  v.check((s) => /^http:\/\/[^/?#]+\/?$/i.test(s) && URL.canParse(s), 'expected "http://host:port" (no path)'),
+  v.check((s) => /^https?:\/\/[^/?#]+\/?$/i.test(s) && URL.canParse(s), 'expected "http://host:port" or "https://host:port" (no path)'),
   v.maxLength(2048),
 );
 
@@ -174,10 +180,21 @@ const L7Schema = strictObject({
   max_body_bytes: v.optional(v.pipe(int(0, 2 ** 40), v.description('Request body size limit (413 beyond); 0 = no limit')), 10 * 1024 * 1024),
   max_requests_per_connection: v.optional(v.pipe(int(0, 1_000_000), v.description('Requests served on one keep-alive connection; 0 = no limit')), 1000),
   max_concurrent_streams: v.optional(v.pipe(int(1, 10_000), v.description('HTTP/2 streams open at once per connection')), 100),
+  min_body_rate: v.optional(
+    v.pipe(int(0, 1_073_741_824), v.description('Slow POST: after header_timeout_ms of grace, a request body must keep arriving at this many bytes/s (408 below); 0 = off')),
+    1_024,
+  ),
+  h2_reset_burst: v.optional(v.pipe(int(1, 100_000), v.description('HTTP/2 rapid reset: streams a client may cancel in a burst before GOAWAY')), 200),
+  h2_reset_rate: v.optional(v.pipe(int(1, 100_000), v.description('HTTP/2 rapid reset: cancellations per second the burst refills at')), 20),
   upstream_timeout_ms: v.optional(v.pipe(int(100, 3_600_000), v.description('Origin response headers deadline (504 beyond)')), 30_000),
   upstream_connections: v.optional(v.pipe(int(1, 100_000), v.description('Keep-alive connections per origin per thread')), 64),
   eject_after_failures: v.optional(v.pipe(int(1, 1000), v.description('Consecutive failures that eject an origin')), 5),
   eject_ms: v.optional(v.pipe(int(100, 3_600_000), v.description('How long an ejected origin sits out')), 10_000),
+  origin_ca_path: v.optional(v.pipe(FilePath, v.description('PEM CA bundle https:// origins must chain to (default: Node\'s bundled root CAs)'))),
+  origin_tls_verify: v.optional(
+    v.pipe(v.boolean(), v.description('Verify https:// origins\' certificates and host names; false only for self-signed origins you cannot give a CA for')),
+    true,
+  ),
 });
 
 const SynProxySchema = strictObject({

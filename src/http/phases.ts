@@ -14,6 +14,8 @@ export const L7_ERRORS = {
   408: 'request_timeout',
   413: 'payload_too_large',
   431: 'request_header_fields_too_large',
+  /** A bug of the proxy's own, caught before it could take the thread down (logged at error level). */
+  500: 'internal_error',
   502: 'bad_gateway',
   503: 'service_unavailable',
   504: 'gateway_timeout',

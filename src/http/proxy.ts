@@ -5,17 +5,18 @@
 // then an undici dispatch to an origin (./upstream.ts) whose handler writes the response straight into the
 // client's response object: no stream pipeline and no per-chunk promise, since CPU per request is the limit.
 import { randomBytes } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerOptions, type ServerResponse } from 'node:http';
 import {
   createSecureServer,
   type Http2SecureServer,
   type Http2ServerRequest,
   type Http2ServerResponse,
+  type SecureServerOptions,
   type ServerHttp2Session,
 } from 'node:http2';
 import { createServer as createNetServer, isIPv6, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import type { DrainReport, ListenerStats } from '../messages.ts';
 import type { CidrSet } from '../net/cidr.ts';
@@ -41,6 +42,12 @@ export interface L7Limits {
   /** 0 = no limit. */
   maxRequestsPerConnection: number;
   maxConcurrentStreams: number;
+  /** Bytes/s a request body must keep up after headerTimeoutMs of grace (Apache mod_reqtimeout's MinRate); 0 = off. */
+  minBodyRate: number;
+  /** HTTP/2 streams a client may cancel at once (a token bucket's size) before the session gets GOAWAY. */
+  h2ResetBurst: number;
+  /** Cancellations per second the bucket refills at. */
+  h2ResetRate: number;
 }
 
 export interface L7TlsOptions {
@@ -98,6 +105,8 @@ const REQUEST_BUFFER_BYTES = 64 * 1024;
 /** Methods retried once on another origin after a connection-level failure (RFC 9110 §9.2.2) when the body can be sent again. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
+const H2_ENHANCE_YOUR_CALM = 0xb;
+
 /** undici error codes that mean the origin could not be reached or dropped the connection. */
 const CONNECTION_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH']);
 
@@ -118,6 +127,9 @@ interface ClientResponse {
 
 class BodyTooLarge extends Error {}
 
+/** The reason every stopped exchange gives undici: one object, since stack traces are not wanted here. */
+const STOPPED = new Error('exchange stopped: client gone or answered by the proxy');
+
 /**
  * Running totals behind the proxy's batched counters. The hot paths only bump plain numbers (or, for the
  * context cache, the CertificateStore does); flushMetrics() adds what grew since the last flush.
@@ -134,6 +146,8 @@ interface Totals {
 
 export class L7Proxy implements DataPlane {
   readonly #o: L7ProxyOptions;
+  /** Starts as options.routes; setRoutes swaps it whole (a config reload). */
+  #routes: RouteTable;
   readonly #plain: HttpServer;
   readonly #secure: Http2SecureServer | null;
   readonly #sockets = new Set<Socket>();
@@ -148,8 +162,11 @@ export class L7Proxy implements DataPlane {
   #tlsPort = 0;
   /** Raw listeners that read a PROXY protocol header before handing sockets to the HTTP servers. */
   readonly #fronts: NetServer[] = [];
-  /** Open HTTP/2 sessions: a drain sends them GOAWAY, and destroys them at the deadline. */
-  readonly #sessions = new Set<ServerHttp2Session>();
+  /** Open HTTP/2 sessions and their guards: a drain sends them GOAWAY, and destroys them at the deadline. */
+  readonly #sessions = new Map<ServerHttp2Session, H2Guard>();
+  /** Requests whose body is still arriving, checked against min_body_rate (and, on HTTP/2, request_timeout_ms). */
+  readonly #bodies = new Set<Exchange>();
+  #bodySweep: NodeJS.Timeout | undefined;
   /** Client addresses from PROXY headers, by TCP socket. */
   readonly #proxied = new WeakMap<Socket, string>();
   #handshakesOk = 0;
@@ -163,27 +180,29 @@ export class L7Proxy implements DataPlane {
 
   constructor(options: L7ProxyOptions) {
     this.#o = options;
+    this.#routes = options.routes;
     const l = options.limits;
-    const onRequest = (req: AnyRequest, res: AnyResponse): void => this.#handle(req, res as ClientResponse);
-    this.#plain = createHttpServer(
-      {
-        headersTimeout: l.headerTimeoutMs,
-        requestTimeout: l.requestTimeoutMs,
-        // Node enforces both timeouts from a periodic check, every 30 s by default: a slowloris client would
-        // hold its socket up to 30 s past header_timeout_ms. A quarter of the timeout keeps the overshoot small.
-        connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(l.headerTimeoutMs / 4))),
-        keepAliveTimeout: l.keepAliveTimeoutMs,
-        maxHeaderSize: l.maxHeaderBytes,
-        requireHostHeader: true,
-        joinDuplicateHeaders: true,
-      },
-      onRequest,
-    );
-    this.#plain.maxRequestsPerSocket = l.maxRequestsPerConnection;
-    this.#plain.on('connection', (socket: Socket) => this.#accept(socket));
-    this.#plain.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket));
-    this.#plain.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
+    const onRequest = (req: AnyRequest, res: AnyResponse): void => {
+      // A throw here would be uncaught and end the thread with every connection on it: whatever a request
+      // meets, it costs that request only.
+      try {
+        this.#handle(req, res as ClientResponse);
+      } catch (err) {
+        this.#o.log.error({ err }, 'l7 request handler failed');
+        this.#fail(res as ClientResponse, 500, 'internal_error', performance.now());
+      }
+    };
+    this.#plain = createHttpServer(http1Options(l), onRequest);
     this.#secure = options.tls === null ? null : this.#secureServer(options.tls, onRequest);
+    // Http2SecureServer has both HTTP/1.1 members at run time (allowHTTP1); @types/node leaves them out.
+    for (const server of (this.#secure === null ? [this.#plain] : [this.#plain, this.#secure]) as HttpServer[]) {
+      // HTTP/1.1 over TLS (allowHTTP1) is served by Node's HTTP/1.1 code with the same limits and the same
+      // handlers: malformed requests get their status, upgrades are joined the same way.
+      server.maxRequestsPerSocket = l.maxRequestsPerConnection;
+      server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket));
+      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
+    }
+    this.#plain.on('connection', (socket: Socket) => this.#accept(socket));
   }
 
   /** Binds both listeners with reusePort; resolves with the plain one's address. Rejects with SECBEAT_ERR_PROXY_LISTEN. */
@@ -191,9 +210,23 @@ export class L7Proxy implements DataPlane {
     const plain = await listenOn(this.#front(this.#plain), this.#o.listen);
     if (this.#secure !== null && this.#o.tls !== null) this.#tlsPort = (await listenOn(this.#front(this.#secure), this.#o.tls.listen)).port;
     this.#listening = true;
+    this.#bodySweep = setInterval(() => this.#sweepBodies(), bodySweepMs(this.#o.limits)).unref();
     // Scrapes flush first, so no sweep timer is needed: nothing here ages out between scrapes.
     this.#unhookCollect = beforeCollect(() => this.flushMetrics());
     return plain;
+  }
+
+  /**
+   * Serves every request from now on with `routes`; requests already routed finish on their old route. Origin
+   * pools are per URL (./upstream.ts), so routes naming the same origins keep their connections.
+   */
+  setRoutes(routes: RouteTable): void {
+    this.#routes = routes;
+  }
+
+  /** After the store's default certificate changed (a reload): clients that send no SNI get the new one too. */
+  refreshDefaultCertificate(): void {
+    if (this.#secure !== null && this.#o.tls !== null) this.#secure.setSecureContext(noSniContext(this.#o.tls));
   }
 
   /** The TLS listener's bound port (0 when there is none). */
@@ -235,17 +268,18 @@ export class L7Proxy implements DataPlane {
 
   async drain(timeoutMs: number): Promise<DrainReport> {
     this.#draining = true;
+    clearInterval(this.#bodySweep);
     const closed = [this.#plain, this.#secure, ...this.#fronts].map((server) => (server === null ? Promise.resolve() : closeServer(server)));
     this.#listening = false;
     // Idle keep-alive connections go now; busy ones finish their request (Node then closes them). HTTP/2
     // sessions get GOAWAY: no new streams, open ones finish. The HTTP/2 server's close() waits for its
     // sessions, which destroying the TCP sockets under them does not end: the deadline destroys them too.
-    this.#plain.closeIdleConnections();
-    for (const session of this.#sessions) session.close();
+    for (const server of [this.#plain, this.#secure]) (server as HttpServer | null)?.closeIdleConnections();
+    for (const session of this.#sessions.keys()) session.close();
     const report = await this.#drainWaiters.drain(
       () => this.#sockets.size,
       () => {
-        for (const session of this.#sessions) session.destroy();
+        for (const session of this.#sessions.keys()) session.destroy();
         for (const socket of this.#sockets) socket.destroy();
       },
       timeoutMs,
@@ -271,16 +305,20 @@ export class L7Proxy implements DataPlane {
     const server = createSecureServer(
       {
         allowHTTP1: true,
+        ...http1Options(l),
+        // A TLS handshake is part of a request's headers as far as a slowloris client is concerned (Node's default is 120 s).
+        handshakeTimeout: l.headerTimeoutMs,
         SNICallback: tls.certs.sniCallback,
-        // Clients that send no SNI (connecting by address) never reach SNICallback: they get these.
-        ...(tls.certs.defaultPem ?? {}),
-        minVersion: tls.minVersion,
-        ...(tls.ciphers === undefined ? {} : { ciphers: tls.ciphers }),
+        ...noSniContext(tls),
         maxSessionInvalidFrames: 100,
         maxSessionRejectedStreams: 100,
+        // nghttp2's own rapid-reset bucket counts every RST_STREAM, streams never handed to JS included: a
+        // backstop at twice the proxy's (#h2StreamAbandoned), which names the attack and sends ENHANCE_YOUR_CALM.
+        streamResetBurst: 2 * l.h2ResetBurst,
+        streamResetRate: 2 * l.h2ResetRate,
         settings: { maxConcurrentStreams: l.maxConcurrentStreams, maxHeaderListSize: l.maxHeaderBytes },
         maxSendHeaderBlockLength: l.maxHeaderBytes,
-      },
+      } as SecureServerOptions,
       onRequest,
     );
     // 'connection' fires for the raw TCP socket before the handshake: admission happens before any TLS work.
@@ -291,13 +329,17 @@ export class L7Proxy implements DataPlane {
       // only to count. `_parent`, the raw socket a server-side TLSSocket wraps, is internal but long-standing.
       if (!this.#refusedSockets.has((tlsSocket as TLSSocket & { _parent: Socket })._parent)) this.#handshakesFailed++;
     });
-    server.on('sessionError', () => {});
+    server.on('sessionError', (err: NodeJS.ErrnoException, session: ServerHttp2Session) => this.#h2SessionError(err, session));
     server.on('session', (session: ServerHttp2Session) => {
-      this.#sessions.add(session);
+      const guard = new H2Guard(session, this.#peerOf(session.socket), l.h2ResetBurst, performance.now());
+      this.#sessions.set(session, guard);
       session.once('close', () => this.#sessions.delete(session));
+      // An HTTP/2 connection with no stream open is an idle keep-alive connection: same limit as HTTP/1.1.
+      // One with streams open waits for them (their origin has its own deadlines); activity re-arms the timer.
+      session.setTimeout(l.keepAliveTimeoutMs, () => {
+        if (guard.streams === 0) session.close();
+      });
     });
-    // HTTP/1.1 over TLS (allowHTTP1) upgrades the same way as plain HTTP/1.1.
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
     return server;
   }
 
@@ -437,7 +479,7 @@ export class L7Proxy implements DataPlane {
     const headerCount = req.rawHeaders.length / 2;
     if (headerCount > this.#o.limits.maxHeaders) return this.#fail(res, 431, 'too_many_headers', startedAt);
     const authority = 'authority' in req ? req.authority : req.headers.host;
-    const route = this.#o.routes.lookup(authority);
+    const route = this.#routes.lookup(authority);
     const contentLength = req.headers['content-length'];
     const max = this.#o.limits.maxBodyBytes;
     if (max > 0 && contentLength !== undefined && Number(contentLength) > max) return this.#fail(res, 413, 'content_length_over_limit', startedAt);
@@ -450,18 +492,20 @@ export class L7Proxy implements DataPlane {
     // HTTP/2 says "no body" with END_STREAM on the HEADERS frame; HTTP/1.1 with neither length nor chunking.
     const hasBody =
       contentLength !== undefined ? contentLength !== '0' : 'stream' in req ? !req.stream.endAfterHeaders : req.headers['transfer-encoding'] !== undefined;
-    const exchange = new Exchange(this, req, res, this.#originsOf(route), req.url ?? '/', method, headers, startedAt);
+    const guard = 'stream' in req ? (this.#sessions.get(req.stream.session as ServerHttp2Session) ?? null) : null;
+    const exchange = new Exchange(this, req, res, this.#originsOf(route), req.url ?? '/', method, headers, startedAt, guard);
     if (!hasBody) return this.#send(exchange);
+    this.#bodies.add(exchange);
     // Phase request_body. A body that fits REQUEST_BUFFER_BYTES is read whole before any origin connection
     // is taken (nginx's proxy_request_buffering): a client dribbling a small body holds a client socket,
     // never an origin connection, so slow POSTs cannot drain the pools. Larger bodies stream.
     const declared = contentLength === undefined ? -1 : Number(contentLength);
     if (declared > REQUEST_BUFFER_BYTES) {
-      exchange.options.body = req;
+      exchange.options.body = streamOn(exchange, [], max);
       exchange.retriable = false;
       return this.#send(exchange);
     }
-    bufferedBody(req, REQUEST_BUFFER_BYTES, max).then(
+    bufferedBody(exchange, REQUEST_BUFFER_BYTES, max).then(
       (body) => {
         exchange.options.body = body;
         // A body held in memory can be sent again; a streamed one cannot.
@@ -469,8 +513,10 @@ export class L7Proxy implements DataPlane {
         this.#send(exchange);
       },
       (err: unknown) => {
+        this.bodyEnded(exchange);
         if (err instanceof BodyTooLarge) this.#fail(res, 413, 'body_over_limit', startedAt);
-        else res.destroy();
+        // Already answered (408 from the body sweep): the client's rest is not worth reading.
+        else if (!res.headersSent) res.destroy();
       },
     );
   }
@@ -495,7 +541,7 @@ export class L7Proxy implements DataPlane {
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const startedAt = performance.now();
     socket.on('error', ignore);
-    const route = this.#o.routes.lookup(req.headers.host);
+    const route = this.#routes.lookup(req.headers.host);
     const origins = this.#originsOf(route);
     const origin = origins.pick(startedAt);
     const peer = this.#peerOf(req.socket);
@@ -561,9 +607,68 @@ export class L7Proxy implements DataPlane {
     this.#o.metrics.requests.inc({ mode: 'l7', status_class: statusClass(status) });
   }
 
+  /** @internal The request body has ended (or failed): the body sweep stops watching it. */
+  bodyEnded(x: Exchange): void {
+    this.#bodies.delete(x);
+  }
+
+  /**
+   * @internal An HTTP/2 stream closed by the client before its response ended. One costs an origin request
+   * started for nothing; a stream of them is the rapid-reset attack (CVE-2023-44487): past the session's
+   * burst the client gets GOAWAY(ENHANCE_YOUR_CALM) and the connection is closed.
+   */
+  h2StreamAbandoned(guard: H2Guard): void {
+    const session = guard.session;
+    // A whole session going away closes its streams too: that is one disconnect, not a burst of resets.
+    if (session.closed || session.destroyed) return;
+    const l = this.#o.limits;
+    if (guard.take(performance.now(), l.h2ResetRate, l.h2ResetBurst)) return;
+    this.#o.metrics.attacksBlocked.inc({ mode: 'l7', reason: 'h2_rapid_reset' });
+    logSecurityEvent(this.#o.log, { event: 'h2.goaway', reason: 'h2_rapid_reset', clientIp: guard.clientIp, detail: `more than ${l.h2ResetBurst} streams cancelled` });
+    guard.calmedDown = true;
+    session.destroy(new Error('HTTP/2 rapid reset'), H2_ENHANCE_YOUR_CALM);
+  }
+
+  /**
+   * nghttp2 ended a session for a protocol violation: its flood guards (CONTINUATION floods, CVE-2024-27983;
+   * resets past its own bucket; invalid frames) or a malformed frame. Socket errors are not attacks: skipped.
+   */
+  #h2SessionError(err: NodeJS.ErrnoException, session: ServerHttp2Session): void {
+    const guard = this.#sessions.get(session);
+    // calmedDown: the proxy's own GOAWAY (h2StreamAbandoned) surfaces here too, already counted.
+    if (!err.code?.startsWith('ERR_HTTP2_') || guard?.calmedDown === true) return;
+    const reason = /CONTINUATION/i.test(err.message) ? 'h2_continuation_flood' : 'h2_protocol_error';
+    this.#o.metrics.attacksBlocked.inc({ mode: 'l7', reason });
+    // The session is torn down by now (its socket gone): the address was noted when it began.
+    logSecurityEvent(this.#o.log, { event: 'h2.goaway', reason, clientIp: guard?.clientIp ?? '', detail: err.message });
+  }
+
+  /**
+   * Slow POST: a body must arrive at minBodyRate after headerTimeoutMs of grace (the deadline moves one
+   * second later per minBodyRate bytes received), and an HTTP/2 request within requestTimeoutMs in all
+   * (Node enforces that one itself for HTTP/1.1). A late one is answered 408, or cut if the response began.
+   */
+  #sweepBodies(): void {
+    const now = performance.now();
+    const l = this.#o.limits;
+    for (const x of this.#bodies) {
+      const slow = l.minBodyRate > 0 && now > x.startedAt + l.headerTimeoutMs + (x.bodyBytes * 1000) / l.minBodyRate;
+      if (!slow && !(x.h2 !== null && now > x.startedAt + l.requestTimeoutMs)) continue;
+      this.#bodies.delete(x);
+      const reason = slow ? 'min_body_rate' : 'request_timeout';
+      this.#o.metrics.attacksBlocked.inc({ mode: 'l7', reason: 'slow_body' });
+      logSecurityEvent(this.#o.log, { event: 'request.slow', mode: 'l7', reason, clientIp: this.#peerOf(x.req.socket), bytes: x.bodyBytes });
+      x.abort();
+      if (x.res.headersSent) x.res.destroy();
+      else this.#fail(x.res, 408, reason, x.startedAt, x.h2 === null);
+    }
+  }
+
   /** @internal The exchange failed before response headers: retry, or answer with an error status. */
   failed(x: Exchange, err: Error & { code?: string }): void {
-    if (x.res.headersSent || x.clientGone || x.req.destroyed && !x.req.complete) {
+    // Stopped: the client left, or the proxy answered on its own (408 from the body sweep). Nothing to do.
+    if (x.stopped) return;
+    if (x.res.headersSent || x.req.destroyed && !x.req.complete) {
       x.res.destroy();
       return;
     }
@@ -585,7 +690,8 @@ export class L7Proxy implements DataPlane {
     this.#fail(x.res, timeout ? 504 : 502, code || err.message, x.startedAt);
   }
 
-  #fail(res: ClientResponse, status: L7ErrorStatus, reason: string, startedAt: number): void {
+  /** `closeConnection` (HTTP/1.1 only: HTTP/2 forbids the field) when the rest of the request will not be read. */
+  #fail(res: ClientResponse, status: L7ErrorStatus, reason: string, startedAt: number, closeConnection = false): void {
     const id = errorId();
     this.#o.log.info({ errorId: id, status, reason }, 'l7 request failed');
     this.#o.metrics.requests.inc({ mode: 'l7', status_class: statusClass(status) });
@@ -595,7 +701,9 @@ export class L7Proxy implements DataPlane {
       return;
     }
     const body = errorBody(status, id);
-    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': body.length, 'x-secbeat-error-id': id });
+    const headers: Record<string, string | number> = { 'content-type': 'text/plain', 'content-length': body.length, 'x-secbeat-error-id': id };
+    if (closeConnection) headers['connection'] = 'close';
+    res.writeHead(status, headers);
     res.end(body);
   }
 }
@@ -615,12 +723,29 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly options: { path: string; method: string; headers: string[]; body: Buffer | AnyRequest | AsyncGenerator<Buffer> | null };
   retriable: boolean;
   readonly startedAt: number;
+  /** The HTTP/2 session's guard; null on HTTP/1.1. */
+  readonly h2: H2Guard | null;
+  /** Request body bytes received so far (the body is awaited from startedAt on). */
+  bodyBytes = 0;
   #controller: Dispatcher.DispatchController | null = null;
-  /** The client went away before the response was written: a dispatch not yet started aborts when it starts. */
-  #clientGone = false;
+  /**
+   * No more origin work wanted: the client went away before the response was written, or the proxy answered
+   * itself. A dispatch not yet started aborts when it starts.
+   */
+  #stopped = false;
   #resume: (() => void) | null = null;
 
-  constructor(proxy: L7Proxy, req: AnyRequest, res: ClientResponse, origins: OriginSet, path: string, method: string, headers: string[], startedAt: number) {
+  constructor(
+    proxy: L7Proxy,
+    req: AnyRequest,
+    res: ClientResponse,
+    origins: OriginSet,
+    path: string,
+    method: string,
+    headers: string[],
+    startedAt: number,
+    h2: H2Guard | null,
+  ) {
     this.proxy = proxy;
     this.req = req;
     this.res = res;
@@ -628,34 +753,43 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.options = { path, method, headers, body: null };
     this.retriable = IDEMPOTENT.has(method);
     this.startedAt = startedAt;
+    this.h2 = h2;
+    if (h2 !== null) h2.streams++;
     // Watched from the start, not from onRequestStart: a request queued in the pool starts later, and a
     // client gone by then would otherwise leave its exchange paused on a 'drain' that never comes, holding
     // the origin connection (and Pool.close at shutdown) forever.
     res.once('close', this.#onClientClose);
   }
 
-  /** The client's response closed before the proxy ended it: reset, aborted stream, or the connection gone. */
-  get clientGone(): boolean {
-    return this.#clientGone;
+  get stopped(): boolean {
+    return this.#stopped;
   }
 
   readonly #onClientClose = (): void => {
+    if (this.h2 !== null) this.h2.streams--;
     // Both response kinds emit 'close' after a normal end too; HTTP/2's also reports writableFinished once
     // its stream is reset, so only "end() was called" tells a finished response from an abandoned one.
     if (this.res.writableEnded) return;
-    this.#clientGone = true;
-    this.#controller?.abort(new Error('client closed'));
+    this.proxy.bodyEnded(this);
+    this.abort();
+    if (this.h2 !== null) this.proxy.h2StreamAbandoned(this.h2);
   };
+
+  /** Stops the origin exchange, if one started (a queued one aborts when it starts: see onRequestStart). */
+  abort(): void {
+    this.#stopped = true;
+    this.#controller?.abort(STOPPED);
+  }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
-    if (this.#clientGone) controller.abort(new Error('client closed'));
+    if (this.#stopped) controller.abort(STOPPED);
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     this.proxy.responded(this.startedAt, statusCode, this.origin);
-    if (this.#clientGone) {
-      controller.abort(new Error('client closed'));
+    if (this.#stopped) {
+      controller.abort(STOPPED);
       return;
     }
     const out: Record<string, string | string[]> = {};
@@ -668,7 +802,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const res = this.res;
-    if (res.write(chunk) || this.#clientGone) return;
+    if (res.write(chunk) || this.#stopped) return;
     controller.pause();
     this.#resume ??= () => controller.resume();
     res.once('drain', this.#resume);
@@ -681,6 +815,62 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     this.proxy.failed(this, err);
   }
+}
+
+/** Per HTTP/2 session: open exchanges, and the token bucket of stream cancellations it may still make. */
+class H2Guard {
+  /** Kept here: a stream's own `session` is gone once the stream is destroyed, when cancellations are counted. */
+  readonly session: ServerHttp2Session;
+  readonly clientIp: string;
+  streams = 0;
+  /** Sent GOAWAY(ENHANCE_YOUR_CALM) for rapid reset. */
+  calmedDown = false;
+  #tokens: number;
+  #refilledAt: number;
+
+  constructor(session: ServerHttp2Session, clientIp: string, burst: number, now: number) {
+    this.session = session;
+    this.clientIp = clientIp;
+    this.#tokens = burst;
+    this.#refilledAt = now;
+  }
+
+  /** Takes one cancellation; false once the bucket is empty. */
+  take(now: number, ratePerSecond: number, burst: number): boolean {
+    this.#tokens = Math.min(burst, this.#tokens + ((now - this.#refilledAt) * ratePerSecond) / 1000);
+    this.#refilledAt = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens--;
+    return true;
+  }
+}
+
+/** The HTTP/1.1 server settings both listeners share (the TLS one for clients that negotiate http/1.1). */
+function http1Options(l: L7Limits): ServerOptions {
+  return {
+    headersTimeout: l.headerTimeoutMs,
+    requestTimeout: l.requestTimeoutMs,
+    // Node enforces both timeouts from a periodic check, every 30 s by default: a slowloris client would
+    // hold its socket up to 30 s past header_timeout_ms. A quarter of the timeout keeps the overshoot small.
+    connectionsCheckingInterval: bodySweepMs(l),
+    keepAliveTimeout: l.keepAliveTimeoutMs,
+    maxHeaderSize: l.maxHeaderBytes,
+    requireHostHeader: true,
+    joinDuplicateHeaders: true,
+  };
+}
+
+/**
+ * The server's own context: clients that send no SNI (connecting by address) never reach SNICallback and
+ * are served from it, with the store's default certificate.
+ */
+function noSniContext(tls: L7TlsOptions): SecureContextOptions {
+  return { ...(tls.certs.defaultPem ?? {}), minVersion: tls.minVersion, ...(tls.ciphers === undefined ? {} : { ciphers: tls.ciphers }) };
+}
+
+/** How often deadlines are checked: a quarter of the header timeout, between 50 ms and 1 s. */
+function bodySweepMs(l: L7Limits): number {
+  return Math.min(1_000, Math.max(50, Math.floor(l.headerTimeoutMs / 4)));
 }
 
 /** Request headers for the origin: the client's, less hop-by-hop ones, plus Host and the forwarding set. */
@@ -727,7 +917,8 @@ function forwardedNode(ip: string): string {
  * that, the rest streams on behind what was read, stopped at `max` bytes (0 = no limit). Rejects with
  * BodyTooLarge over `max`, with another error when the client goes away first.
  */
-function bufferedBody(req: AnyRequest, bufferBytes: number, max: number): Promise<Buffer | AsyncGenerator<Buffer>> {
+function bufferedBody(x: Exchange, bufferBytes: number, max: number): Promise<Buffer | AsyncGenerator<Buffer>> {
+  const req = x.req;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -738,6 +929,7 @@ function bufferedBody(req: AnyRequest, bufferBytes: number, max: number): Promis
     };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
+      x.bodyBytes = size;
       chunks.push(chunk);
       if (max > 0 && size > max) {
         detach();
@@ -745,11 +937,12 @@ function bufferedBody(req: AnyRequest, bufferBytes: number, max: number): Promis
       } else if (size > bufferBytes) {
         detach();
         req.pause();
-        resolve(streamOn(req, chunks, size, max));
+        resolve(streamOn(x, chunks, max));
       }
     };
     const onEnd = (): void => {
       detach();
+      x.proxy.bodyEnded(x);
       resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     };
     const onClose = (): void => {
@@ -762,12 +955,17 @@ function bufferedBody(req: AnyRequest, bufferBytes: number, max: number): Promis
   });
 }
 
-async function* streamOn(req: AnyRequest, prefix: Buffer[], seen: number, max: number): AsyncGenerator<Buffer> {
-  yield* prefix;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    seen += chunk.length;
-    if (max > 0 && seen > max) throw new BodyTooLarge(`request body over ${max} bytes`);
-    yield chunk;
+/** The rest of a request body, behind what was read already, counted for the body sweep and stopped at `max`. */
+async function* streamOn(x: Exchange, prefix: Buffer[], max: number): AsyncGenerator<Buffer> {
+  try {
+    yield* prefix;
+    for await (const chunk of x.req as AsyncIterable<Buffer>) {
+      x.bodyBytes += chunk.length;
+      if (max > 0 && x.bodyBytes > max) throw new BodyTooLarge(`request body over ${max} bytes`);
+      yield chunk;
+    }
+  } finally {
+    x.proxy.bodyEnded(x);
   }
 }
 

@@ -1,12 +1,14 @@
 // Builds a thread's L7Proxy from plain settings (what crosses into a worker thread: structured-clone data,
-// PEM bytes included) and the thread's shared-state views. The listener actor calls it; the main thread
-// derives the settings from config (src/node/node.ts).
+// certificates in shared memory) and the thread's shared-state views, and applies what a config reload
+// changes. The listener actor calls both; the main thread derives the settings from config
+// (src/node/l7-settings.ts).
 import { CidrSet } from '../net/cidr.ts';
 import type { ConnLimits } from '../proxy/conn-limits.ts';
 import type { IpBlockCheck } from '../proxy/data-plane.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { certificateStore, type L7TlsSettings } from './certificates.ts';
+import type { L7Applied, L7Update } from '../messages.ts';
+import { applyCertificates, certificateStore, type L7TlsSettings } from './certificates.ts';
 import { L7Proxy, type L7Limits } from './proxy.ts';
 import { RouteTable, type RouteConfig } from './routes.ts';
 import { Upstreams, type UpstreamSettings } from './upstream.ts';
@@ -31,11 +33,22 @@ export interface L7Deps {
   threadName: string;
 }
 
-export function buildL7Proxy(settings: L7Settings, deps: L7Deps): L7Proxy {
+/** A thread's L7 data plane and the one thing a reload does to it. */
+export interface L7DataPlane {
+  proxy: L7Proxy;
+  /**
+   * Swaps the route table and brings the certificates to the update's set, in one synchronous step: no
+   * request or handshake on this thread runs in between, so none sees half of it.
+   */
+  reconfigure(update: L7Update): L7Applied;
+}
+
+export function buildL7Proxy(settings: L7Settings, deps: L7Deps): L7DataPlane {
   const trusted = new CidrSet(settings.trustedProxies);
-  return new L7Proxy({
+  const tls = settings.tls === null ? null : { listen: settings.tls.listen, certs: certificateStore(settings.tls), minVersion: settings.tls.minVersion, ciphers: settings.tls.ciphers };
+  const proxy = new L7Proxy({
     listen: settings.listen,
-    tls: settings.tls === null ? null : { listen: settings.tls.listen, certs: certificateStore(settings.tls), minVersion: settings.tls.minVersion, ciphers: settings.tls.ciphers },
+    tls,
     routes: new RouteTable(settings.routes, settings.defaultOrigins),
     upstreams: new Upstreams(settings.upstream),
     trustedProxies: trusted,
@@ -47,4 +60,14 @@ export function buildL7Proxy(settings: L7Settings, deps: L7Deps): L7Proxy {
     log: deps.log,
     threadName: deps.threadName,
   });
+  return {
+    proxy,
+    reconfigure(update) {
+      // The default route follows server.backend_address, which a reload does not change.
+      proxy.setRoutes(new RouteTable(update.routes, settings.defaultOrigins));
+      const certificates = tls === null || update.certificates === null ? null : applyCertificates(tls.certs, update.certificates);
+      if (certificates?.defaultReplaced === true) proxy.refreshDefaultCertificate();
+      return { routes: update.routes.length, certificates };
+    },
+  };
 }

@@ -1,6 +1,7 @@
 // Origins for L7 mode, one set per data-plane thread: an undici Pool per origin URL (keep-alive
 // connections, no pipelining: one request per connection at a time, so a slow response never holds up the
-// next), shared by every route naming that origin, with passive health: an origin that fails
+// next; https:// origins over TLS, verified against the system's CAs or [l7] origin_ca_path, SNI = the
+// URL's host name), shared by every route naming that origin, with passive health: an origin that fails
 // `ejectAfterFailures` times in a row sits out `ejectMs`, and round robin skips it meanwhile. Nothing here
 // is per request but the pick and the outcome report.
 import { Pool } from 'undici';
@@ -14,6 +15,10 @@ export interface UpstreamSettings {
   connectionsPerOrigin: number;
   ejectAfterFailures: number;
   ejectMs: number;
+  /** PEM CA bundle that https:// origins' certificates must chain to; null = Node's bundled root CAs. */
+  originCa: Uint8Array | null;
+  /** false only for origins with self-signed certificates one cannot distribute (not recommended). */
+  verifyOrigins: boolean;
 }
 
 export class Origin {
@@ -110,6 +115,8 @@ export class Upstreams implements AsyncDisposable {
           connectTimeout: s.connectTimeoutMs,
           headersTimeout: s.headersTimeoutMs,
           bodyTimeout: s.bodyTimeoutMs,
+          // Used only by https:// origins; undici sends the URL's host name as SNI and checks the certificate against it.
+          connect: { rejectUnauthorized: s.verifyOrigins, ...(s.originCa === null ? {} : { ca: Buffer.from(s.originCa) }) },
         }),
       );
       this.#origins.set(key, origin);

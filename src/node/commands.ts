@@ -2,6 +2,7 @@
 // (src/admin/rest-api.ts) call this one implementation, so `secbeat ctl` and the API can never disagree.
 import { SecbeatError, assertNever } from '../errors.ts';
 import {
+  CONFIG_RELOAD_TIMEOUT_MS,
   decodeChaosRule,
   decodeMsg,
   formatAddress,
@@ -85,7 +86,7 @@ export async function executeAdminCommand(node: SecbeatNode, req: AdminRequest, 
       const to = node.system.address(MAIN_ACTORS.config);
       if (req.cmd === 'config.show') return node.system.ask(to, { type: 'config.show' });
       const msg = req.file === undefined ? { type: req.cmd } : { type: req.cmd, file: req.file };
-      return node.system.ask(to, msg);
+      return node.system.ask(to, msg, req.cmd === 'config.reload' ? CONFIG_RELOAD_TIMEOUT_MS : undefined);
     }
     case 'log.level':
       await node.setLogLevel(req.level);
@@ -104,6 +105,8 @@ export async function executeAdminCommand(node: SecbeatNode, req: AdminRequest, 
       return { blocked: node.cidrBlocklist.list(), capacity: node.cidrBlocklist.capacity };
     case 'events.list':
       return { events: await securityEvents(node, req.type, req.limit) };
+    case 'certs.list':
+      return node.certificates(req.limit);
     case 'node.drain':
       return { threads: await node.drain(req.timeoutMs) };
     case 'node.shutdown':

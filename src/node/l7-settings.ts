@@ -1,45 +1,100 @@
-// L7 mode's per-thread settings, derived once from config on the main thread: addresses, limits, routes,
-// and the PEM bytes of every certificate (read here, so worker threads open no files). Every certificate is
-// installed once into a throwaway store here, so a key that does not match or a certificate that does not
-// cover its route's hosts stops the start (and validate-config) with the store's own message. The same settings go to every thread, ticket keys included, so a TLS session resumes
-// on whichever thread the kernel hands the next connection to.
-import { randomBytes } from 'node:crypto';
+// L7 mode's per-thread settings, derived from config on the main thread: addresses, limits, routes, and every
+// certificate, read and checked here once (src/tls/certificate-set.ts) into shared memory the threads install
+// from, so worker threads open no files and parse no certificates. An unusable certificate stops the start
+// (and validate-config) with the loader's message naming its files. The same settings go to every thread,
+// ticket keys included, so a TLS session resumes on whichever thread the kernel hands the next connection to.
+// A reload (`update`) re-derives routes and certificates only; every other L7 setting waits for a restart.
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { SecbeatError } from '../errors.ts';
 import { parseHostPort, type Config } from '../config/schema.ts';
-import { certificateStore, type L7TlsSettings, type PemPair } from '../http/certificates.ts';
+import { checkDefaultCertificate, type L7TlsSettings } from '../http/certificates.ts';
+import { withUpdate } from '../http/reload.ts';
 import type { L7Settings } from '../http/setup.ts';
+import type { CertificateList, CertificateSet, L7Update } from '../messages.ts';
+import { CertificateLoader, type CertificateSources } from '../tls/certificate-set.ts';
+import { expiringFirst, pairCount } from '../tls/pem-table.ts';
 
 /** Secure contexts kept warm per thread; each is ~40 KB (docs/rationale.md). */
 const TLS_CONTEXT_CACHE_SIZE = 1_000;
 const TICKET_KEYS_BYTES = 48;
 
-export function l7Settings(config: Readonly<Config>, cwd: string): L7Settings {
+/** The settings threads boot with, kept current by reloads. */
+export class L7SettingsSource {
+  readonly #cwd: string;
+  readonly #certificates: CertificateLoader;
+  #settings: L7Settings;
+
+  private constructor(cwd: string, certificates: CertificateLoader, settings: L7Settings) {
+    this.#cwd = cwd;
+    this.#certificates = certificates;
+    this.#settings = settings;
+  }
+
+  /** Reads and checks every certificate; rejects with SECBEAT_ERR_TLS_CERT or SECBEAT_ERR_CONFIG_INVALID. */
+  static async load(config: Readonly<Config>, cwd: string): Promise<L7SettingsSource> {
+    const certificates = new CertificateLoader();
+    return new L7SettingsSource(cwd, certificates, await initialSettings(config, cwd, certificates));
+  }
+
+  get settings(): L7Settings {
+    return this.#settings;
+  }
+
+  /** Config keys a reload applies live (everything else in [l7] and [tls] needs a restart). */
+  get liveKeys(): readonly string[] {
+    return this.#settings.tls === null ? ['l7.routes'] : ['l7.routes', 'tls.cert_path', 'tls.key_path', 'tls.certificates_dir'];
+  }
+
+  /**
+   * The routes and certificates of `config`, as an update for running threads; pairs checked by an earlier
+   * load with the same bytes are not checked again. Rejects like `load`, and then nothing changes;
+   * otherwise threads started from now on boot with the update too.
+   */
+  async update(config: Readonly<Config>): Promise<L7Update> {
+    const tls = this.#settings.tls;
+    // TLS turned off is a restart-only change: until then, the running certificates stay.
+    const sources = tls === null ? null : certificateSources(config, this.#cwd);
+    const certificates = tls === null ? null : sources === null ? tls.certificates : await loadCertificates(this.#certificates, tls, sources);
+    const update: L7Update = { routes: routesOf(config), certificates };
+    this.#settings = withUpdate(this.#settings, update);
+    return update;
+  }
+
+  /** The installed names that expire first (`certs.list`), with the counts. */
+  list(limit: number): CertificateList {
+    const set = this.#settings.tls?.certificates;
+    if (set === undefined) return { names: 0, certificates: 0, defaultNotAfterMs: null, expiringFirst: [] };
+    return {
+      names: set.table.names.reduce((n, names) => n + names.length, 0),
+      certificates: pairCount(set.table),
+      defaultNotAfterMs: new X509Certificate(set.defaultCert.cert).validToDate.getTime(),
+      expiringFirst: expiringFirst(set.table, limit),
+    };
+  }
+}
+
+async function initialSettings(config: Readonly<Config>, cwd: string, loader: CertificateLoader): Promise<L7Settings> {
   const { server, tls, l7 } = config;
   const listen = address(server.bind_address, 'server.bind_address');
   const backend = address(server.backend_address, 'server.backend_address');
-  const read = (file: string): Uint8Array => readFileSync(resolve(cwd, file));
-  const pair = (cert: string, key: string): PemPair => ({ cert: read(cert), key: read(key) });
-  const tlsSettings: L7TlsSettings | null =
-      tls.enabled && tls.cert_path !== undefined && tls.key_path !== undefined
-        ? {
-            listen: address(l7.tls_bind_address, 'l7.tls_bind_address'),
-            minVersion: tls.min_version,
-            ciphers: tls.ciphers,
-            ticketKeys: randomBytes(TICKET_KEYS_BYTES),
-            defaultCert: pair(tls.cert_path, tls.key_path),
-            certs: l7.routes.flatMap((r) =>
-              r.cert_path !== undefined && r.key_path !== undefined ? [{ hosts: r.hosts, pem: pair(r.cert_path, r.key_path) }] : [],
-            ),
-            contextCacheSize: TLS_CONTEXT_CACHE_SIZE,
-          }
-        : null;
-  if (tlsSettings !== null) certificateStore({ ...tlsSettings, contextCacheSize: 1 });
+  const sources = certificateSources(config, cwd);
+  let tlsSettings: L7TlsSettings | null = null;
+  if (sources !== null) {
+    const base = {
+      listen: address(l7.tls_bind_address, 'l7.tls_bind_address'),
+      minVersion: tls.min_version,
+      ciphers: tls.ciphers,
+      ticketKeys: randomBytes(TICKET_KEYS_BYTES),
+      contextCacheSize: TLS_CONTEXT_CACHE_SIZE,
+    };
+    tlsSettings = { ...base, certificates: await loadCertificates(loader, base, sources) };
+  }
   return {
     listen,
     tls: tlsSettings,
-    routes: l7.routes.map((r) => ({ hosts: r.hosts, origins: r.origins })),
+    routes: routesOf(config),
     defaultOrigins: [`http://${backend.host.includes(':') ? `[${backend.host}]` : backend.host}:${backend.port}`],
     trustedProxies: l7.trusted_proxies,
     proxyProtocol: l7.proxy_protocol,
@@ -52,6 +107,9 @@ export function l7Settings(config: Readonly<Config>, cwd: string): L7Settings {
       maxBodyBytes: l7.max_body_bytes,
       maxRequestsPerConnection: l7.max_requests_per_connection,
       maxConcurrentStreams: l7.max_concurrent_streams,
+      minBodyRate: l7.min_body_rate,
+      h2ResetBurst: l7.h2_reset_burst,
+      h2ResetRate: l7.h2_reset_rate,
     },
     upstream: {
       connectTimeoutMs: server.connect_timeout_ms,
@@ -60,8 +118,42 @@ export function l7Settings(config: Readonly<Config>, cwd: string): L7Settings {
       connectionsPerOrigin: l7.upstream_connections,
       ejectAfterFailures: l7.eject_after_failures,
       ejectMs: l7.eject_ms,
+      originCa: l7.origin_ca_path === undefined ? null : readOriginCa(resolve(cwd, l7.origin_ca_path)),
+      verifyOrigins: l7.origin_tls_verify,
     },
   };
+}
+
+/** Loads the set and checks its default pair under `tls`'s protocol settings (those stay until a restart). */
+async function loadCertificates(loader: CertificateLoader, tls: Omit<L7TlsSettings, 'certificates'>, sources: CertificateSources): Promise<CertificateSet> {
+  const certificates = await loader.load(sources);
+  checkDefaultCertificate({ ...tls, certificates });
+  return certificates;
+}
+
+/** Where the certificates of `config` come from; null when TLS is off. Paths resolve against `cwd`. */
+function certificateSources(config: Readonly<Config>, cwd: string): CertificateSources | null {
+  const { tls, l7 } = config;
+  if (!tls.enabled || tls.cert_path === undefined || tls.key_path === undefined) return null;
+  const files = (cert: string, key: string) => ({ cert: resolve(cwd, cert), key: resolve(cwd, key) });
+  return {
+    defaultCert: files(tls.cert_path, tls.key_path),
+    routes: l7.routes.flatMap((r) => (r.cert_path !== undefined && r.key_path !== undefined ? [{ hosts: r.hosts, files: files(r.cert_path, r.key_path) }] : [])),
+    dir: tls.certificates_dir === undefined ? null : resolve(cwd, tls.certificates_dir),
+  };
+}
+
+function routesOf(config: Readonly<Config>): L7Update['routes'] {
+  return config.l7.routes.map((r) => ({ hosts: r.hosts, origins: r.origins }));
+}
+
+/** The CA bundle https:// origins must chain to; a missing or unreadable file stops the start. */
+function readOriginCa(file: string): Uint8Array {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new SecbeatError('SECBEAT_ERR_CONFIG_INVALID', `l7.origin_ca_path: cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 function address(text: string, key: string): { host: string; port: number } {

@@ -5,9 +5,9 @@
 import { availableParallelism } from 'node:os';
 import type { ResourceLimits } from 'node:worker_threads';
 import { SecbeatError, type ErrorData } from '../errors.ts';
-import type { AdminRequest, ChaosRule, LogLevel, ThreadControl } from '../messages.ts';
+import type { AdminRequest, CertificateList, ChaosRule, L7Applied, L7Update, ListenerMsg, LogLevel, Replies, ThreadControl } from '../messages.ts';
 import { adminActor } from '../actors/admin.ts';
-import { configActor } from '../actors/config.ts';
+import { configActor, type ApplyReport } from '../actors/config.ts';
 import type { ListenerInput } from '../actors/listener.ts';
 import { telemetry } from '../actors/telemetry.ts';
 import { CIDR_TABLE_CAPACITY, createCidrTableState, SharedCidrTableWriter } from '../blocklist/shared-cidr-table.ts';
@@ -22,7 +22,7 @@ import { WorkerThread, type RuntimeSettings, type ThreadBoot } from '../runtime/
 import { logSecurityEvent, rootLogger, setLogLevel, type Logger } from '../telemetry/log.ts';
 import { collectThreadMetrics, type MetricsJson } from '../telemetry/metrics.ts';
 import { executeAdminCommand } from './commands.ts';
-import type { L7Settings } from '../http/setup.ts';
+import type { L7SettingsSource } from './l7-settings.ts';
 import { startRequirements } from './requirements.ts';
 
 export interface NodeOptions {
@@ -37,6 +37,8 @@ const BLOCKLIST_PURGE_INTERVAL_MS = 1_000;
 const TELEMETRY_SAMPLE_INTERVAL_MS = 5_000;
 const THREAD_START_TIMEOUT_MS = 15_000;
 const THREAD_CONTROL_TIMEOUT_MS = 5_000;
+/** Installing 100k certificates in a thread takes about a tenth of that (bench/l7/certs.ts). */
+const RECONFIGURE_TIMEOUT_MS = 10_000;
 
 export const MAIN_ACTORS = { config: 'config', telemetry: 'telemetry', admin: 'admin' } as const;
 export const LISTENER_ACTOR = 'listener';
@@ -89,13 +91,13 @@ export class SecbeatNode {
   #config: Readonly<Config>;
   #chaosRules: ChaosRule[] = [];
   #connLimitsState: SharedArrayBuffer;
-  /** L7 mode's thread settings, built once (PEM files read, ticket keys drawn); null in TCP mode. */
-  readonly #l7: L7Settings | null;
+  /** L7 mode's thread settings (certificates read and checked, ticket keys drawn), kept current by reloads; null in TCP mode. */
+  readonly #l7: L7SettingsSource | null;
   #purgeTimer: TimerHandle | null = null;
   #stopping: Promise<void> | null = null;
   #resolveStopped: (code: number) => void = () => {};
 
-  private constructor(options: NodeOptions, l7: L7Settings | null) {
+  private constructor(options: NodeOptions, l7: L7SettingsSource | null) {
     const { config } = options;
     this.#config = config;
     this.#l7 = l7;
@@ -259,10 +261,20 @@ export class SecbeatNode {
 
   /** Stops accepting on every listener and waits for open connections, up to `timeoutMs`. */
   async drain(timeoutMs: number): Promise<{ thread: string; value?: unknown; error?: ErrorData }[]> {
+    return this.#askListeners({ type: 'listener.drain', timeoutMs }, timeoutMs + THREAD_CONTROL_TIMEOUT_MS);
+  }
+
+  /** L7 mode's installed certificates, soonest expiry first (`certs.list`); empty without a TLS listener. */
+  certificates(limit: number): CertificateList {
+    return this.#l7?.list(limit) ?? { names: 0, certificates: 0, defaultNotAfterMs: null, expiringFirst: [] };
+  }
+
+  /** Asks every thread's listener; a thread that does not answer is reported, not fatal. */
+  #askListeners<M extends ListenerMsg & { type: keyof Replies }>(msg: M, timeoutMs: number): Promise<{ thread: string; value?: Replies[M['type']]; error?: ErrorData }[]> {
     return Promise.all(
       this.threads.map((t) =>
-        this.system.ask(this.system.address(LISTENER_ACTOR, t.name), { type: 'listener.drain', timeoutMs } as const, timeoutMs + THREAD_CONTROL_TIMEOUT_MS).then(
-          (value) => ({ thread: t.name, value }),
+        this.system.ask(this.system.address(LISTENER_ACTOR, t.name), msg, timeoutMs).then(
+          (value) => ({ thread: t.name, value: value as Replies[M['type']] }),
           (err: unknown) => ({ thread: t.name, error: { code: 'SECBEAT_ERR_THREAD_UNAVAILABLE' as const, message: String((err as Error).message) } }),
         ),
       ),
@@ -298,7 +310,7 @@ export class SecbeatNode {
       connLimitsState: this.#connLimitsState,
       blocklistState: this.blocklist.state,
       cidrBlocklistState: this.cidrBlocklist.state,
-      l7: this.#l7,
+      l7: this.#l7?.settings ?? null,
     };
     return {
       region: c.platform.region,
@@ -313,13 +325,33 @@ export class SecbeatNode {
     };
   }
 
-  /** Applies what can change live; everything else is reported as needing a restart. */
-  #applyConfig(next: Readonly<Config>, prev: Readonly<Config>): string[] {
+  /**
+   * Applies what can change live; everything else is reported as needing a restart. L7 routes and
+   * certificates are read and checked first: if that throws, the reload is refused with nothing changed.
+   */
+  async #applyConfig(next: Readonly<Config>, prev: Readonly<Config>): Promise<ApplyReport> {
+    const l7 = next.server.mode === 'l7' ? this.#l7 : null;
+    const update = l7 === null ? null : await l7.update(next);
     this.#config = next;
     if (next.logging.level !== prev.logging.level) void this.setLogLevel(next.logging.level);
     if (next.chaos.enabled !== prev.chaos.enabled) void this.setChaos(next.chaos.enabled ? this.chaosRules : []);
-    const live = new Set(['logging.level', 'chaos.enabled', 'admin.api_token']);
-    return changedKeys(prev, next).filter((k) => !live.has(k));
+    const live = new Set(['logging.level', 'chaos.enabled', 'admin.api_token', ...(l7?.liveKeys ?? [])]);
+    const restartOnly = changedKeys(prev, next).filter((k) => !live.has(k));
+    return { restartOnly, notApplied: update === null ? [] : await this.#reconfigureListeners(update) };
+  }
+
+  /**
+   * Sends a reload's routes and certificates to every listener; returns what did not apply. A thread that
+   * missed it boots with it when it restarts (the settings source already holds it).
+   */
+  async #reconfigureListeners(update: L7Update): Promise<string[]> {
+    const results = await this.#askListeners({ type: 'listener.reconfigure', l7: update }, RECONFIGURE_TIMEOUT_MS);
+    const applied = results.flatMap((r): L7Applied[] => (r.value === undefined ? [] : [r.value]));
+    this.log.info({ routes: update.routes.length, certificates: applied[0]?.certificates ?? null, threads: applied.length }, 'l7 routes and certificates applied');
+    const missed = results.flatMap((r) =>
+      r.error === undefined ? [] : [`l7: thread ${r.thread} did not apply the routes and certificates (${r.error.message}); restart it (ctl thread-restart ${r.thread})`],
+    );
+    return missed;
   }
 
   #schedulePurge(): void {
@@ -364,11 +396,11 @@ function changedKeys(a: unknown, b: unknown, prefix = ''): string[] {
 }
 
 /**
- * L7 mode's thread settings (PEM files read, certificates checked); null in TCP mode. Loaded on demand: the
+ * L7 mode's thread settings (certificate files read and checked); null in TCP mode. Loaded on demand: the
  * certificate checks pull node:tls into the main isolate, about 4 MB of RSS that TCP mode has no use for.
  */
-export async function l7SettingsFor(options: NodeOptions): Promise<L7Settings | null> {
+export async function l7SettingsFor(options: NodeOptions): Promise<L7SettingsSource | null> {
   if (options.config.server.mode !== 'l7') return null;
-  const { l7Settings } = await import('./l7-settings.ts');
-  return l7Settings(options.config, options.source.cwd ?? process.cwd());
+  const { L7SettingsSource } = await import('./l7-settings.ts');
+  return L7SettingsSource.load(options.config, options.source.cwd ?? process.cwd());
 }

@@ -94,7 +94,11 @@ export type SecurityEvent =
   | { event: 'ip.unblocked'; ip: string; source: 'admin' | 'api' | 'expiry' }
   | { event: 'cidr.blocked'; cidr: string; durationSec: number | null; source: 'admin' | 'api' }
   | { event: 'cidr.unblocked'; cidr: string; source: 'admin' | 'api' | 'expiry' }
-  | { event: 'admin.rejected'; code: string; detail: string };
+  | { event: 'admin.rejected'; code: string; detail: string }
+  /** An HTTP/2 session ended for abuse: rapid reset, a CONTINUATION flood, or another protocol violation. */
+  | { event: 'h2.goaway'; reason: 'h2_rapid_reset' | 'h2_continuation_flood' | 'h2_protocol_error'; clientIp: string; detail: string }
+  /** A request body too slow (min_body_rate) or, on HTTP/2, a request past request_timeout_ms: 408. */
+  | { event: 'request.slow'; mode: 'l7'; reason: 'min_body_rate' | 'request_timeout'; clientIp: string; bytes: number };
 
 export type SecurityEventName = SecurityEvent['event'];
 

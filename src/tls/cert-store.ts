@@ -2,16 +2,19 @@
 // holds about 40 KB of OpenSSL state, so certificates are kept as compact PEM bytes (outside the JS heap)
 // and turned into secure contexts lazily, for the names handshakes actually ask for, through a bounded LRU.
 // Installing, replacing or removing a certificate swaps one map entry: a handshake in flight keeps the
-// context it already picked, the next one picks the new certificate, and none fails in between.
+// context it already picked, the next one picks the new certificate, and none fails in between. A whole set
+// checked on the main thread is installed from shared memory (./pem-table.ts) without a check per pair.
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import { SecbeatError } from '../errors.ts';
+import type { CertificateChanges, PemTable } from '../messages.ts';
+import { normalizeName, wildcardOf } from './names.ts';
+import { pairCount, pemAt, PemTableBuilder, sameDigest, samePem, type PemBytes } from './pem-table.ts';
 
-export interface CertificatePem {
-  /** Leaf first, then intermediates. */
-  cert: Buffer;
-  key: Buffer;
-}
+export type CertificatePem = PemBytes;
+
+/** What `replaceAll` did, by name. */
+export type TableChanges = Omit<CertificateChanges, 'defaultReplaced'>;
 
 export interface InstalledCertificate {
   name: string;
@@ -39,18 +42,32 @@ export interface CertStoreStats {
   unknownName: number;
 }
 
-/** RFC 6066 host_name: LDH labels; a leading "*." only on installed names (wildcards), never in SNI. */
-const HOST_NAME = /^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const TICKET_KEYS_BYTES = 48;
 
+/** A certificate installed by itself (`install`, `setDefault`), checked here. */
 interface Entry extends InstalledCertificate {
   pem: CertificatePem;
+}
+
+/**
+ * A table installed by replaceAll: one Map entry per name (name → pair index) and a generation per pair, no
+ * object per name. 100k names then add about 14 MB to a thread's heap, whose full GC (a pause handshakes
+ * wait behind) took 11 ms against 3 ms with 50 names.
+ */
+interface InstalledTable {
+  table: PemTable;
+  pairByName: Map<string, number>;
+  /** Per pair: the generation its bytes were installed under, which a cached context must match. */
+  generations: Float64Array;
 }
 
 export class CertificateStore {
   readonly stats: CertStoreStats = { hits: 0, misses: 0, evictions: 0, defaultServed: 0, unknownName: 0 };
   readonly #settings: TlsSettings;
-  readonly #entries = new Map<string, Entry>();
+  /** Replaced whole by replaceAll, so a lookup never sees a half-applied set. */
+  #installed: InstalledTable = { table: new PemTableBuilder().build([]), pairByName: new Map(), generations: new Float64Array(0) };
+  /** Names installed one by one; a name is here or in #installed, never both. */
+  readonly #single = new Map<string, Entry>();
   /** Insertion order is recency: a hit re-inserts. Keyed by installed name (exact or "*.parent"). */
   readonly #contexts = new Map<string, { generation: number; context: SecureContext }>();
   #default: Entry | null = null;
@@ -65,7 +82,7 @@ export class CertificateStore {
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.#single.size + this.#installed.pairByName.size;
   }
 
   get cachedContexts(): number {
@@ -78,20 +95,67 @@ export class CertificateStore {
    * name; on any error nothing changes and a SECBEAT_ERR_TLS_CERT error says why.
    */
   install(name: string, pem: CertificatePem): InstalledCertificate {
-    const key = normalizeName(name, true);
+    const key = installable(name);
     const { entry, context } = this.#check(key, pem);
-    this.#entries.set(key, entry);
+    this.#single.set(key, entry);
+    this.#installed.pairByName.delete(key);
     this.#contexts.delete(key);
-    this.#remember(key, entry, context);
+    this.#remember(key, entry.generation, context);
     return publicView(entry);
   }
 
-  /** The certificate served when no installed name matches (or the client sends no SNI). */
+  /**
+   * Makes the installed names exactly those of `table`, whose pairs the main thread has already checked
+   * (src/tls/certificate-set.ts): nothing is parsed or built here, contexts come on first use. A name whose
+   * bytes did not change (same digest) keeps its generation, so its cached context stays warm; a changed
+   * one is replaced and its context dropped; names the table lacks, `install`ed ones included, are removed.
+   */
+  replaceAll(table: PemTable): TableChanges {
+    const old = this.#installed;
+    const changes: TableChanges = { installed: 0, replaced: 0, removed: 0, unchanged: 0 };
+    const pairByName = new Map<string, number>();
+    const generations = new Float64Array(pairCount(table));
+    table.names.forEach((names, index) => {
+      let generation = 0;
+      for (const name of names) {
+        const was = old.pairByName.get(name);
+        if (was !== undefined && sameDigest(old.table, was, table, index)) {
+          generation = old.generations[was]!;
+          changes.unchanged++;
+        } else {
+          if (was === undefined && !this.#single.has(name)) changes.installed++;
+          else changes.replaced++;
+          this.#contexts.delete(name);
+        }
+        pairByName.set(name, index);
+      }
+      // A generation is never 0: a pair none of whose names is unchanged gets a new one.
+      generations[index] = generation === 0 ? ++this.#generation : generation;
+    });
+    for (const name of [...old.pairByName.keys(), ...this.#single.keys()]) {
+      if (pairByName.has(name)) continue;
+      changes.removed++;
+      this.#contexts.delete(name);
+    }
+    this.#single.clear();
+    this.#installed = { table, pairByName, generations };
+    return changes;
+  }
+
+  /**
+   * The certificate served when no installed name matches (or the client sends no SNI). The same bytes as
+   * the current default change nothing, so its context stays.
+   */
   setDefault(pem: CertificatePem): InstalledCertificate {
+    if (this.#default !== null && samePem(this.#default.pem, pem)) return publicView(this.#default);
     const { entry, context } = this.#check(null, pem);
     this.#defaultContext = context;
     this.#default = entry;
     return publicView(entry);
+  }
+
+  get defaultCertificate(): InstalledCertificate | null {
+    return this.#default && publicView(this.#default);
   }
 
   /**
@@ -103,14 +167,19 @@ export class CertificateStore {
   }
 
   remove(name: string): boolean {
-    const key = normalizeName(name, true);
+    const key = installable(name);
     this.#contexts.delete(key);
-    return this.#entries.delete(key);
+    const single = this.#single.delete(key);
+    return this.#installed.pairByName.delete(key) || single;
   }
 
   get(name: string): InstalledCertificate | undefined {
-    const entry = this.#entries.get(normalizeName(name, true));
-    return entry && publicView(entry);
+    const key = installable(name);
+    const single = this.#single.get(key);
+    if (single !== undefined) return publicView(single);
+    const { table, pairByName, generations } = this.#installed;
+    const index = pairByName.get(key);
+    return index === undefined ? undefined : { name: key, notAfterMs: table.notAfterMs[index]!, generation: generations[index]! };
   }
 
   /** New keys for session tickets (48 bytes, shared by every thread so resumption works across them). */
@@ -141,23 +210,30 @@ export class CertificateStore {
 
   #lookup(key: string | null): SecureContext | undefined {
     if (key === null) return undefined;
-    const entry = this.#entries.get(key);
-    if (!entry) return undefined;
+    const single = this.#single.get(key);
+    if (single !== undefined) return this.#cached(key, single.generation, () => single.pem);
+    const { table, pairByName, generations } = this.#installed;
+    const index = pairByName.get(key);
+    return index === undefined ? undefined : this.#cached(key, generations[index]!, () => pemAt(table, index));
+  }
+
+  /** The cached context of `key` when it was built under `generation`, else one built now from `pem()`. */
+  #cached(key: string, generation: number, pem: () => PemBytes): SecureContext {
     const cached = this.#contexts.get(key);
-    if (cached && cached.generation === entry.generation) {
+    if (cached && cached.generation === generation) {
       this.stats.hits++;
       this.#contexts.delete(key);
       this.#contexts.set(key, cached);
       return cached.context;
     }
     this.stats.misses++;
-    const context = this.#build(entry.pem);
-    this.#remember(key, entry, context);
+    const context = this.#build(pem());
+    this.#remember(key, generation, context);
     return context;
   }
 
-  #remember(key: string, entry: Entry, context: SecureContext): void {
-    this.#contexts.set(key, { generation: entry.generation, context });
+  #remember(key: string, generation: number, context: SecureContext): void {
+    this.#contexts.set(key, { generation, context });
     if (this.#contexts.size > this.#settings.contextCacheSize) {
       const oldest = this.#contexts.keys().next().value as string;
       this.#contexts.delete(oldest);
@@ -195,7 +271,7 @@ export class CertificateStore {
   }
 }
 
-function publicView({ name, notAfterMs, generation }: Entry): InstalledCertificate {
+function publicView({ name, notAfterMs, generation }: InstalledCertificate): InstalledCertificate {
   return { name, notAfterMs, generation };
 }
 
@@ -204,20 +280,8 @@ function checkTicketKeys(keys: Buffer): Buffer {
   return keys;
 }
 
-/** Lower case without a trailing dot, or null when it is not a host name (SNI) / installable name. */
-function normalizeName(name: string, installing: true): string;
-function normalizeName(name: string, installing: false): string | null;
-function normalizeName(name: string, installing: boolean): string | null {
-  let n = name.length > 0 && name.length <= 254 ? name.toLowerCase() : '';
-  if (n.endsWith('.')) n = n.slice(0, -1);
-  const ok = n.length > 0 && n.length <= 253 && HOST_NAME.test(n) && (installing || !n.startsWith('*.'));
-  if (ok) return n;
-  if (installing) throw new SecbeatError('SECBEAT_ERR_TLS_CERT', `${JSON.stringify(name)} is not a host name or *.wildcard`);
-  return null;
-}
-
-/** "a.b.example.com" → "*.b.example.com"; a wildcard covers exactly one label. */
-function wildcardOf(name: string): string | null {
-  const dot = name.indexOf('.');
-  return dot === -1 ? null : `*${name.slice(dot)}`;
+function installable(name: string): string {
+  const key = normalizeName(name, true);
+  if (key === null) throw new SecbeatError('SECBEAT_ERR_TLS_CERT', `${JSON.stringify(name)} is not a host name or *.wildcard`);
+  return key;
 }

@@ -3,7 +3,7 @@
 // "ok"; both on loopback ports, closed on dispose.
 import { createServer, type Server } from 'node:http';
 import { createIpSetState, SharedIpSetWriter } from '../../src/blocklist/shared-ip-set.ts';
-import { L7Proxy } from '../../src/http/proxy.ts';
+import { L7Proxy, type L7Limits } from '../../src/http/proxy.ts';
 import { RouteTable } from '../../src/http/routes.ts';
 import { Upstreams } from '../../src/http/upstream.ts';
 import { CidrSet } from '../../src/net/cidr.ts';
@@ -23,9 +23,12 @@ export interface TestL7Proxy extends AsyncDisposable {
   counter(name: string, labels?: Record<string, string>): Promise<number>;
 }
 
-/** With `certs`, a TLS listener too, serving that store's certificates. */
-export async function startL7Proxy(certs: CertificateStore | null): Promise<TestL7Proxy> {
-  const origin: Server = createServer((_req, res) => res.end('ok'));
+/**
+ * With `certs`, a TLS listener too, serving that store's certificates; `limits` override the defaults below;
+ * `answerAfterMs` delays the origin's answer (requests still in flight when a client gives up).
+ */
+export async function startL7Proxy(certs: CertificateStore | null, limits: Partial<L7Limits> = {}, answerAfterMs = 0): Promise<TestL7Proxy> {
+  const origin: Server = createServer((_req, res) => (answerAfterMs > 0 ? setTimeout(() => res.end('ok'), answerAfterMs) : res.end('ok')));
   await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
   const originPort = (origin.address() as { port: number }).port;
   const metrics = createMetrics();
@@ -34,7 +37,7 @@ export async function startL7Proxy(certs: CertificateStore | null): Promise<Test
     listen: { host: '127.0.0.1', port: 0 },
     tls: certs === null ? null : { listen: { host: '127.0.0.1', port: 0 }, certs, minVersion: 'TLSv1.2', ciphers: undefined },
     routes: new RouteTable([], [`http://127.0.0.1:${originPort}`]),
-    upstreams: new Upstreams({ connectTimeoutMs: 1_000, headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, connectionsPerOrigin: 8, ejectAfterFailures: 2, ejectMs: 60_000 }),
+    upstreams: new Upstreams({ connectTimeoutMs: 1_000, headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, connectionsPerOrigin: 8, ejectAfterFailures: 2, ejectMs: 60_000, originCa: null, verifyOrigins: true }),
     trustedProxies: new CidrSet([]),
     proxyProtocol: false,
     limits: {
@@ -46,6 +49,10 @@ export async function startL7Proxy(certs: CertificateStore | null): Promise<Test
       maxBodyBytes: 0,
       maxRequestsPerConnection: 0,
       maxConcurrentStreams: 100,
+      minBodyRate: 1_024,
+      h2ResetBurst: 200,
+      h2ResetRate: 20,
+      ...limits,
     },
     connLimits: new ConnLimits(createConnLimitsState({ threads: 1, maxConnections: 1_000, perIpMaxConnections: 0 }), 0),
     blockList,

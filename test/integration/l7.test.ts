@@ -1,25 +1,15 @@
 // A real L7 node (bin/secbeat run, two worker threads) in front of a real origin, driven by curl: plain
 // HTTP/1.1 routed by Host, HTTP/2 over TLS with the route's certificate chosen by SNI, error statuses with
 // ids, and `secbeat ctl` listing the L7 listeners.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testCa, testCert } from '../helpers/certs.ts';
+import { curl } from '../helpers/curl.ts';
 import { startNode, type NodeProcess } from '../helpers/node-process.ts';
 import { freePort } from '../helpers/ports.ts';
-
-const run = promisify(execFile);
-
-async function curl(args: string[]): Promise<{ status: number; version: string; body: string }> {
-  const { stdout } = await run('curl', ['-sS', '--max-time', '10', '-w', '\n%{http_code} %{http_version}', ...args]);
-  const cut = stdout.lastIndexOf('\n');
-  const [status, version] = stdout.slice(cut + 1).split(' ');
-  return { status: Number(status), version: version ?? '', body: stdout.slice(0, cut) };
-}
 
 describe('l7 node', () => {
   let origin: Server;

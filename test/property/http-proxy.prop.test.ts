@@ -15,7 +15,7 @@ import { buildL7Proxy } from '../../src/http/setup.ts';
 import { ConnLimits, createConnLimitsState } from '../../src/proxy/conn-limits.ts';
 import { rootLogger } from '../../src/telemetry/log.ts';
 import { createMetrics } from '../../src/telemetry/metrics.ts';
-import { testCa, testCert } from '../helpers/certs.ts';
+import { certificateSet, testCa, testCert } from '../helpers/certs.ts';
 import { fcParams } from '../helpers/fc.ts';
 
 const requestish = fc.oneof(
@@ -51,7 +51,7 @@ describe('L7Proxy (fuzz)', () => {
     });
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     const originPort = (origin.address() as { port: number }).port;
-    proxy = buildL7Proxy(
+    ({ proxy } = buildL7Proxy(
       {
         listen: { host: '127.0.0.1', port: 0 },
         tls: {
@@ -59,8 +59,7 @@ describe('L7Proxy (fuzz)', () => {
           minVersion: 'TLSv1.2',
           ciphers: undefined,
           ticketKeys: randomBytes(48),
-          defaultCert: testCert(['fuzz.example']),
-          certs: [],
+          certificates: certificateSet(testCert(['fuzz.example'])),
           contextCacheSize: 4,
         },
         routes: [],
@@ -76,8 +75,11 @@ describe('L7Proxy (fuzz)', () => {
           maxBodyBytes: 10_000,
           maxRequestsPerConnection: 10,
           maxConcurrentStreams: 10,
+          minBodyRate: 1_024,
+          h2ResetBurst: 50,
+          h2ResetRate: 10,
         },
-        upstream: { connectTimeoutMs: 500, headersTimeoutMs: 1_000, bodyTimeoutMs: 1_000, connectionsPerOrigin: 4, ejectAfterFailures: 5, ejectMs: 1_000 },
+        upstream: { connectTimeoutMs: 500, headersTimeoutMs: 1_000, bodyTimeoutMs: 1_000, connectionsPerOrigin: 4, ejectAfterFailures: 5, ejectMs: 1_000, originCa: null, verifyOrigins: true },
       },
       {
         connLimits: new ConnLimits(createConnLimitsState({ threads: 1, maxConnections: 1000, perIpMaxConnections: 0 }), 0),
@@ -86,7 +88,7 @@ describe('L7Proxy (fuzz)', () => {
         log: rootLogger(),
         threadName: 'fuzz',
       },
-    );
+    ));
     port = (await proxy.listen()).port;
     tlsPort = proxy.tlsPort;
   });

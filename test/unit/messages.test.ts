@@ -13,6 +13,17 @@ describe('decoders', () => {
     [{ type: 'sys.ping', a: 1, b: 2 }, ['Unrecognized keys: "a", "b"']],
     [{ type: 'nope' }, [expect.stringMatching(/^type: Invalid discriminator value\. Expected 'listener\.drain' \| /)]],
     [[], ['Invalid input: expected object, received array']],
+    // What JSON can carry (actor.inject) is never a certificate table: that lives in shared memory.
+    [
+      { type: 'listener.reconfigure', l7: { routes: [], certificates: { defaultCert: { cert: 'x', key: 'y' }, table: { chunks: [], slots: [], notAfterMs: [], digests: [], names: [] } } } },
+      [
+        'l7.certificates.defaultCert.cert: expected PEM bytes (a Uint8Array)',
+        'l7.certificates.defaultCert.key: expected PEM bytes (a Uint8Array)',
+        'l7.certificates.table.slots: expected a Uint32Array over a SharedArrayBuffer',
+        'l7.certificates.table.notAfterMs: expected a Float64Array over a SharedArrayBuffer',
+        'l7.certificates.table.digests: expected a Uint32Array over a SharedArrayBuffer',
+      ],
+    ],
   ])('message %j', (input, expected) => {
     expect(issuesOf(decodeMsg(input))).toEqual(expected);
   });

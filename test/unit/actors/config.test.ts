@@ -2,13 +2,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { configActor } from '../../../src/actors/config.ts';
+import { configActor, type ApplyReport } from '../../../src/actors/config.ts';
+import { SecbeatError } from '../../../src/errors.ts';
 import { loadConfig } from '../../../src/config/load.ts';
 import type { Config } from '../../../src/config/schema.ts';
 import { SimulatedClock } from '../../../src/runtime/clock.ts';
 import { Supervisor } from '../../../src/runtime/supervisor.ts';
 import { ActorSystem } from '../../../src/runtime/system.ts';
 
+/** Refuses a config naming 9 threads the way the node refuses an unusable certificate: by throwing. */
 async function setup() {
   const dir = mkdtempSync(join(tmpdir(), 'secbeat-config-actor-'));
   const file = join(dir, 'node.toml');
@@ -25,9 +27,13 @@ async function setup() {
       input: {
         source: { file, env: {} },
         config: loaded.config,
-        apply: (next: Readonly<Config>, prev: Readonly<Config>) => {
+        apply: async (next: Readonly<Config>, prev: Readonly<Config>): Promise<ApplyReport> => {
+          if (next.server.worker_threads === 9) throw new SecbeatError('SECBEAT_ERR_TLS_CERT', 'a.pem (key a.key): the private key does not belong to the certificate');
           applied.push({ next, prev });
-          return next.server.worker_threads !== prev.server.worker_threads ? ['server.worker_threads'] : [];
+          return {
+            restartOnly: next.server.worker_threads !== prev.server.worker_threads ? ['server.worker_threads'] : [],
+            notApplied: next.logging.level === 'warn' ? ['l7: thread w1 did not apply'] : [],
+          };
         },
       },
     }),
@@ -58,6 +64,21 @@ describe('config actor', () => {
     expect(check.issues.join('\n')).toMatch(/node\.toml:4.*server\.worker_thread.*worker_threads/);
     expect(applied).toEqual([]);
     expect((await ask<{ config: Config }>({ type: 'config.show' })).config.logging.level).toBe('info');
+  });
+
+  it('a reload whose live part cannot be applied is refused, and the running config stays', async () => {
+    const { file, applied, ask } = await setup();
+    writeFileSync(file, '[logging]\nlevel = "debug"\n[server]\nworker_threads = 9\n');
+    const check = await ask<{ ok: boolean; issues: string[]; version: number }>({ type: 'config.reload' });
+    expect(check).toEqual({ ok: false, issues: ['a.pem (key a.key): the private key does not belong to the certificate'], version: 1 });
+    expect(applied).toEqual([]);
+    expect((await ask<{ config: Config }>({ type: 'config.show' })).config.logging.level).toBe('info');
+  });
+
+  it('a reload reports live changes that did not reach part of the node', async () => {
+    const { file, ask } = await setup();
+    writeFileSync(file, '[logging]\nlevel = "warn"\n');
+    expect(await ask({ type: 'config.reload' })).toEqual({ ok: true, issues: ['l7: thread w1 did not apply'], version: 2 });
   });
 
   it('validate checks another file without applying it', async () => {

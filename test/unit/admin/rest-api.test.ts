@@ -106,6 +106,8 @@ describe('RestApi routing and arguments', () => {
     ['GET', '/api/v1/stats', '', { cmd: 'node.stats' }],
     ['GET', '/api/v1/events', '', { cmd: 'events.list', type: 'all', limit: 100 }],
     ['GET', '/api/v1/events?type=attack&limit=5', '', { cmd: 'events.list', type: 'attack', limit: 5 }],
+    ['GET', '/api/v1/certificates', '', { cmd: 'certs.list', limit: 100 }],
+    ['GET', '/api/v1/certificates?limit=20', '', { cmd: 'certs.list', limit: 20 }],
     ['POST', '/api/v1/reload', '', { cmd: 'config.reload' }],
     ['POST', '/api/v1/reload', '{}', { cmd: 'config.reload' }],
     ['GET', '/api/v1/block-ip', '', { cmd: 'block.list' }],
@@ -126,7 +128,7 @@ describe('RestApi routing and arguments', () => {
   });
 
   it('covers every route in the table above', () => {
-    const tested = new Set(['GET /api/v1/stats', 'GET /api/v1/events', 'POST /api/v1/reload', 'GET /api/v1/block-ip', 'POST /api/v1/block-ip', 'DELETE /api/v1/block-ip']);
+    const tested = new Set(['GET /api/v1/stats', 'GET /api/v1/events', 'GET /api/v1/certificates', 'POST /api/v1/reload', 'GET /api/v1/block-ip', 'POST /api/v1/block-ip', 'DELETE /api/v1/block-ip']);
     for (const p of ['GET', 'POST', 'DELETE']) tested.add(`${p} /api/v1/emergency-block`);
     expect(new Set(API_ROUTES.map((r) => `${r.method} ${r.path}`))).toEqual(tested);
   });

@@ -55,6 +55,8 @@ const COMMAND_CASES: [string, AdminCommand][] = [
   ['cidr list', { cmd: 'cidr.list' }],
   ['events', { cmd: 'events.list', type: 'all', limit: 100 }],
   ['events --type attack --limit 20', { cmd: 'events.list', type: 'attack', limit: 20 }],
+  ['certs', { cmd: 'certs.list', limit: 100 }],
+  ['certs --limit 5', { cmd: 'certs.list', limit: 5 }],
   ['drain', { cmd: 'node.drain', timeoutMs: 30_000 }],
   ['drain --timeout-ms 0', { cmd: 'node.drain', timeoutMs: 0 }],
   ['shutdown --timeout-ms 5000', { cmd: 'node.shutdown', timeoutMs: 5_000 }],
@@ -218,6 +220,27 @@ describe('renderResult', () => {
     );
     expect(renderResult('events.list', { events: [{ event: 'x', at: 'yesterday', thread: 'w0' }] })).toBe('TIME       THREAD  EVENT  DETAILS\nyesterday  w0      x');
     expect(renderResult('events.list', { events: [{ event: 'x' }] })).toBe('{\n  "events": [\n    {\n      "event": "x"\n    }\n  ]\n}');
+  });
+
+  it('renders certificates as counts, then the names that expire first', () => {
+    const list = {
+      names: 3,
+      certificates: 2,
+      defaultNotAfterMs: Date.UTC(2026, 5, 1),
+      expiringFirst: [
+        { name: 'a.example', notAfterMs: Date.UTC(2026, 0, 2) },
+        { name: '*.b.example', notAfterMs: Date.UTC(2026, 2, 3) },
+      ],
+    };
+    expect(renderResult('certs.list', list)).toBe(
+      [
+        'names: 3  certificates: 2  default expires: 2026-06-01T00:00:00.000Z',
+        'NAME         NOT AFTER',
+        'a.example    2026-01-02T00:00:00.000Z',
+        '*.b.example  2026-03-03T00:00:00.000Z',
+        '(the 2 that expire first; --limit N for more)',
+      ].join('\n'),
+    );
   });
 
   it('prints strings as they are, other results and unexpected shapes as pretty JSON', () => {

@@ -7,7 +7,7 @@ import * as v from 'valibot';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EMBEDDED_CONFIG_PATH, formatConfigIssue, loadConfig, redactConfig, type ConfigIssue, type ConfigSource, type LoadResult } from '../../../src/config/load.ts';
 import { ConfigSchema, parseHostPort, type Config } from '../../../src/config/schema.ts';
-import { l7Settings } from '../../../src/node/l7-settings.ts';
+import { L7SettingsSource } from '../../../src/node/l7-settings.ts';
 import { testCert } from '../../helpers/certs.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
@@ -174,7 +174,7 @@ describe('semantic checks', () => {
     expect(ok(load('[tls]\nenabled = true\ncert_path = "tls/cert.pem"\nkey_path = "tls/key.pem"\n')).tls.enabled).toBe(true);
   });
 
-  it('l7 mode checks trusted proxies, hosts served twice, certificate pairs and what each certificate covers', () => {
+  it('l7 mode checks trusted proxies, hosts served twice, certificate pairs and what each certificate covers', async () => {
     const a = testCert(['a.example']);
     const fallback = testCert(['default.example']);
     mkdirSync(join(dir, 'l7'), { recursive: true });
@@ -192,14 +192,14 @@ describe('semantic checks', () => {
     );
     expect(found.map((i) => i.path)).toEqual(['l7.trusted_proxies.1', 'l7.routes.0', 'l7.routes.1.hosts']);
     // Paired and readable, but the certificate does not cover the route's second host: the file is valid,
-    // and provisioning (start, validate-config) refuses it with the store's message.
+    // and provisioning (start, validate-config) refuses it with the loader's message.
     const uncovered = ok(
       load(`[server]\nmode = "l7"\n${tls}[[l7.routes]]\nhosts = ["a.example", "b.example"]\norigins = ["http://127.0.0.1:1"]\ncert_path = "l7/a.pem"\nkey_path = "l7/a.key"\n`),
     );
-    expect(() => l7Settings(uncovered, dir)).toThrow('does not cover b.example');
+    await expect(L7SettingsSource.load(uncovered, dir)).rejects.toThrow('does not cover b.example');
     const config = ok(load(`[server]\nmode = "l7"\n${tls}[[l7.routes]]\nhosts = ["a.example"]\norigins = ["http://127.0.0.1:1"]\ncert_path = "l7/a.pem"\nkey_path = "l7/a.key"\n`));
     expect(config.l7.routes[0]!.hosts).toEqual(['a.example']);
-    expect(l7Settings(config, dir).tls?.certs).toHaveLength(1);
+    expect((await L7SettingsSource.load(config, dir)).list(10).expiringFirst.map((c) => c.name)).toEqual(['a.example']);
   });
 
   it('admin.socket_path must fit a unix socket address', () => {

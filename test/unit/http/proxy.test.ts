@@ -3,6 +3,7 @@
 // retries and passive health, and TLS with certificates by SNI for HTTP/1.1 and HTTP/2.
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { connect as h2connect, constants } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -15,7 +16,7 @@ import type { L7Proxy } from '../../../src/http/proxy.ts';
 import { ConnLimits, createConnLimitsState } from '../../../src/proxy/conn-limits.ts';
 import { rootLogger } from '../../../src/telemetry/log.ts';
 import { createMetrics, type Metrics } from '../../../src/telemetry/metrics.ts';
-import { testCa, testCert } from '../../helpers/certs.ts';
+import { certificateSet, testCa, testCert } from '../../helpers/certs.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -66,6 +67,20 @@ const LIMITS: L7Settings['limits'] = {
   maxBodyBytes: 64 * 1024 * 1024,
   maxRequestsPerConnection: 0,
   maxConcurrentStreams: 100,
+  minBodyRate: 1_024,
+  h2ResetBurst: 200,
+  h2ResetRate: 20,
+};
+
+const UPSTREAM: L7Settings['upstream'] = {
+  connectTimeoutMs: 1_000,
+  headersTimeoutMs: 2_000,
+  bodyTimeoutMs: 10_000,
+  connectionsPerOrigin: 8,
+  ejectAfterFailures: 2,
+  ejectMs: 60_000,
+  originCa: null,
+  verifyOrigins: true,
 };
 
 interface Started {
@@ -86,10 +101,10 @@ async function startProxy(over: Partial<L7Settings> & { defaultOrigins: string[]
     trustedProxies: [],
     proxyProtocol: false,
     limits: LIMITS,
-    upstream: { connectTimeoutMs: 1_000, headersTimeoutMs: 2_000, bodyTimeoutMs: 10_000, connectionsPerOrigin: 8, ejectAfterFailures: 2, ejectMs: 60_000 },
+    upstream: UPSTREAM,
     ...over,
   };
-  const proxy = buildL7Proxy(settings, {
+  const { proxy } = buildL7Proxy(settings, {
     connLimits: new ConnLimits(createConnLimitsState({ threads: 1, maxConnections: 1000, perIpMaxConnections: 0 }), 0),
     blockList,
     metrics,
@@ -254,7 +269,7 @@ describe('L7Proxy over HTTP/1.1', () => {
     const slow = await origin((_req, res) => void setTimeout(() => res.end('late'), 5_000).unref());
     const s = await startProxy({
       defaultOrigins: [`http://127.0.0.1:${slow}`],
-      upstream: { connectTimeoutMs: 1_000, headersTimeoutMs: 200, bodyTimeoutMs: 1_000, connectionsPerOrigin: 2, ejectAfterFailures: 5, ejectMs: 1_000 },
+      upstream: { connectTimeoutMs: 1_000, headersTimeoutMs: 200, bodyTimeoutMs: 1_000, connectionsPerOrigin: 2, ejectAfterFailures: 5, ejectMs: 1_000, originCa: null, verifyOrigins: true },
     });
     expect((await get(s.port)).status).toBe(504);
   });
@@ -271,6 +286,20 @@ describe('L7Proxy over HTTP/1.1', () => {
     const post = await request(`http://127.0.0.1:${port}/`, { method: 'POST', body: 'x', dispatcher: agent });
     expect(post.statusCode).toBe(200);
     await post.body.text();
+  });
+
+  it('proxies to an https:// origin whose certificate verifies, and answers 502 for one that does not', async () => {
+    const origin = createHttpsServer(testCert(['127.0.0.1']), echoHandler('tls-origin'));
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => origin.close(() => r())));
+    const url = `https://127.0.0.1:${(origin.address() as { port: number }).port}`;
+    const trusting = await startProxy({ defaultOrigins: [url], upstream: { ...UPSTREAM, originCa: testCa() } });
+    const r = await get(trusting.port, '/secure');
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.text)).toMatchObject({ url: '/secure', headers: { 'x-forwarded-proto': 'http' } });
+    // Node's bundled roots do not know the test CA: the origin is refused, never served unverified.
+    const strict = await startProxy({ defaultOrigins: [url] });
+    expect((await get(strict.port, '/secure')).status).toBe(502);
   });
 
   it('refuses connections from a blocked address before reading a byte', async () => {
@@ -422,11 +451,10 @@ describe('L7Proxy over TLS', () => {
         minVersion: 'TLSv1.2',
         ciphers: undefined,
         ticketKeys: randomBytes(48),
-        defaultCert: fallback,
-        certs: [
+        certificates: certificateSet(fallback, [
           { hosts: ['a.example'], pem: a },
           { hosts: ['b.example', '*.b.example'], pem: b },
-        ],
+        ]),
         contextCacheSize: 10,
       },
       ...extra,

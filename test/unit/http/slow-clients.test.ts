@@ -38,7 +38,7 @@ async function setup(): Promise<{ proxy: L7Proxy; port: number }> {
         origin.close(() => r());
       }),
   );
-  const proxy = buildL7Proxy(
+  const { proxy } = buildL7Proxy(
     {
       listen: { host: '127.0.0.1', port: 0 },
       tls: null,
@@ -55,8 +55,11 @@ async function setup(): Promise<{ proxy: L7Proxy; port: number }> {
         maxBodyBytes: 10 << 20,
         maxRequestsPerConnection: 0,
         maxConcurrentStreams: 100,
+        minBodyRate: 1_024,
+        h2ResetBurst: 200,
+        h2ResetRate: 20,
       },
-      upstream: { connectTimeoutMs: 1_000, headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, connectionsPerOrigin: 16, ejectAfterFailures: 5, ejectMs: 1_000 },
+      upstream: { connectTimeoutMs: 1_000, headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, connectionsPerOrigin: 16, ejectAfterFailures: 5, ejectMs: 1_000, originCa: null, verifyOrigins: true },
     },
     {
       connLimits: new ConnLimits(createConnLimitsState({ threads: 1, maxConnections: 10_000, perIpMaxConnections: 0 }), 0),
@@ -125,16 +128,19 @@ describe('L7Proxy under slow clients', () => {
     latencies.sort((a, b) => a - b);
     const lorisClosed = loris.filter((c) => c.socket.destroyed || c.reply().length > 0).length;
     const lorisTimedOut = loris.filter((c) => /^HTTP\/1\.1 408 /.test(c.reply())).length;
-    const postsStillOpen = posts.filter((c) => !c.socket.destroyed).length;
+    const postsTimedOut = posts.filter((c) => /^HTTP\/1\.1 408 /.test(c.reply())).length;
     console.log(
       `slow clients: ${latencies.length} normal requests in ${NORMAL_WINDOW_MS} ms, ${failures} failed, ` +
         `p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms, ` +
         `max ${latencies.at(-1)?.toFixed(2)} ms; slowloris answered/closed ${lorisClosed}/${SLOWLORIS} (408: ${lorisTimedOut}); ` +
-        `slow POSTs still open ${postsStillOpen}/${SLOW_POSTS}`,
+        `slow POSTs answered 408 ${postsTimedOut}/${SLOW_POSTS}`,
     );
     expect(failures).toBe(0);
     expect(latencies.length).toBeGreaterThan(100);
     // header_timeout_ms (1 s) is long past: every slowloris connection was answered 408 and closed.
     expect(lorisTimedOut).toBe(SLOWLORIS);
+    // 20 bytes/s is far under min_body_rate (1 KiB/s): each slow POST was answered 408 once its grace ran out,
+    // releasing the origin connection its streamed body held.
+    expect(postsTimedOut).toBe(SLOW_POSTS);
   }, 30_000);
 });

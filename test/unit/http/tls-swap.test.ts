@@ -4,11 +4,12 @@
 // replaced again and again and another name is removed and installed back. No handshake and no request may
 // fail, and a handshake during which nothing changed must present what the last change installed.
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { connect, DEFAULT_CIPHERS } from 'node:tls';
+import { DEFAULT_CIPHERS } from 'node:tls';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CertificateStore } from '../../../src/tls/cert-store.ts';
-import { testCa, testCert, type TestCert } from '../../helpers/certs.ts';
+import { testCert, type TestCert } from '../../helpers/certs.ts';
 import { startL7Proxy } from '../../helpers/l7-proxy.ts';
+import { fingerprintOf as fingerprint, handshakeAndGet } from '../../helpers/tls-client.ts';
 
 const CLIENTS = 4;
 const HANDSHAKES_PER_CLIENT = 100;
@@ -31,44 +32,6 @@ beforeAll(() => {
   other = testCert([TOGGLED]);
   fallback = testCert(['default.example']);
 });
-
-function fingerprint(pem: TestCert): string {
-  return new X509Certificate(pem.cert).fingerprint256;
-}
-
-/**
- * A full handshake for `servername`, then GET / with Connection: close: the certificate presented and the
- * response status. The chain is always verified against the test CA; the host name too, except for TOGGLED,
- * which is answered with the default certificate while removed.
- */
-function handshakeAndGet(port: number, servername: string, maxVersion: 'TLSv1.2' | 'TLSv1.3'): Promise<{ fingerprint: string; serial: string; status: number }> {
-  return new Promise((resolve, reject) => {
-    let presented: X509Certificate | undefined;
-    let reply = '';
-    const socket = connect(
-      {
-        host: '127.0.0.1',
-        port,
-        servername,
-        ca: testCa(),
-        maxVersion,
-        ALPNProtocols: ['http/1.1'],
-        ...(servername === TOGGLED ? { checkServerIdentity: () => undefined } : {}),
-      },
-      () => {
-        presented = socket.getPeerX509Certificate();
-        socket.write(`GET / HTTP/1.1\r\nHost: ${servername}\r\nConnection: close\r\n\r\n`);
-      },
-    );
-    socket.setEncoding('latin1');
-    socket.on('data', (text: string) => (reply += text));
-    socket.on('error', reject);
-    socket.on('end', () => {
-      if (presented === undefined) return reject(new Error('ended before the handshake'));
-      resolve({ fingerprint: presented.fingerprint256, serial: presented.serialNumber, status: Number(/^HTTP\/1\.1 (\d{3}) /.exec(reply)?.[1] ?? 0) });
-    });
-  });
-}
 
 describe('hot certificate changes on the L7 TLS listener', () => {
   it('replaces and removes certificates under load with no failed handshake or request', { timeout: 60_000 }, async () => {
@@ -119,7 +82,8 @@ describe('hot certificate changes on the L7 TLS listener', () => {
         const changesBefore = changes;
         const expected = current.get(name);
         try {
-          const got = await handshakeAndGet(l7.tlsPort, name, maxVersion);
+          // TOGGLED is answered with the default certificate while removed: its name is not checked.
+          const got = await handshakeAndGet(l7.tlsPort, name, { maxVersion, verifyName: name !== TOGGLED });
           presented.get(name)!.add(got.fingerprint);
           if (got.status !== 200) failures.push(`${name}: status ${got.status}`);
           if (!allowed.get(name)!.has(got.fingerprint)) failures.push(`${name}: unexpected certificate ${got.serial}`);
@@ -146,7 +110,7 @@ describe('hot certificate changes on the L7 TLS listener', () => {
 
     // After a replace, the next handshake presents the new certificate: a third one, never served before.
     store.install(SWAPPED, swapC);
-    const after = await handshakeAndGet(l7.tlsPort, SWAPPED, 'TLSv1.3');
+    const after = await handshakeAndGet(l7.tlsPort, SWAPPED, { maxVersion: 'TLSv1.3' });
     expect(after.fingerprint).toBe(fingerprint(swapC));
     expect(after.serial).toBe(new X509Certificate(swapC.cert).serialNumber);
 

@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateStore, type TlsSettings } from '../../../src/tls/cert-store.ts';
-import { testCa, testCert, type TestCert } from '../../helpers/certs.ts';
+import { certificateSet, testCa, testCert, type TestCert } from '../../helpers/certs.ts';
 
 const SETTINGS: TlsSettings = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3', ciphers: 'HIGH:!aNULL', contextCacheSize: 2 };
 
@@ -81,6 +81,49 @@ describe('CertificateStore', () => {
     expect(store.get('a.example')).toBeUndefined();
   });
 
+  describe('replaceAll: sets the main thread checked', () => {
+    it('installs every name of the table without building a context; contexts come on first use', () => {
+      const store = new CertificateStore(SETTINGS, randomBytes(48));
+      const changes = store.replaceAll(certificateSet(fallback, [{ hosts: ['a.example'], pem: a }, { hosts: ['*.w.example'], pem: wild }]).table);
+      expect(changes).toEqual({ installed: 2, replaced: 0, removed: 0, unchanged: 0 });
+      expect(store.size).toBe(2);
+      expect(store.cachedContexts).toBe(0);
+      expect(store.contextFor('x.w.example')).toBeDefined();
+      expect(store.stats.misses).toBe(1);
+      expect(store.get('a.example')?.notAfterMs).toBe(new X509Certificate(a.cert).validToDate.getTime());
+    });
+
+    it('leaves unchanged pairs and their warm contexts alone, replaces changed ones, removes missing ones', () => {
+      const store = new CertificateStore({ ...SETTINGS, contextCacheSize: 10 }, randomBytes(48));
+      store.replaceAll(certificateSet(fallback, [{ hosts: ['a.example'], pem: a }, { hosts: ['b.example'], pem: b }, { hosts: ['*.w.example'], pem: wild }]).table);
+      store.install('manual.example', testCert(['manual.example']));
+      const aContext = store.contextFor('a.example');
+      store.contextFor('b.example');
+      const before = { a: store.get('a.example')!.generation, b: store.get('b.example')!.generation, misses: store.stats.misses };
+      // A new table (new shared memory): a's bytes again, a new certificate for b, a new name, no *.w.example.
+      const b2 = testCert(['b.example']);
+      const changes = store.replaceAll(certificateSet(fallback, [{ hosts: ['a.example'], pem: a }, { hosts: ['b.example', 'c.example'], pem: b2 }]).table);
+      expect(changes).toEqual({ installed: 1, replaced: 1, removed: 2, unchanged: 1 });
+      expect(store.get('a.example')!.generation).toBe(before.a);
+      expect(store.contextFor('a.example')).toBe(aContext);
+      expect(store.stats.misses).toBe(before.misses);
+      expect(store.get('b.example')!.generation).toBeGreaterThan(before.b);
+      expect(store.contextFor('b.example')).toBeDefined();
+      expect(store.stats.misses).toBe(before.misses + 1);
+      for (const gone of ['x.w.example', 'manual.example']) expect(store.contextFor(gone)).toBeUndefined();
+      expect(store.size).toBe(3);
+    });
+
+    it('keeps the default, context included, when it is set again with the same bytes', () => {
+      const store = new CertificateStore(SETTINGS, randomBytes(48));
+      const first = store.setDefault(fallback);
+      const context = store.contextFor(undefined);
+      expect(store.setDefault({ cert: Buffer.from(fallback.cert), key: Buffer.from(fallback.key) }).generation).toBe(first.generation);
+      expect(store.contextFor(undefined)).toBe(context);
+      expect(store.setDefault(a).generation).toBeGreaterThan(first.generation);
+    });
+  });
+
   describe('behind a real TLS server', () => {
     const store = new CertificateStore(SETTINGS, randomBytes(48));
     const server = createServer({ SNICallback: store.sniCallback, ...fallback });
@@ -108,6 +151,12 @@ describe('CertificateStore', () => {
       store.install('a.example', testCert(['a.example', 'b.example']));
       store.remove('b.example');
       expect(await servedName(port, 'b.example')).toBe('default.example');
+    });
+
+    it('a replaced set is served by the next handshake', async () => {
+      store.replaceAll(certificateSet(fallback, [{ hosts: ['b.example'], pem: b }]).table);
+      expect(await servedName(port, 'b.example')).toBe('b.example');
+      expect(await servedName(port, 'a.example')).toBe('default.example');
     });
 
     it('resumes sessions with the shared ticket keys, across stores with the same keys', async () => {
