@@ -46,7 +46,7 @@ export const listener: Behavior<ListenerState, ListenerMsg, ListenerInput> = {
     const limits = new ConnLimits(input.connLimitsState, input.threadIndex);
     const blockList = new SharedBlocklist(input.blocklistState, input.cidrBlocklistState);
     if (input.l7 !== null) {
-      // Loaded only in L7 mode: undici, node:http and node:http2 cost a TCP-mode thread about 9 MB of RSS.
+      // Loaded only in L7 mode: node:http, node:http2 and the L7 modules cost a TCP-mode thread megabytes of RSS.
       const { buildL7Proxy } = await import('../http/setup.ts');
       const { proxy, reconfigure } = buildL7Proxy(input.l7, { connLimits: limits, blockList, metrics: metrics(), log: ctx.log, threadName: ctx.self.thread });
       const bound = await proxy.listen();

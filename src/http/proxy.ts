@@ -2,8 +2,9 @@
 // (ALPN h2 and http/1.1, certificate by SNI from the CertificateStore), both bound with reusePort so the
 // kernel spreads connections over threads and a request never changes thread. Each request runs the phases
 // of ./phases.ts as plain calls: route by host (./routes.ts), client identity (./client-ip.ts), limits,
-// then an undici dispatch to an origin (./upstream.ts) whose handler writes the response straight into the
-// client's response object: no stream pipeline and no per-chunk promise, since CPU per request is the limit.
+// then a dispatch to an origin's keep-alive pool (./upstream.ts, ./origin-pool.ts) whose handler writes the
+// response straight into the client's response object: no stream pipeline and no per-chunk promise, since CPU
+// per request is the limit.
 import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerOptions, type ServerResponse } from 'node:http';
 import {
@@ -17,7 +18,6 @@ import {
 import { createServer as createNetServer, isIPv6, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
-import type { Dispatcher } from 'undici';
 import type { DrainReport, ListenerStats } from '../messages.ts';
 import type { CidrSet } from '../net/cidr.ts';
 import { parseProxyHeader, PROXY_HEADER_MAX_BYTES } from '../net/proxy-protocol.ts';
@@ -25,10 +25,12 @@ import type { ConnLimits } from '../proxy/conn-limits.ts';
 import { DrainWaiters, listenError, type DataPlane, type IpBlockCheck } from '../proxy/data-plane.ts';
 import { logSecurityEvent, type Logger } from '../telemetry/log.ts';
 import { beforeCollect, type Metrics } from '../telemetry/metrics.ts';
+import { RequestTally } from '../telemetry/request-tally.ts';
 import type { CertificateStore } from '../tls/cert-store.ts';
 import { clientIp } from './client-ip.ts';
 import { L7_ERRORS, type L7ErrorStatus } from './phases.ts';
 import type { Route, RouteTable } from './routes.ts';
+import { OriginError, type OriginCall, type OriginHandler, type OriginRequest } from './origin-pool.ts';
 import type { Origin, OriginSet, Upstreams } from './upstream.ts';
 
 export interface L7Limits {
@@ -107,9 +109,6 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 const H2_ENHANCE_YOUR_CALM = 0xb;
 
-/** undici error codes that mean the origin could not be reached or dropped the connection. */
-const CONNECTION_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH']);
-
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 type AnyResponse = ServerResponse | Http2ServerResponse;
 
@@ -118,7 +117,8 @@ interface ClientResponse {
   readonly headersSent: boolean;
   /** True once end() was called. (`destroyed` and `writableFinished` do not mean the same on both: unused.) */
   readonly writableEnded: boolean;
-  writeHead(status: number, headers: Record<string, string | string[] | number>): unknown;
+  /** HTTP/1.1 takes a flat [name, value, ...] list too; HTTP/2 only the object. */
+  writeHead(status: number, headers: Record<string, string | string[] | number> | string[]): unknown;
   write(chunk: Buffer): boolean;
   end(body?: string): unknown;
   destroy(): unknown;
@@ -126,9 +126,6 @@ interface ClientResponse {
 }
 
 class BodyTooLarge extends Error {}
-
-/** The reason every stopped exchange gives undici: one object, since stack traces are not wanted here. */
-const STOPPED = new Error('exchange stopped: client gone or answered by the proxy');
 
 /**
  * Running totals behind the proxy's batched counters. The hot paths only bump plain numbers (or, for the
@@ -177,10 +174,12 @@ export class L7Proxy implements DataPlane {
   /** What the registry has been given so far. */
   #flushed: Totals = { bytesIn: 0, bytesOut: 0, handshakesOk: 0, handshakesFailed: 0, cacheHits: 0, cacheMisses: 0, cacheEvictions: 0 };
   #unhookCollect: () => void = ignore;
+  readonly #tally: RequestTally;
 
   constructor(options: L7ProxyOptions) {
     this.#o = options;
     this.#routes = options.routes;
+    this.#tally = new RequestTally(options.metrics, 'l7');
     const l = options.limits;
     const onRequest = (req: AnyRequest, res: AnyResponse): void => {
       // A throw here would be uncaught and end the thread with every connection on it: whatever a request
@@ -248,9 +247,10 @@ export class L7Proxy implements DataPlane {
     };
   }
 
-  /** Adds client bytes, TLS handshakes and context-cache counts since the last flush (requests count as they finish). */
+  /** Adds requests, client bytes, TLS handshakes and context-cache counts since the last flush. */
   flushMetrics(): void {
     const m = this.#o.metrics;
+    this.#tally.flush();
     const was = this.#flushed;
     const now = this.#totals();
     // A counter must never step back (prom-client throws, failing the scrape). Socket counts only grow, but
@@ -500,6 +500,7 @@ export class L7Proxy implements DataPlane {
     // is taken (nginx's proxy_request_buffering): a client dribbling a small body holds a client socket,
     // never an origin connection, so slow POSTs cannot drain the pools. Larger bodies stream.
     const declared = contentLength === undefined ? -1 : Number(contentLength);
+    exchange.options.bodyLength = declared;
     if (declared > REQUEST_BUFFER_BYTES) {
       exchange.options.body = streamOn(exchange, [], max);
       exchange.retriable = false;
@@ -531,7 +532,7 @@ export class L7Proxy implements DataPlane {
   /** Phase upstream: sends the exchange to `origin`; the exchange handles its response. */
   #dispatch(x: Exchange, origin: Origin): void {
     x.origin = origin;
-    origin.pool.dispatch(x.options as Dispatcher.DispatchOptions, x);
+    x.call = origin.pool.dispatch(x.options, x);
   }
 
   /**
@@ -550,33 +551,35 @@ export class L7Proxy implements DataPlane {
     const client = clientIp(peer, req.headers['x-forwarded-for'], this.#o.trustedProxies).address;
     const tls = 'encrypted' in req.socket && req.socket.encrypted === true;
     const headers = upstreamHeaders(req, req.headers.host ?? '', peer, client, tls, this.#o.trustedProxies.containsText(peer));
-    const options = { path: req.url ?? '/', method: req.method ?? 'GET', headers, upgrade };
-    origin.pool.dispatch(options as Dispatcher.DispatchOptions, {
-      // Present so undici takes this for a new-style handler (it tells the two APIs apart by this method).
-      onRequestStart: ignore,
-      onRequestUpgrade: (_controller, statusCode, resHeaders, upstream) => {
+    // Hop-by-hop fields are not forwarded, save the pair that asks the origin for this very upgrade.
+    headers.push('connection', 'upgrade', 'upgrade', upgrade);
+    const call = origin.pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body: null, bodyLength: -1 }, {
+      onUpgrade: (statusCode, resHeaders, upstream, rest) => {
         this.responded(startedAt, statusCode, origin);
         if (socket.destroyed) return void upstream.destroy();
         let response = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`;
-        for (const [name, value] of Object.entries(resHeaders)) {
-          for (const v of Array.isArray(value) ? value : [value]) if (v !== undefined) response += `${name}: ${v}\r\n`;
-        }
+        for (let i = 0; i < resHeaders.length; i += 2) response += `${resHeaders[i]}: ${resHeaders[i + 1]}\r\n`;
         socket.write(`${response}\r\n`);
+        if (rest.length > 0) socket.write(rest);
         if (head.length > 0) upstream.write(head);
         upstream.on('error', ignore);
         upstream.pipe(socket);
         socket.pipe(upstream);
+        upstream.resume();
         // Either side's end or error ends both: an upgraded connection has no message boundary to stop at.
         socket.once('close', () => upstream.destroy());
         upstream.once('close', () => socket.destroy());
       },
-      onResponseStart: (controller, statusCode) => {
+      onResponseStart: (statusCode) => {
         // The origin refused the upgrade with a normal response: pass on a gateway error, not its body.
-        controller.abort(new Error(`origin answered an upgrade with ${statusCode}`));
+        call.abort();
+        this.#rawFail(socket, 502, `origin answered an upgrade with ${statusCode}`);
       },
-      onResponseError: (_controller, err: Error & { code?: string }) => {
-        if (CONNECTION_FAILURES.has(err.code ?? '')) this.#o.upstreams.failed(origin, performance.now());
-        this.#rawFail(socket, 502, err.code ?? err.message);
+      onResponseData: () => false,
+      onResponseEnd: ignore,
+      onResponseError: (err: OriginError) => {
+        if (err.connectionFailure) this.#o.upstreams.failed(origin, performance.now());
+        this.#rawFail(socket, err.timeout ? 504 : 502, err.message);
       },
     });
   }
@@ -585,7 +588,7 @@ export class L7Proxy implements DataPlane {
   #rawFail(socket: Duplex, status: L7ErrorStatus, reason: string): void {
     const id = errorId();
     this.#o.log.info({ errorId: id, status, reason }, 'l7 request failed');
-    this.#o.metrics.requests.inc({ mode: 'l7', status_class: statusClass(status) });
+    this.#tally.count(status);
     if (!socket.writable) return void socket.destroy();
     const body = errorBody(status, id);
     socket.end(`HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nx-secbeat-error-id: ${id}\r\nconnection: close\r\n\r\n${body}`);
@@ -603,8 +606,7 @@ export class L7Proxy implements DataPlane {
   /** @internal The origin answered (its health is good whatever the status): count the request. */
   responded(startedAt: number, status: number, origin: Origin | null = null): void {
     if (origin !== null) this.#o.upstreams.succeeded(origin);
-    this.#o.metrics.latency.observe({ mode: 'l7' }, (performance.now() - startedAt) / 1000);
-    this.#o.metrics.requests.inc({ mode: 'l7', status_class: statusClass(status) });
+    this.#tally.record(status, (performance.now() - startedAt) / 1000);
   }
 
   /** @internal The request body has ended (or failed): the body sweep stops watching it. */
@@ -665,19 +667,18 @@ export class L7Proxy implements DataPlane {
   }
 
   /** @internal The exchange failed before response headers: retry, or answer with an error status. */
-  failed(x: Exchange, err: Error & { code?: string }): void {
+  failed(x: Exchange, err: OriginError): void {
     // Stopped: the client left, or the proxy answered on its own (408 from the body sweep). Nothing to do.
     if (x.stopped) return;
     if (x.res.headersSent || x.req.destroyed && !x.req.complete) {
       x.res.destroy();
       return;
     }
-    if (err instanceof BodyTooLarge) return this.#fail(x.res, 413, 'body_over_limit', x.startedAt);
-    const code = err.code ?? '';
-    const connectionFailure = CONNECTION_FAILURES.has(code);
-    if (connectionFailure && x.origin !== null) {
+    if (err.cause instanceof BodyTooLarge) return this.#fail(x.res, 413, 'body_over_limit', x.startedAt);
+    // A failing request body is the client's doing (it went away or sent garbage), not the origin's.
+    if (err.kind !== 'request_body') this.#o.metrics.upstreamErrors.inc({ mode: 'l7', kind: err.kind });
+    if (err.connectionFailure && x.origin !== null) {
       this.#o.upstreams.failed(x.origin, performance.now());
-      this.#o.metrics.upstreamErrors.inc({ mode: 'l7', kind: upstreamErrorKind(code) });
       const other = x.retriable ? x.origins.pick(performance.now(), x.origin) : null;
       if (other !== null) {
         x.retriable = false;
@@ -685,17 +686,14 @@ export class L7Proxy implements DataPlane {
         return;
       }
     }
-    const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
-    if (!connectionFailure) this.#o.metrics.upstreamErrors.inc({ mode: 'l7', kind: timeout ? 'timeout' : 'other' });
-    this.#fail(x.res, timeout ? 504 : 502, code || err.message, x.startedAt);
+    this.#fail(x.res, err.timeout ? 504 : err.kind === 'request_body' ? 400 : 502, `${err.kind}: ${err.message}`, x.startedAt);
   }
 
   /** `closeConnection` (HTTP/1.1 only: HTTP/2 forbids the field) when the rest of the request will not be read. */
   #fail(res: ClientResponse, status: L7ErrorStatus, reason: string, startedAt: number, closeConnection = false): void {
     const id = errorId();
     this.#o.log.info({ errorId: id, status, reason }, 'l7 request failed');
-    this.#o.metrics.requests.inc({ mode: 'l7', status_class: statusClass(status) });
-    this.#o.metrics.latency.observe({ mode: 'l7' }, (performance.now() - startedAt) / 1000);
+    this.#tally.record(status, (performance.now() - startedAt) / 1000);
     if (res.headersSent) {
       res.destroy();
       return;
@@ -709,29 +707,27 @@ export class L7Proxy implements DataPlane {
 }
 
 /**
- * One request on its way through the upstream phase (and a retry), and undici's handler for it: response
- * headers and body chunks go straight to the client's response, pausing the origin while the client's
- * buffer is full (backpressure without a stream pipeline). One object per request: CPU per request is the
- * limit, so the exchange, its dispatch options and its handler are not three allocations.
+ * One request on its way through the upstream phase (and a retry), and the origin pool's handler for it:
+ * response headers and body chunks go straight to the client's response, pausing the origin connection
+ * while the client's buffer is full (backpressure without a stream pipeline). One object per request: CPU
+ * per request is the limit, so the exchange, its origin request and its handler are not three allocations.
  */
-class Exchange implements Dispatcher.DispatchHandler {
+class Exchange implements OriginHandler {
   readonly proxy: L7Proxy;
   readonly req: AnyRequest;
   readonly res: ClientResponse;
   readonly origins: OriginSet;
   origin: Origin | null = null;
-  readonly options: { path: string; method: string; headers: string[]; body: Buffer | AnyRequest | AsyncGenerator<Buffer> | null };
+  readonly options: OriginRequest;
   retriable: boolean;
   readonly startedAt: number;
   /** The HTTP/2 session's guard; null on HTTP/1.1. */
   readonly h2: H2Guard | null;
   /** Request body bytes received so far (the body is awaited from startedAt on). */
   bodyBytes = 0;
-  #controller: Dispatcher.DispatchController | null = null;
-  /**
-   * No more origin work wanted: the client went away before the response was written, or the proxy answered
-   * itself. A dispatch not yet started aborts when it starts.
-   */
+  /** The current attempt at the origin. */
+  call: OriginCall | null = null;
+  /** No more origin work wanted: the client went away before the response was written, or the proxy answered itself. */
   #stopped = false;
   #resume: (() => void) | null = null;
 
@@ -750,14 +746,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.req = req;
     this.res = res;
     this.origins = origins;
-    this.options = { path, method, headers, body: null };
+    this.options = { path, method, headers, body: null, bodyLength: -1 };
     this.retriable = IDEMPOTENT.has(method);
     this.startedAt = startedAt;
     this.h2 = h2;
     if (h2 !== null) h2.streams++;
-    // Watched from the start, not from onRequestStart: a request queued in the pool starts later, and a
-    // client gone by then would otherwise leave its exchange paused on a 'drain' that never comes, holding
-    // the origin connection (and Pool.close at shutdown) forever.
+    // A client gone before its response is written stops the exchange, queued or under way, so the origin
+    // connection is not held (and paused on a 'drain' that never comes) for nothing.
     res.once('close', this.#onClientClose);
   }
 
@@ -775,45 +770,52 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.h2 !== null) this.proxy.h2StreamAbandoned(this.h2);
   };
 
-  /** Stops the origin exchange, if one started (a queued one aborts when it starts: see onRequestStart). */
+  /** Stops the origin exchange, queued or under way; no callback comes after. */
   abort(): void {
     this.#stopped = true;
-    this.#controller?.abort(STOPPED);
+    this.call?.abort();
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
-    if (this.#stopped) controller.abort(STOPPED);
-  }
-
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    this.proxy.responded(this.startedAt, statusCode, this.origin);
-    if (this.#stopped) {
-      controller.abort(STOPPED);
+  onResponseStart(status: number, headers: string[]): void {
+    this.proxy.responded(this.startedAt, status, this.origin);
+    if (this.#stopped) return void this.call?.abort();
+    const res = this.res;
+    if (this.h2 === null) {
+      // HTTP/1.1 takes the flat [name, value, ...] list as it is: no object per response.
+      const out: string[] = [];
+      for (let i = 0; i < headers.length; i += 2) if (!HOP_BY_HOP.has(headers[i]!.toLowerCase())) out.push(headers[i]!, headers[i + 1]!);
+      res.writeHead(status, out);
       return;
     }
     const out: Record<string, string | string[]> = {};
-    for (const name in headers) {
-      const value = headers[name];
-      if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!.toLowerCase();
+      if (HOP_BY_HOP.has(name)) continue;
+      const had = out[name];
+      out[name] = had === undefined ? headers[i + 1]! : Array.isArray(had) ? [...had, headers[i + 1]!] : [had, headers[i + 1]!];
     }
-    this.res.writeHead(statusCode, out);
+    res.writeHead(status, out);
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    const res = this.res;
-    if (res.write(chunk) || this.#stopped) return;
-    controller.pause();
-    this.#resume ??= () => controller.resume();
-    res.once('drain', this.#resume);
+  onResponseData(chunk: Buffer): boolean {
+    if (this.res.write(chunk) || this.#stopped) return true;
+    this.#resume ??= () => this.call?.resume();
+    this.res.once('drain', this.#resume);
+    return false;
   }
 
   onResponseEnd(): void {
     this.res.end();
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+  onResponseError(err: OriginError): void {
     this.proxy.failed(this, err);
+  }
+
+  /** An origin that switches protocols on a request that asked for none is broken. */
+  onUpgrade(_status: number, _headers: string[], socket: Socket): void {
+    socket.destroy();
+    this.proxy.failed(this, new OriginError('bad_response', '101 Switching Protocols to a request that asked for no upgrade'));
   }
 }
 
@@ -882,7 +884,8 @@ function upstreamHeaders(req: AnyRequest, authority: string, peer: string, clien
     const name = raw[i]!;
     if (name.charCodeAt(0) === 0x3a /* ':' HTTP/2 pseudo-header */) continue;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || (connectionTokens !== null && connectionTokens.has(lower))) continue;
+    // Content-Length too: the origin pool frames the body it actually sends (./origin-pool.ts).
+    if (HOP_BY_HOP.has(lower) || lower === 'content-length' || (connectionTokens !== null && connectionTokens.has(lower))) continue;
     out.push(name, raw[i + 1]!);
   }
   // A trusted hop's X-Forwarded-For is extended; an untrusted peer's is replaced, so no client can inject
@@ -969,24 +972,6 @@ async function* streamOn(x: Exchange, prefix: Buffer[], max: number): AsyncGener
   }
 }
 
-function upstreamErrorKind(code: string): string {
-  switch (code) {
-    case 'ECONNREFUSED':
-      return 'connect_refused';
-    case 'UND_ERR_CONNECT_TIMEOUT':
-      return 'connect_timeout';
-    case 'ECONNRESET':
-    case 'EPIPE':
-    case 'UND_ERR_SOCKET':
-      return 'reset';
-    default:
-      return 'connect_error';
-  }
-}
-
-function statusClass(status: number): string {
-  return status >= 500 ? '5xx' : status >= 400 ? '4xx' : status >= 300 ? '3xx' : status >= 200 ? '2xx' : '1xx';
-}
 
 function statusText(status: L7ErrorStatus): string {
   return L7_ERRORS[status].split('_').map((w) => w[0]!.toUpperCase() + w.slice(1)).join(' ');

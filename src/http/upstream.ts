@@ -1,16 +1,15 @@
-// Origins for L7 mode, one set per data-plane thread: an undici Pool per origin URL (keep-alive
-// connections, no pipelining: one request per connection at a time, so a slow response never holds up the
-// next; https:// origins over TLS, verified against the system's CAs or [l7] origin_ca_path, SNI = the
-// URL's host name), shared by every route naming that origin, with passive health: an origin that fails
+// Origins for L7 mode, one set per data-plane thread: an OriginPool per origin URL (./origin-pool.ts:
+// keep-alive connections, one request per connection at a time; https:// origins over TLS, verified against
+// Node's bundled CAs or [l7] origin_ca_path, SNI = the URL's host name), shared by every route naming that origin, with passive health: an origin that fails
 // `ejectAfterFailures` times in a row sits out `ejectMs`, and round robin skips it meanwhile. Nothing here
 // is per request but the pick and the outcome report.
-import { Pool } from 'undici';
+import { OriginPool } from './origin-pool.ts';
 
 export interface UpstreamSettings {
   connectTimeoutMs: number;
-  /** Response headers deadline (undici headersTimeout). */
+  /** Response head deadline, from the request's last byte sent. */
   headersTimeoutMs: number;
-  /** Idle time between body chunks before the exchange fails (undici bodyTimeout); 0 = none. */
+  /** Idle time between response body chunks before the exchange fails; 0 = none. */
   bodyTimeoutMs: number;
   connectionsPerOrigin: number;
   ejectAfterFailures: number;
@@ -23,13 +22,13 @@ export interface UpstreamSettings {
 
 export class Origin {
   readonly url: string;
-  readonly pool: Pool;
+  readonly pool: OriginPool;
   /** Failures in a row; any success resets it. */
   failures = 0;
   /** performance.now() until which the origin is ejected; 0 = in rotation. */
   ejectedUntil = 0;
 
-  constructor(url: string, pool: Pool) {
+  constructor(url: string, pool: OriginPool) {
     this.url = url;
     this.pool = pool;
   }
@@ -92,10 +91,10 @@ export class Upstreams implements AsyncDisposable {
     return true;
   }
 
+  /** Closes every origin connection now: the proxy has drained its clients first. */
   async close(): Promise<void> {
-    const pools = [...this.#origins.values()].map((o) => o.pool.close());
+    for (const origin of this.#origins.values()) origin.pool.close();
     this.#origins.clear();
-    await Promise.allSettled(pools);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -109,14 +108,13 @@ export class Upstreams implements AsyncDisposable {
       const s = this.#settings;
       origin = new Origin(
         key,
-        new Pool(key, {
+        new OriginPool(new URL(key), {
           connections: s.connectionsPerOrigin,
-          pipelining: 1,
-          connectTimeout: s.connectTimeoutMs,
-          headersTimeout: s.headersTimeoutMs,
-          bodyTimeout: s.bodyTimeoutMs,
-          // Used only by https:// origins; undici sends the URL's host name as SNI and checks the certificate against it.
-          connect: { rejectUnauthorized: s.verifyOrigins, ...(s.originCa === null ? {} : { ca: Buffer.from(s.originCa) }) },
+          connectTimeoutMs: s.connectTimeoutMs,
+          headersTimeoutMs: s.headersTimeoutMs,
+          bodyTimeoutMs: s.bodyTimeoutMs,
+          ca: s.originCa === null ? null : Buffer.from(s.originCa),
+          verify: s.verifyOrigins,
         }),
       );
       this.#origins.set(key, origin);

@@ -17,7 +17,7 @@ const Registry = require('prom-client/lib/registry') as typeof Prom.Registry;
 type Aggregator = Prom.Aggregator;
 type Registry = Prom.Registry;
 
-const LATENCY_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const LATENCY_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const CONNECTION_DURATION_BUCKETS_S = [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600];
 
 export function createMetrics(registry: Registry = new Registry()) {
@@ -145,7 +145,7 @@ export function createMetrics(registry: Registry = new Registry()) {
     }),
     upstreamErrors: new Counter({
       name: 'secbeat_upstream_errors_total',
-      help: 'Backend failures by kind (connect_refused, connect_timeout, reset, idle_timeout)',
+      help: 'Backend (origin) failures by kind: connect_refused, connect_timeout, connect_error, reset, idle_timeout (TCP); headers_timeout, body_timeout, bad_response (L7)',
       labelNames: ['mode', 'kind'] as const,
       ...r,
       ...sum,

@@ -124,7 +124,9 @@ async function get(port: number, path = '/', headers: Record<string, string> = {
   return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
 }
 
-async function metric(metrics: Metrics, name: string, labels: Record<string, string>): Promise<number> {
+/** One series of a metric, after the proxy's batched counts are flushed. */
+async function metric({ proxy, metrics }: Started, name: string, labels: Record<string, string>): Promise<number> {
+  proxy.flushMetrics();
   const json = await metrics.registry.getMetricsAsJSON();
   const m = json.find((x) => x.name === name);
   return m?.values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val))?.value ?? 0;
@@ -133,7 +135,8 @@ async function metric(metrics: Metrics, name: string, labels: Record<string, str
 describe('L7Proxy over HTTP/1.1', () => {
   it('forwards a request, strips hop-by-hop headers and sets the forwarding set', async () => {
     const o = await origin(echoHandler());
-    const { port, metrics } = await startProxy({ defaultOrigins: [`http://127.0.0.1:${o}`] });
+    const started = await startProxy({ defaultOrigins: [`http://127.0.0.1:${o}`] });
+    const { port } = started;
     const res = await get(port, '/a/b?c=1', { 'x-custom': 'v', 'x-forwarded-for': '203.0.113.9' });
     expect(res.status).toBe(200);
     expect(res.headers['proxy-connection']).toBeUndefined(); // the origin's hop-by-hop header is not passed on
@@ -146,7 +149,7 @@ describe('L7Proxy over HTTP/1.1', () => {
     expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
     expect(seen.headers['x-forwarded-proto']).toBe('http');
     expect(seen.headers['forwarded']).toBe(`for=127.0.0.1;proto=http;host="127.0.0.1:${port}"`);
-    expect(await metric(metrics, 'secbeat_requests_total', { mode: 'l7', status_class: '2xx' })).toBe(1);
+    expect(await metric(started, 'secbeat_requests_total', { mode: 'l7', status_class: '2xx' })).toBe(1);
   });
 
   it('drops the fields a Connection header names (raw client: undici will not send such a request)', async () => {
@@ -259,12 +262,13 @@ describe('L7Proxy over HTTP/1.1', () => {
   });
 
   it('answers 502 when the origin refuses, counting the upstream error, and 504 when it is too slow', async () => {
-    const { port, metrics } = await startProxy({ defaultOrigins: ['http://127.0.0.1:1'] });
+    const started = await startProxy({ defaultOrigins: ['http://127.0.0.1:1'] });
+    const { port } = started;
     const refused = await get(port);
     expect(refused.status).toBe(502);
     expect(refused.text).toMatch(/^502 bad_gateway\nerror id: /);
     expect(refused.text).not.toMatch(/ECONNREFUSED|127\.0\.0\.1/);
-    expect(await metric(metrics, 'secbeat_upstream_errors_total', { mode: 'l7', kind: 'connect_refused' })).toBeGreaterThanOrEqual(1);
+    expect(await metric(started, 'secbeat_upstream_errors_total', { mode: 'l7', kind: 'connect_refused' })).toBeGreaterThanOrEqual(1);
 
     const slow = await origin((_req, res) => void setTimeout(() => res.end('late'), 5_000).unref());
     const s = await startProxy({
@@ -426,8 +430,8 @@ describe('L7Proxy with PROXY protocol', () => {
     expect(await rawExchange(trusted.port, 'PROXY TCP4 not-an-ip 10.0.0.1 1 2\r\n')).toBe('');
     const untrusted = await startProxy({ defaultOrigins: [`http://127.0.0.1:${o}`], proxyProtocol: true, trustedProxies: ['10.0.0.0/8'] });
     expect(await rawExchange(untrusted.port, 'PROXY TCP4 198.51.100.7 10.0.0.1 40000 80\r\n')).toBe('');
-    expect(await metric(trusted.metrics, 'secbeat_attacks_blocked_total', { mode: 'l7', reason: 'proxy_protocol' })).toBe(2);
-    expect(await metric(untrusted.metrics, 'secbeat_attacks_blocked_total', { mode: 'l7', reason: 'proxy_protocol' })).toBe(1);
+    expect(await metric(trusted, 'secbeat_attacks_blocked_total', { mode: 'l7', reason: 'proxy_protocol' })).toBe(2);
+    expect(await metric(untrusted, 'secbeat_attacks_blocked_total', { mode: 'l7', reason: 'proxy_protocol' })).toBe(1);
   });
 
   it('applies the blocklist to the address the header names', async () => {
@@ -539,7 +543,8 @@ describe('L7Proxy over TLS', () => {
 
   it('proxies HTTP/2 with many concurrent streams and HTTP/1.1 over TLS on the same port', async () => {
     const o = await origin(echoHandler());
-    const { tlsPort, metrics } = await startTls(o);
+    const started = await startTls(o);
+    const { tlsPort } = started;
     const session = h2connect(`https://a.example:${tlsPort}`, { ca: testCa(), servername: 'a.example', host: '127.0.0.1', port: tlsPort } as never);
     cleanups.push(() => void session.close());
     const one = (i: number): Promise<{ status: number; body: string }> =>
@@ -582,6 +587,6 @@ describe('L7Proxy over TLS', () => {
       s.on('error', reject);
     });
     expect(h1).toBe(200);
-    expect(await metric(metrics, 'secbeat_requests_total', { mode: 'l7', status_class: '2xx' })).toBe(52);
+    expect(await metric(started, 'secbeat_requests_total', { mode: 'l7', status_class: '2xx' })).toBe(52);
   });
 });
