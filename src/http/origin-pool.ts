@@ -76,6 +76,8 @@ export interface OriginHandler {
 
 /** Keep-alive connections idle this long are closed (under the 5 s most servers keep them, so we close first). */
 const IDLE_MS = 4_000;
+/** RFC 9110 §9.2.2: safe to send again when the first attempt surely was not processed. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 /** Methods that carry a body by definition: sent with Content-Length: 0 when they have none (RFC 9110 §8.6). */
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
@@ -86,6 +88,8 @@ export class OriginCall {
   /** Set while on a connection. */
   connection: OriginConnection | null = null;
   done = false;
+  /** Sent once more already, after a reused connection turned out closed (see OriginConnection.#stale). */
+  resent = false;
 
   constructor(request: OriginRequest, handler: OriginHandler) {
     this.request = request;
@@ -172,6 +176,16 @@ export class OriginPool {
     this.#idle.push(connection);
   }
 
+  /** @internal A call whose kept-alive connection was found closed: first in line for a fresh one. */
+  resend(call: OriginCall): void {
+    if (this.#closed) {
+      call.done = true;
+      return call.handler.onResponseError(new OriginError('reset', 'the origin closed the connection'));
+    }
+    if (this.#all.size < this.#settings.connections) this.#open().start(call);
+    else this.#queue.unshift(call);
+  }
+
   /** @internal A connection closed or was handed over (upgrade): a queued request may open a new one. */
   gone(connection: OriginConnection): void {
     if (!this.#all.delete(connection)) return;
@@ -231,12 +245,18 @@ export class OriginConnection implements ResponseSink {
   headSeen = false;
   #reusable = true;
   #closed = false;
+  /** Responses this connection has carried: a reused one may have been closed by the origin as we sent. */
+  #served = 0;
   /** A 101 head, handed over with the socket once the parser says where it ended. */
   #upgradeHead: { status: number; headers: string[] } | null = null;
   /** Kept to be taken off at an upgrade: only these, a TLS socket's own 'close' listener frees its SSL state. */
   readonly #listeners = {
     data: (data: Buffer): void => this.#onData(data),
-    error: (err: NodeJS.ErrnoException): void => this.fail(connectionError(err, this.connecting)),
+    error: (err: NodeJS.ErrnoException): void => {
+      // A stale keep-alive connection errs (ECONNRESET, EPIPE) and then closes: 'close' sends the call again.
+      if (this.call !== null && this.#stale(this.call)) return void this.socket.destroy();
+      this.fail(connectionError(err, this.connecting));
+    },
     close: (): void => this.#onClose(),
   };
 
@@ -299,6 +319,7 @@ export class OriginConnection implements ResponseSink {
 
   onEnd(reusable: boolean): void {
     const call = this.call!;
+    this.#served++;
     this.#reusable &&= reusable;
     this.call = null;
     call.connection = null;
@@ -330,9 +351,30 @@ export class OriginConnection implements ResponseSink {
     this.#closed = true;
     this.connecting = false;
     const call = this.call;
-    if (call !== null && this.#parser.endsAtClose) this.#parser.closed();
-    else if (call !== null) this.fail(new OriginError('reset', 'the origin closed the connection'));
+    if (call !== null && this.#parser.endsAtClose) {
+      this.#parser.closed();
+    } else if (call !== null && this.#stale(call)) {
+      this.call = null;
+      call.connection = null;
+      call.resent = true;
+      this.#pool.gone(this);
+      this.#pool.resend(call);
+      return;
+    } else if (call !== null) {
+      this.fail(new OriginError('reset', 'the origin closed the connection'));
+    }
     this.#pool.gone(this);
+  }
+
+  /**
+   * The origin closed a kept-alive connection just as this request went out on it (its idle timeout raced
+   * ours): no byte of a response came, so the origin never took the request up. An idempotent request whose
+   * body is in memory goes once more, on a fresh connection, instead of failing a healthy origin (RFC 9112
+   * §9.3.1; nginx and undici do the same).
+   */
+  #stale(call: OriginCall): boolean {
+    const { method, body } = call.request;
+    return this.#served > 0 && !this.headSeen && !call.resent && !call.done && IDEMPOTENT.has(method) && (body === null || Buffer.isBuffer(body));
   }
 
   #upgrade(call: OriginCall, rest: Buffer): void {
