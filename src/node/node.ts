@@ -62,13 +62,14 @@ const BEHAVIORS_MODULE = new URL('../actors/index.ts', import.meta.url).href;
 const DATA_PLANE_HEAP_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: 3 };
 
 /**
- * L7 mode allocates per request (Node's HTTP objects, undici's, the exchange): with TCP mode's 1 MiB
- * semi-spaces a thread scavenges about ten times as often. 16 MiB semi-spaces (48 MB young generation):
- * GC went from 13.3 % to 11.0 % of an HTTP/1.1 thread's CPU profile under bench/l7; the requests per
- * CPU-second this is worth (a few %) are within that bench's run-to-run noise on this VM. V8 grows the
- * semi-spaces only under allocation pressure, so an idle thread does not pay for the size.
+ * L7 mode allocates per request (Node's HTTP objects, the exchange, the origin's response): 4 MiB
+ * semi-spaces (12 MB young generation) scavenge a quarter as often as TCP mode's 1 MiB. Measured with
+ * bench/l7's fixed-rate phase (2,000 req/s), p99 added over direct, alternating runs: 1 MiB semi-spaces
+ * 1.5-2.9 ms, 4 MiB 0.6-1.6 ms (one 4.1 ms outlier), 16 MiB 2.4-4.7 ms with more CPU per request: a larger
+ * young generation saved a little GC at saturation (13.3 % → 11.0 % of a thread's profile) but lengthened
+ * the tail. V8 grows the semi-spaces only under allocation pressure, so an idle thread does not pay for them.
  */
-const L7_DATA_PLANE_HEAP_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: 48 };
+const L7_DATA_PLANE_HEAP_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: 12 };
 
 export function runtimeSettings(config: Readonly<Config>): RuntimeSettings {
   const r = config.runtime;
