@@ -336,7 +336,15 @@ export class OriginConnection implements ResponseSink {
       return;
     }
     const parser = this.#parser;
-    const result = parser.execute(data);
+    let result: number;
+    try {
+      result = parser.execute(data);
+    } catch (err) {
+      // A handler that throws (a bug of the proxy's, say a header the client side refuses) runs inside this
+      // socket's 'data' event: uncaught, it would end the thread and every connection on it. It costs this
+      // exchange and this connection only.
+      return this.fail(new OriginError('bad_response', `the response could not be passed on: ${(err as Error).message}`, { cause: err }));
+    }
     if (result === NEED_MORE) return;
     if (result === PARSE_ERROR) return this.fail(new OriginError('bad_response', `malformed response from the origin: ${parser.error}`));
     if (parser.upgraded) return this.#upgrade(this.call, data.subarray(result));

@@ -435,6 +435,16 @@ describe('OriginPool', () => {
     expect((await send(pool2, { method: 'POST', body: Buffer.from('x') }).done).events).toEqual(['error reset']);
   });
 
+  it('a handler that throws costs its exchange and connection, not the thread', async () => {
+    const origin = await httpOrigin((_req, res) => res.end('ok'));
+    const pool = originPool(origin.url);
+    const got = await send(pool, {}, { onResponseStart: () => { throw new Error('refused by the client side'); } }).done;
+    expect(got.events).toEqual(['start', 'error bad_response']);
+    expect(got.error!.message).toMatch(/refused by the client side/);
+    expect((await send(pool).done).body.toString()).toBe('ok');
+    expect(origin.sockets).toHaveLength(2);
+  });
+
   it('does not keep a connection the origin said it would close', async () => {
     const origin = await httpOrigin((_req, res) => {
       res.setHeader('connection', 'close');
