@@ -195,6 +195,8 @@ export class ResponseParser {
       if (!TOKEN.test(name)) return this.#fail(`bad header name ${JSON.stringify(name.slice(0, 40))}`);
       const value = withoutOws(line, colon + 1);
       if (!FIELD_VALUE.test(value)) return this.#fail(`bad header value for ${name}`);
+      // Only Content-Length (14), Transfer-Encoding (17) and Connection (10) matter here: lower-casing just
+      // names of those lengths spares a string per field on every response.
       const lower = name.length === 14 || name.length === 17 || name.length === 10 ? name.toLowerCase() : '';
       if (lower === 'content-length') {
         if (!/^\d{1,15}$/.test(value) || (length !== -1 && length !== Number(value))) return this.#fail(`bad content-length ${JSON.stringify(value.slice(0, 20))}`);
