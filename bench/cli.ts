@@ -1,5 +1,7 @@
-// Command-line pieces both benchmarks (bench/tcp, bench/l7) share: comma lists of known names for --only and
-// --proxies, and the error that makes main() print its usage and exit 2.
+// Command-line handling both benchmarks (bench/tcp, bench/l7) share: the same flags (--quick, --only,
+// --proxies, --secbeat-ref, --cpu-prof, --help), comma lists of known names, and usage errors that print
+// the usage and exit 2.
+import { parseArgs } from 'node:util';
 
 export class UsageError extends Error {}
 
@@ -9,4 +11,54 @@ export function parseList<T extends string>(text: string, allowed: readonly T[],
   const unknown = items.filter((x) => !(allowed as readonly string[]).includes(x));
   if (unknown.length > 0) throw new UsageError(`${flag}: unknown ${unknown.join(', ')} (known: ${allowed.join(', ')})`);
   return items as T[];
+}
+
+export interface BenchArgs<P extends string, K extends string> {
+  quick: boolean;
+  phases: Set<P>;
+  kinds: K[];
+  /** --secbeat-ref: run SecBeat from `git archive REF`; null = the working tree. */
+  secbeatRef: string | null;
+  /** --cpu-prof: directory for SecBeat's .cpuprofile files. */
+  cpuProf: string | undefined;
+}
+
+/**
+ * The flags of `argv`, or the exit code main() returns at once: 0 after --help (usage on stdout), 2 after a
+ * usage error (the error and the usage on stderr).
+ */
+export function parseBenchArgs<P extends string, K extends string>(
+  argv: string[],
+  phases: readonly P[],
+  proxies: readonly K[],
+  usage: string,
+): BenchArgs<P, K> | { exitCode: number } {
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        quick: { type: 'boolean', default: false },
+        only: { type: 'string', default: phases.join(',') },
+        proxies: { type: 'string', default: proxies.join(',') },
+        'secbeat-ref': { type: 'string' },
+        'cpu-prof': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+    if (values.help) {
+      process.stdout.write(usage);
+      return { exitCode: 0 };
+    }
+    return {
+      quick: values.quick,
+      phases: new Set(parseList(values.only, phases, '--only')),
+      kinds: parseList(values.proxies, proxies, '--proxies'),
+      secbeatRef: values['secbeat-ref'] ?? null,
+      cpuProf: values['cpu-prof'],
+    };
+  } catch (err) {
+    // parseArgs' own errors (an unknown flag, a missing value) and parseList's: usage errors alike.
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n${usage}`);
+    return { exitCode: 2 };
+  }
 }

@@ -17,7 +17,6 @@ import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import {
   coreTimes,
@@ -38,7 +37,7 @@ import { buildStrippedTree, extractRef, haproxyMaxconn, proxyComplaints } from '
 import { runH2load, runWrk, type ClosedLoopResult } from './clients.ts';
 import { TLS_SERVER_NAME, type HttpLatencyResult, type L7GenCommand, type L7GenReply } from './load.ts';
 import { BODY_BYTES, makeCertificate, startOrigin, startProxy, type L7Env, type L7ProxyKind, type RunningServer, type StopReport } from './proxies.ts';
-import { parseList, UsageError } from '../cli.ts';
+import { parseBenchArgs } from '../cli.ts';
 
 const PHASES = ['rss', 'idle', 'h1', 'tls', 'h2', 'latency'] as const;
 type Phase = (typeof PHASES)[number];
@@ -771,37 +770,10 @@ const USAGE =
 const L7_PROGRAMS = /(^|\/)(haproxy|nginx|wrk|h2load|iperf3)\b/;
 
 async function main(): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        quick: { type: 'boolean', default: false },
-        only: { type: 'string', default: PHASES.join(',') },
-        proxies: { type: 'string', default: PROXIES.join(',') },
-        'secbeat-ref': { type: 'string' },
-        'cpu-prof': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  let phases: Set<Phase>;
-  let kinds: L7ProxyKind[];
-  try {
-    phases = new Set(parseList(values.only, PHASES, '--only'));
-    kinds = parseList(values.proxies, PROXIES, '--proxies');
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`${err.message}\n${USAGE}`);
-    return 2;
-  }
-  const settings = values.quick ? QUICK : FULL;
+  const args = parseBenchArgs(process.argv.slice(2), PHASES, PROXIES, USAGE);
+  if ('exitCode' in args) return args.exitCode;
+  const { phases, kinds } = args;
+  const settings = args.quick ? QUICK : FULL;
   const versions = {
     node: process.version,
     nginx: toolVersion('nginx', ['-v']),
@@ -855,14 +827,14 @@ async function main(): Promise<number> {
   const results: Results = {};
   const direct: Direct = {};
   let b: Bench | undefined;
-  const secbeatRef = values['secbeat-ref'] ?? null;
+  const secbeatRef = args.secbeatRef;
   try {
     let secbeatRoot = ROOT;
     if (secbeatRef !== null) {
       mkdirSync(join(tmp, 'ref'));
       secbeatRoot = extractRef(ROOT, secbeatRef, join(tmp, 'ref'));
     }
-    const cpuProf = values['cpu-prof'];
+    const cpuProf = args.cpuProf;
     mkdirSync(join(tmp, 'stripped'));
     const env: L7Env = {
       root: ROOT,
@@ -888,7 +860,7 @@ async function main(): Promise<number> {
   const notes = notesFor(results, direct, settings);
   if (others.length > 0) notes.push(`other benchmark processes were running at the start: ${others.join('; ')}`);
   const meta = {
-    quick: values.quick,
+    quick: args.quick,
     phases: [...phases],
     secbeatSource: secbeatRef === null ? 'working tree' : `git archive ${secbeatRef}`,
     seconds: Math.round((performance.now() - startedAt) / 1000),
@@ -906,7 +878,7 @@ async function main(): Promise<number> {
   const nginxVersion = versions.nginx?.split('/')[1]?.trim() ?? '';
   const haproxyVersion = versions.haproxy?.split(' ')[2] ?? '';
   const title = `SecBeat L7 mode (${meta.secbeatSource}) vs nginx ${nginxVersion} and HAProxy ${haproxyVersion}`;
-  const quick = values.quick ? ' (--quick: short phases, noisy)' : '';
+  const quick = args.quick ? ' (--quick: short phases, noisy)' : '';
   process.stdout.write(`\n${title} — loopback, 1 KiB responses, proxy on core 1, origin and load on core 0${quick}\n\n`);
   process.stdout.write(`${renderTable(rows)}\n`);
   if (notes.length > 0) process.stdout.write(`\n${notes.map((n) => `note: ${n}`).join('\n')}\n`);

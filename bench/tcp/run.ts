@@ -13,7 +13,6 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import type { ChildReply, GenCommand, LatencyResult } from './load.ts';
 import {
   coreTimes,
@@ -44,7 +43,7 @@ import {
   type ProxySpec,
   type RunningProxy,
 } from './proxies.ts';
-import { parseList, UsageError } from '../cli.ts';
+import { parseBenchArgs } from '../cli.ts';
 
 const PHASES = ['rss', 'idle', 'connrate', 'latency', 'bulk'] as const;
 type Phase = (typeof PHASES)[number];
@@ -553,37 +552,10 @@ const USAGE =
   '  --cpu-prof DIR   run SecBeat under node --cpu-prof; one .cpuprofile per thread lands in DIR\n';
 
 async function main(): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        quick: { type: 'boolean', default: false },
-        only: { type: 'string', default: PHASES.join(',') },
-        proxies: { type: 'string', default: PROXIES.join(',') },
-        'secbeat-ref': { type: 'string' },
-        'cpu-prof': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  let phases: Set<Phase>;
-  let kinds: ProxyKind[];
-  try {
-    phases = new Set(parseList(values.only, PHASES, '--only'));
-    kinds = parseList(values.proxies, PROXIES, '--proxies');
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`${err.message}\n${USAGE}`);
-    return 2;
-  }
-  const settings = values.quick ? QUICK : FULL;
+  const args = parseBenchArgs(process.argv.slice(2), PHASES, PROXIES, USAGE);
+  if ('exitCode' in args) return args.exitCode;
+  const { phases, kinds } = args;
+  const settings = args.quick ? QUICK : FULL;
   const versions = {
     node: process.version,
     haproxy: toolVersion('haproxy', ['-v']),
@@ -631,14 +603,14 @@ async function main(): Promise<number> {
   const loadBefore = readFileSync('/proc/loadavg', 'utf8').trim();
   const results: Partial<Results> = {};
   let direct: LatencyResult | null = null;
-  const secbeatRef = values['secbeat-ref'] ?? null;
+  const secbeatRef = args.secbeatRef;
   try {
     let secbeatRoot = ROOT;
     if (secbeatRef !== null) {
       mkdirSync(join(tmp, 'ref'));
       secbeatRoot = extractRef(ROOT, secbeatRef, join(tmp, 'ref'));
     }
-    const cpuProf = values['cpu-prof'];
+    const cpuProf = args.cpuProf;
     mkdirSync(join(tmp, 'stripped'));
     const env: ProxyEnv = {
       root: ROOT,
@@ -671,7 +643,7 @@ async function main(): Promise<number> {
     notes.push(`HAProxy maxconn ${haproxyMaxconn()} instead of ${WANTED_MAXCONN}: the fd hard limit (ulimit -Hn) allows no more; no phase comes near it.`);
   }
   const meta = {
-    quick: values.quick,
+    quick: args.quick,
     phases: [...phases],
     secbeatSource: secbeatRef === null ? 'working tree' : `git archive ${secbeatRef}`,
     seconds: Math.round((performance.now() - startedAt) / 1000),
@@ -686,7 +658,7 @@ async function main(): Promise<number> {
     settings,
   };
   const title = `SecBeat TCP mode (${meta.secbeatSource}) vs HAProxy ${versions.haproxy?.split(' ')[2] ?? ''}`;
-  process.stdout.write(`\n${title} — loopback, proxy on core 1, load on core 0${values.quick ? ' (--quick: short phases, noisy)' : ''}\n\n`);
+  process.stdout.write(`\n${title} — loopback, proxy on core 1, load on core 0${args.quick ? ' (--quick: short phases, noisy)' : ''}\n\n`);
   process.stdout.write(`${renderTable(rows)}\n`);
   if (notes.length > 0) process.stdout.write(`\n${notes.map((n) => `note: ${n}`).join('\n')}\n`);
   process.stdout.write(`\nload average before/after: ${meta.loadavgBefore} / ${meta.loadavgAfter}; ${meta.seconds} s\n`);
