@@ -1,0 +1,34 @@
+// @detectSQLi and @detectXSS: libinjection's detectors (../libinjection/) as operators. Both take no argument;
+// ModSecurity ignores one if given, and so do these (src/operators/detect_sqli.cc, detect_xss.cc).
+import { detectSqli } from '../libinjection/sqli.ts';
+import { detectXss } from '../libinjection/xss.ts';
+import type { CompiledOperator, OperatorFactory } from './types.ts';
+
+/** With `capture`, ModSecurity stores the fingerprint (e.g. "s&sos") as TX.0. */
+const DETECT_SQLI: CompiledOperator = {
+  match(input, captures) {
+    const fingerprint = detectSqli(input);
+    if (fingerprint === null) return false;
+    if (captures !== null) {
+      captures[0] = fingerprint;
+      captures.length = 1;
+    }
+    return true;
+  },
+};
+
+/** With `capture`, ModSecurity stores the whole input as TX.0: libinjection's XSS check has no match to point at. */
+const DETECT_XSS: CompiledOperator = {
+  match(input, captures) {
+    if (!detectXss(input)) return false;
+    if (captures !== null) {
+      captures[0] = input;
+      captures.length = 1;
+    }
+    return true;
+  },
+};
+
+export const detectSqliOperator: OperatorFactory = () => DETECT_SQLI;
+
+export const detectXssOperator: OperatorFactory = () => DETECT_XSS;

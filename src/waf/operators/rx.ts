@@ -1,0 +1,52 @@
+// @rx: a PCRE match, translated and bounded by ../regex.ts. With `capture`, TX.0 is the whole match and
+// TX.1–TX.9 the groups, as libmodsecurity stores them (src/operators/rx.cc).
+import { type BoundedRegex, compilePcre, type PcreFlags } from '../regex.ts';
+import type { CompiledOperator, OperatorFactory } from './types.ts';
+
+/** How libmodsecurity compiles @rx (src/utils/regex.cc): PCRE_DOTALL | PCRE_MULTILINE, case-sensitive. */
+export const RX_FLAGS: Readonly<PcreFlags> = Object.freeze({ dotAll: true, multiline: true });
+
+/** TX.0 … TX.9. */
+const MAX_CAPTURES = 10;
+
+/**
+ * An operator whose inputs longer than `maxInputLength` are not evaluated (`match` is false): a pattern V8's
+ * linear engine cannot run (see ../regex.ts). The engine can test the length first and apply its budget
+ * policy instead; Infinity for every other pattern.
+ */
+export interface LengthBoundedOperator extends CompiledOperator {
+  readonly maxInputLength: number;
+}
+
+/** libmodsecurity: an empty pattern matches everything and captures nothing. */
+const EMPTY_PATTERN: LengthBoundedOperator = { maxInputLength: Infinity, match: () => true };
+
+export const rxOperator: OperatorFactory = (argument) => {
+  if (argument === '') return EMPTY_PATTERN;
+  const compiled = compilePcre(argument, RX_FLAGS);
+  if (!compiled.ok) return { error: `invalid regular expression /${argument}/: ${compiled.error}` };
+  return regexOperator(compiled.regex);
+};
+
+function regexOperator(regex: BoundedRegex): LengthBoundedOperator {
+  const groups = regex.groups;
+  const captured = Math.min(groups.length, MAX_CAPTURES);
+  return {
+    maxInputLength: regex.maxInputLength,
+    match(input, captures) {
+      if (captures === null) return regex.test(input);
+      const found = regex.exec(input);
+      if (found === null) return false;
+      // Up to the last group that took part; one skipped before it is written empty (ModSecurity leaves its
+      // old TX value in place, which no CRS rule relies on).
+      let length = 0;
+      for (let i = 0; i < captured; i++) {
+        const value = found[groups[i]!];
+        captures[i] = value ?? '';
+        if (value !== undefined) length = i + 1;
+      }
+      captures.length = length;
+      return true;
+    },
+  };
+}

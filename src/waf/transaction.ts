@@ -1,0 +1,895 @@
+// One request's run through a compiled rule set (./ruleset.ts), phase by phase as ModSecurity v3 runs it:
+// 1 request headers, 2 request body, 3 response headers, 4 response body, 5 logging. Each phase returns an
+// Interruption when a rule (or a limit) ends the request, else null. This is the hot path: rules sit in
+// per-phase arrays, skipAfter is an index jump, variable values are computed once per transaction (or once
+// per body/response for those that depend on them), and transformation results are cached per transaction
+// by (value, transformation chain) on the value itself, so rules sharing `t:none,t:urlDecodeUni,…` transform
+// a value once.
+//
+// The engine never throws on input: every public method catches at this boundary and reports an internal
+// error, handled like an exhausted budget (see ./budget.ts).
+
+import { CLOCK_EVERY_UNITS, evaluationCost, type EvaluationLimits } from './budget.ts';
+import { expandMacro, type MacroRef, type MacroScope } from './macros.ts';
+import { MAX_LOGGED_BYTES, type MatchRecord } from './match-log.ts';
+import { processRequestBody } from './request-body.ts';
+import { RequestData } from './request-data.ts';
+import type { WafRequest, WafResponse } from './request.ts';
+import { bodyTypeFromContentType, resolveBodyProcessor, type BodyProcessorKind, type CtlBodyProcessor, type FormBodyType } from './body/index.ts';
+import type {
+  CompiledRule,
+  CompiledRuleSet,
+  Ctl,
+  IdRange,
+  KeyTest,
+  Phase,
+  RuleOperator,
+  SetVar,
+  Target,
+  TargetFilter,
+} from './ruleset.ts';
+import { filterRemoves, keySelects, textMatches } from './selectors.ts';
+import type { RuleEngineMode } from './settings.ts';
+import { makeValue, variable, VARIABLE_COUNT, VARIABLES, type VarValue, type VariableDef } from './variables.ts';
+
+export type InterruptionReason = 'rule' | 'body_limit' | 'budget' | 'internal_error';
+
+/** A request ended by the WAF: what to answer, and why. */
+export interface Interruption {
+  readonly action: 'deny' | 'drop' | 'redirect';
+  readonly status: number;
+  /** The rule that interrupted, 0 when the engine did (a limit, the budget, an internal error). */
+  readonly ruleId: number;
+  readonly reason: InterruptionReason;
+  /** Where `redirect` sends the client. */
+  readonly url: string | null;
+}
+
+/** Members a single collection may hold; setvar keys can be built from request data (`%{MATCHED_VAR_NAME}`). */
+const MAX_STORE_ENTRIES = 10_000;
+
+const TX = variable('TX');
+const NO_FILTERS: readonly TargetFilter[] = [];
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/** Variables whose cached values a processed body or a response makes stale. */
+const BODY_LIFETIME: readonly number[] = lifetimeIds('body');
+const RESPONSE_LIFETIME: readonly number[] = lifetimeIds('response');
+
+function lifetimeIds(lifetime: VariableDef['lifetime']): number[] {
+  return VARIABLES.filter((def) => def.lifetime === lifetime).map((def) => def.id);
+}
+
+let uniqueCounter = 0;
+const UNIQUE_PREFIX = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+
+export class Transaction implements MacroScope {
+  readonly #ruleSet: CompiledRuleSet;
+  readonly #limits: EvaluationLimits;
+  readonly #data: RequestData;
+  readonly #startedAt = performance.now();
+  readonly #uniqueId = `${UNIQUE_PREFIX}${(uniqueCounter++).toString(36)}`;
+
+  /** Values per variable id, for variables that are not live. */
+  readonly #cache: (readonly VarValue[] | undefined)[];
+  /** Per selection id, the values its target list selects; per inputs id, those values transformed. */
+  #selections: (readonly VarValue[] | undefined)[];
+  #inputs: (readonly string[] | undefined)[];
+  /** setvar's collections (TX, IP, …, ENV) by variable id: lower-cased key → value. */
+  readonly #stores: (Map<string, VarValue> | undefined)[] = [];
+  readonly #captures: string[] = [];
+
+  #matchedName = '';
+  #matchedValue = '';
+  #hasMatched = false;
+  /**
+   * MATCHED_VARS of the chain under evaluation: name, value, name, value … in the first #matchedVarsLength
+   * slots (the array is overwritten, never truncated: setting an array's length is a V8 runtime call).
+   */
+  readonly #matchedVars: string[] = [];
+  #matchedVarsLength = 0;
+  #lastOperator: RuleOperator | null = null;
+  /** The chain head under evaluation (RULE, %{rule.*}). */
+  #rule: CompiledRule | null = null;
+  #expandingMsg = false;
+
+  // ctl: state, for the rest of this transaction.
+  #mode: RuleEngineMode;
+  /** libmodsecurity's two processor slots: the form type (Content-Type, or ctl) and a ctl's JSON / XML. */
+  #formType: FormBodyType | null | undefined = undefined;
+  #ctlProcessor: CtlBodyProcessor | null = null;
+  #bodyAccess: boolean;
+  #forceRequestBody = false;
+  #bodyLimit: number;
+  readonly #removedIds: IdRange[] = [];
+  readonly #removedTags: KeyTest[] = [];
+  readonly #removedTargets: { ranges: readonly IdRange[] | null; tag: KeyTest | null; target: TargetFilter }[] = [];
+  readonly #filterMemo = new Map<CompiledRule, { seen: number; filters: TargetFilter[] }>();
+
+  #allow: 'none' | 'phase' | 'request' | 'all' = 'none';
+  #highestSeverity = 255;
+  #budgetLeft: number;
+  /** Budget units spent since the clock was last read, and when the running phase must stop (budget.ts). */
+  #sinceClock = 0;
+  #deadline = Infinity;
+  #budgetExceeded = false;
+  #regexLimitHit = false;
+  #internalError: string | null = null;
+  #interruption: Interruption | null = null;
+  /** The highest phase run so far (0: none). */
+  #phase = 0;
+  readonly #matches: MatchRecord[] = [];
+
+  constructor(ruleSet: CompiledRuleSet, request: WafRequest, limits: EvaluationLimits) {
+    this.#ruleSet = ruleSet;
+    this.#limits = limits;
+    const { settings } = ruleSet;
+    this.#data = new RequestData(request, settings.argumentsLimit);
+    this.#mode = settings.ruleEngine;
+    this.#bodyAccess = settings.requestBodyAccess;
+    this.#bodyLimit = settings.requestBodyLimit;
+    this.#budgetLeft = limits.budget;
+    this.#cache = new Array<readonly VarValue[] | undefined>(VARIABLE_COUNT);
+    this.#selections = new Array<readonly VarValue[] | undefined>(ruleSet.selectionCount);
+    this.#inputs = new Array<readonly string[] | undefined>(ruleSet.inputsCount);
+  }
+
+  // ---- Public surface ---------------------------------------------------------------------------------
+
+  /** Every logging rule that matched, in order. */
+  get matches(): readonly MatchRecord[] {
+    return this.#matches;
+  }
+
+  get interruption(): Interruption | null {
+    return this.#interruption;
+  }
+
+  /** The evaluation budget ran out: some rules were not evaluated. */
+  get budgetExceeded(): boolean {
+    return this.#budgetExceeded;
+  }
+
+  /** Some input was too long for a regex that could only run backtracking, and went unevaluated (count it). */
+  get regexLimitExceeded(): boolean {
+    return this.#regexLimitHit;
+  }
+
+  /** Why evaluation stopped on an engine fault (never on input alone), or null. */
+  get internalError(): string | null {
+    return this.#internalError;
+  }
+
+  get uniqueId(): string {
+    return this.#uniqueId;
+  }
+
+  /**
+   * CRS's inbound anomaly score: TX:anomaly_score once REQUEST-949 has added it up, and before that (a request
+   * stopped in phase 1, or a rule set without 949) the sum of the per-paranoia-level scores.
+   */
+  get anomalyScore(): number {
+    const total = this.#txNumber('anomaly_score');
+    if (total > 0) return total;
+    let sum = 0;
+    for (let level = 1; level <= 4; level++) sum += this.#txNumber(`anomaly_score_pl${level}`);
+    return sum;
+  }
+
+  /** A TX member as the collection holds it, or undefined. */
+  txValue(name: string): string | undefined {
+    return this.#store(TX).get(name.toLowerCase())?.value;
+  }
+
+  /** Phase 1. */
+  requestHeaders(): Interruption | null {
+    return this.#guard(() => this.#runPhase(1));
+  }
+
+  /** Phase 2, after phase 1 if it has not run. `body` is a byte string, null when the request has none. */
+  requestBody(body: string | null): Interruption | null {
+    return this.#guard(() => {
+      if (this.#phase < 1 && this.#runPhase(1) !== null) return this.#interruption;
+      if (this.#phase >= 2) return this.#interruption;
+      if (this.#interruption === null && this.#mode !== 'Off') this.#processBody(body ?? '');
+      return this.#runPhase(2);
+    });
+  }
+
+  /** Phase 3, after the request phases if they have not run. */
+  responseHeaders(response: WafResponse): Interruption | null {
+    return this.#guard(() => {
+      if (this.#phase < 2 && this.requestBody(null) !== null) return this.#interruption;
+      if (this.#phase >= 3) return this.#interruption;
+      this.#data.setResponse(response);
+      this.#invalidate(RESPONSE_LIFETIME);
+      return this.#runPhase(3);
+    });
+  }
+
+  /**
+   * Phase 4. The body is inspected when SecResponseBodyAccess is On and the response's media type is one of
+   * SecResponseBodyMimeType's; past SecResponseBodyLimit only the first bytes are (ProcessPartial) or the
+   * response is refused (Reject).
+   */
+  responseBody(body: string | null): Interruption | null {
+    return this.#guard(() => {
+      if (this.#phase < 3) return this.#interruption;
+      if (this.#phase >= 4) return this.#interruption;
+      const { settings } = this.#ruleSet;
+      if (body !== null && settings.responseBodyAccess && this.#inspectsResponseType()) {
+        if (body.length > settings.responseBodyLimit && settings.responseBodyLimitAction === 'Reject' && this.#mode === 'On') {
+          return this.#interrupt({ action: 'deny', status: 500, ruleId: 0, reason: 'body_limit', url: null });
+        }
+        this.#data.setResponseBody(body.length > settings.responseBodyLimit ? body.slice(0, settings.responseBodyLimit) : body);
+        this.#invalidate(RESPONSE_LIFETIME);
+      }
+      return this.#runPhase(4);
+    });
+  }
+
+  /** Phase 5: logging rules run whatever happened before (they cannot interrupt any more). */
+  logging(): void {
+    this.#guard(() => {
+      if (this.#phase < 5) this.#runPhase(5);
+      return null;
+    });
+  }
+
+  // ---- Phases -----------------------------------------------------------------------------------------
+
+  #guard(run: () => Interruption | null): Interruption | null {
+    if (this.#internalError !== null) return this.#interruption;
+    try {
+      return run();
+    } catch (error) {
+      this.#internalError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      return this.#failed('internal_error');
+    }
+  }
+
+  /** The budget ran out or the engine failed: the policy decides (DetectionOnly never blocks). */
+  #failed(reason: 'budget' | 'internal_error'): Interruption | null {
+    if (this.#limits.onExhausted === 'fail-open' || this.#mode !== 'On' || this.#interruption !== null) return this.#interruption;
+    return this.#interrupt({ action: 'deny', status: this.#limits.failClosedStatus, ruleId: 0, reason, url: null });
+  }
+
+  #interrupt(interruption: Interruption): Interruption {
+    this.#interruption = interruption;
+    return interruption;
+  }
+
+  #runPhase(phase: Phase): Interruption | null {
+    this.#phase = phase;
+    if (this.#interruption !== null && phase !== 5) return this.#interruption;
+    if (this.#mode === 'Off' || this.#budgetExceeded || this.#internalError !== null) return this.#interruption;
+    // ModSecurity v3's RulesSet::evaluate: `allow` skips the request phases (allow:request) or all but
+    // logging (allow); allow:phase only the rest of its own phase.
+    if ((this.#allow === 'all' && phase !== 5) || (this.#allow === 'request' && phase <= 2)) return null;
+    this.#allow = 'none';
+    this.#deadline = performance.now() + this.#limits.phaseTimeMs;
+    const rules = this.#ruleSet.phases[phase]!;
+    let i = 0;
+    while (i < rules.length) {
+      const rule = rules[i]!;
+      if (this.#isRemoved(rule)) {
+        i++;
+        continue;
+      }
+      this.#rule = rule;
+      this.#matchedVarsLength = 0;
+      const matched = this.#evaluate(rule);
+      if (this.#budgetExceeded) return this.#failed('budget');
+      if (matched) {
+        this.#onChainMatch(rule);
+        if (this.#interruption !== null && phase !== 5) return this.#interruption;
+        if (this.#allow !== 'none') break;
+        if (rule.skipTo !== -1) {
+          i = rule.skipTo;
+          continue;
+        }
+        i += 1 + rule.skip;
+      } else {
+        i++;
+      }
+      if (this.#engineOff()) break;
+    }
+    this.#rule = null;
+    return null;
+  }
+
+  /** ctl:ruleEngine=Off stops the rest of the transaction (a method, so the check is re-read after rules ran). */
+  #engineOff(): boolean {
+    return this.#mode === 'Off';
+  }
+
+  #isRemoved(rule: CompiledRule): boolean {
+    if (this.#removedIds.length > 0 && inRanges(rule.id, this.#removedIds)) return true;
+    if (this.#removedTags.length === 0) return false;
+    for (const tag of this.#removedTags) if (rule.tags.some((t) => textMatches(tag, t))) return true;
+    return false;
+  }
+
+  // ---- Rules ------------------------------------------------------------------------------------------
+
+  /**
+   * One link of a chain and, when it matched, the links after it. setvar runs on every matching value as it
+   * matches, whatever later links do (ModSecurity v3's executeActionsIndependentOfChainedRuleResult, which CRS
+   * relies on by putting its score setvars on the last link); ctl and setenv run once the rest matched.
+   */
+  #evaluate(rule: CompiledRule): boolean {
+    let matched = false;
+    if (rule.operator === null) {
+      for (const setvar of rule.setvars) this.#setVar(setvar);
+      matched = true;
+    } else {
+      const filters = this.#removedTargets.length === 0 ? NO_FILTERS : this.#filtersFor(rule);
+      if (rule.selection !== -1 && filters.length === 0 && !rule.multiMatch) {
+        matched = this.#inspectSelection(rule);
+      } else {
+        const { targets } = rule;
+        for (let t = 0; t < targets.length && !this.#budgetExceeded; t++) {
+          if (this.#inspectTarget(rule, targets[t]!, filters)) matched = true;
+        }
+      }
+      if (this.#budgetExceeded) return false;
+    }
+    if (!matched) return false;
+    if (rule.chain !== null && !this.#evaluate(rule.chain)) return false;
+    for (const ctl of rule.ctls) this.#applyCtl(ctl);
+    for (const setenv of rule.setenvs) this.#setVar(setenv);
+    return true;
+  }
+
+  /**
+   * A rule whose target list is a cacheable selection (see CompiledRule.selection): its values, and their
+   * transformed inputs, come from per-transaction lists that every rule with the same targets (and chain)
+   * shares, so most CRS rules cost one operator call per value and nothing else.
+   */
+  #inspectSelection(rule: CompiledRule): boolean {
+    let values = this.#selections[rule.selection];
+    if (values === undefined) {
+      values = this.#select(rule.targets);
+      this.#selections[rule.selection] = values;
+    }
+    let inputs: readonly string[] | undefined;
+    if (rule.inputs !== -1) {
+      inputs = this.#inputs[rule.inputs];
+      if (inputs === undefined) {
+        inputs = values.map((value) => this.#transform(rule, value));
+        this.#inputs[rule.inputs] = inputs;
+      }
+    }
+    const operator = rule.operator!;
+    let matched = false;
+    for (let i = 0; i < values.length; i++) {
+      const input = inputs === undefined ? values[i]!.value : inputs[i]!;
+      if (this.#operatorMatches(operator, input, rule.capture)) {
+        this.#onValueMatch(rule, values[i]!, input);
+        matched = true;
+      }
+    }
+    return matched;
+  }
+
+  /** The values a target list selects, in order (the selection of #inspectSelection). */
+  #select(targets: readonly Target[]): VarValue[] {
+    const selected: VarValue[] = [];
+    for (const target of targets) {
+      for (const value of this.#values(target.variable)) {
+        if ((target.key === null || keySelects(target.key, value)) && this.#selectable(target, value, NO_FILTERS)) selected.push(value);
+      }
+    }
+    return selected;
+  }
+
+  #inspectTarget(rule: CompiledRule, target: Target, filters: readonly TargetFilter[]): boolean {
+    if (target.count) return this.#inspect(rule, this.#countOf(target, filters));
+    const def = target.variable;
+    const key = target.key;
+    if (def.shape === 'store' && key !== null && key.kind === 'name') {
+      const value = this.#store(def).get(key.lower);
+      return value !== undefined && this.#selectable(target, value, filters) && this.#inspect(rule, value);
+    }
+    const values = this.#values(def);
+    const screened = target.exclusions.length !== 0 || filters.length !== 0;
+    let matched = false;
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i]!;
+      if (key !== null && !keySelects(key, value)) continue;
+      if (screened && !this.#selectable(target, value, filters)) continue;
+      if (this.#inspect(rule, value)) matched = true;
+    }
+    return matched;
+  }
+
+  /** Not excluded by the rule (`!ARGS:foo`) nor by a ctl:ruleRemoveTarget* of this transaction. */
+  #selectable(target: Target, value: VarValue, filters: readonly TargetFilter[]): boolean {
+    for (const exclusion of target.exclusions) if (keySelects(exclusion, value)) return false;
+    for (const filter of filters) if (filterRemoves(filter, target.variable, value)) return false;
+    return true;
+  }
+
+  /** `&VAR`: how many values the selection holds, as the one value the operator sees. */
+  #countOf(target: Target, filters: readonly TargetFilter[]): VarValue {
+    const def = target.variable;
+    const key = target.key;
+    let count = 0;
+    if (def.shape === 'store' && key !== null && key.kind === 'name') {
+      const value = this.#store(def).get(key.lower);
+      if (value !== undefined && this.#selectable(target, value, filters)) count = 1;
+    } else {
+      for (const value of this.#values(def)) {
+        if ((key === null || keySelects(key, value)) && this.#selectable(target, value, filters)) count++;
+      }
+    }
+    const member = key !== null && key.kind === 'name' ? key.lower : '';
+    return makeValue(def.name, member, String(count), member);
+  }
+
+  /** Transformations and operator on one value; true when the operator matched. */
+  #inspect(rule: CompiledRule, value: VarValue): boolean {
+    if (rule.multiMatch) return this.#inspectEach(rule, value);
+    const input = rule.transforms.length === 0 ? value.value : this.#transform(rule, value);
+    if (!this.#operatorMatches(rule.operator!, input, rule.capture)) return false;
+    this.#onValueMatch(rule, value, input);
+    return true;
+  }
+
+  /**
+   * multiMatch: the operator on the value as it was and after every transformation that changed it (as Coraza
+   * and ModSecurity evaluate it; an unchanged value would only repeat the same evaluation).
+   */
+  #inspectEach(rule: CompiledRule, value: VarValue): boolean {
+    let matched = false;
+    let input = value.value;
+    for (let i = -1; i < rule.transforms.length; i++) {
+      if (i >= 0) {
+        const next = rule.transforms[i]!(input);
+        if (next === input) continue;
+        input = next;
+      }
+      if (this.#operatorMatches(rule.operator!, input, rule.capture)) {
+        this.#onValueMatch(rule, value, input);
+        matched = true;
+      }
+    }
+    return matched;
+  }
+
+  /**
+   * The rule's transformation chain on a value, through the per-transaction cache kept on the value: the
+   * longest cached prefix of the chain is the starting point, and every step computed is cached for the
+   * rules that follow (CRS rules share long prefixes such as t:none,t:utf8toUnicode,t:urlDecodeUni).
+   */
+  #transform(rule: CompiledRule, value: VarValue): string {
+    const { transforms, transformKeys } = rule;
+    let slots = value.transformed;
+    if (slots === null) {
+      slots = [];
+      value.transformed = slots;
+    }
+    const last = transforms.length - 1;
+    let start = 0;
+    let current = value.value;
+    for (let i = last; i >= 0; i--) {
+      const hit = slots[transformKeys[i]!];
+      if (hit !== undefined) {
+        if (i === last) return hit;
+        current = hit;
+        start = i + 1;
+        break;
+      }
+    }
+    for (let i = start; i <= last; i++) {
+      current = transforms[i]!(current);
+      slots[transformKeys[i]!] = current;
+    }
+    return current;
+  }
+
+  /** The operator on one input, within the budget (an exhausted budget reads as no match; the phase stops). */
+  #operatorMatches(operator: RuleOperator, input: string, capture: boolean): boolean {
+    const compiled = operator.compiled ?? operator.dynamic!.build(expandMacro(operator.dynamic!.argument, this));
+    if (compiled === null) return false;
+    if (input.length > operator.maxInputLength) {
+      this.#regexLimitExceeded();
+      return false;
+    }
+    const cost = evaluationCost(input);
+    this.#budgetLeft -= cost;
+    this.#sinceClock += cost;
+    if (this.#sinceClock >= CLOCK_EVERY_UNITS) {
+      this.#sinceClock = 0;
+      if (performance.now() > this.#deadline) this.#budgetLeft = -1;
+    }
+    if (this.#budgetLeft < 0) {
+      this.#budgetExceeded = true;
+      return false;
+    }
+    if (!capture) return compiled.match(input, null) !== operator.negated;
+    const captures = this.#captures;
+    // Setting a length is a runtime call in V8 even when nothing changes; most evaluations have nothing to clear.
+    if (captures.length !== 0) captures.length = 0;
+    const found = compiled.match(input, captures);
+    if (found && !operator.negated) {
+      // TX:0 … TX:9, as ModSecurity's capture stores them on each match.
+      const tx = this.#store(TX);
+      for (let i = 0; i < captures.length && i < 10; i++) tx.set(String(i), makeValue('TX', String(i), captures[i]!));
+    }
+    return found !== operator.negated;
+  }
+
+  /**
+   * An input too long for a pattern only the backtracking regex engine runs was not evaluated: the rule does
+   * not match on it, and TX:MSC_PCRE_LIMITS_EXCEEDED is set, as ModSecurity sets it when PCRE gives up
+   * (ModSecurity's recommended rule 200005 refuses such requests; CRS alone does not).
+   */
+  #regexLimitExceeded(): void {
+    this.#regexLimitHit = true;
+    this.#store(TX).set('msc_pcre_limits_exceeded', makeValue('TX', 'MSC_PCRE_LIMITS_EXCEEDED', '1', 'msc_pcre_limits_exceeded'));
+  }
+
+  #onValueMatch(rule: CompiledRule, value: VarValue, input: string): void {
+    this.#matchedName = value.name;
+    this.#matchedValue = input;
+    this.#hasMatched = true;
+    const slot = this.#matchedVarsLength;
+    this.#matchedVars[slot] = value.name;
+    this.#matchedVars[slot + 1] = input;
+    this.#matchedVarsLength = slot + 2;
+    this.#lastOperator = rule.operator;
+    for (const setvar of rule.setvars) this.#setVar(setvar);
+  }
+
+  /** The whole chain matched: log, then the disruptive action (only with the engine On). */
+  #onChainMatch(rule: CompiledRule): void {
+    if (rule.severity !== null && rule.severity < this.#highestSeverity) this.#highestSeverity = rule.severity;
+    let interruption: Interruption | null = null;
+    // Logging (phase 5) comes after the response: nothing can be interrupted any more.
+    if (this.#mode === 'On' && rule.phase !== 5) {
+      const action = rule.disruptive;
+      switch (action.kind) {
+        case 'deny':
+        case 'drop':
+          interruption = { action: action.kind, status: rule.status ?? 403, ruleId: rule.id, reason: 'rule', url: null };
+          break;
+        case 'redirect': {
+          const status = rule.status !== null && REDIRECT_STATUSES.has(rule.status) ? rule.status : 302;
+          interruption = { action: 'redirect', status, ruleId: rule.id, reason: 'rule', url: expandMacro(action.url, this) };
+          break;
+        }
+        case 'allow':
+          this.#allow = action.scope;
+          break;
+        case 'pass':
+          break;
+      }
+    }
+    if (rule.log) this.#matches.push(this.#record(rule, interruption));
+    if (interruption !== null) this.#interrupt(interruption);
+  }
+
+  #record(rule: CompiledRule, interruption: Interruption | null): MatchRecord {
+    const operator = this.#lastOperator;
+    return {
+      ruleId: rule.id,
+      phase: rule.phase,
+      msg: rule.msg === null ? '' : expandMacro(rule.msg, this),
+      data: rule.logdata === null ? '' : bounded(expandMacro(rule.logdata, this)),
+      severity: rule.severity,
+      tags: rule.tags,
+      ver: rule.ver,
+      rev: rule.rev,
+      maturity: rule.maturity,
+      accuracy: rule.accuracy,
+      file: rule.file,
+      line: rule.line,
+      variable: rule.operator === null ? '' : this.#matchedName,
+      value: rule.operator === null ? '' : bounded(this.#matchedValue),
+      operator: operator?.name ?? 'unconditionalMatch',
+      operatorArgument: operator?.argument ?? '',
+      action: rule.actionName,
+      disruptive: interruption !== null,
+      status: interruption?.status ?? null,
+    };
+  }
+
+  // ---- Actions ----------------------------------------------------------------------------------------
+
+  #setVar(setvar: SetVar): void {
+    const store = this.#store(setvar.collection);
+    const key = expandMacro(setvar.key, this);
+    const lower = setvar.keyLower ?? key.toLowerCase();
+    const existing = store.get(lower);
+    let value: string;
+    switch (setvar.op) {
+      case 'delete':
+        store.delete(lower);
+        return;
+      case 'set':
+        value = expandMacro(setvar.value, this);
+        break;
+      case 'add':
+      case 'subtract': {
+        // ModSecurity v3 reads both sides with std::stoi, 0 when that fails.
+        const delta = leadingInteger(expandMacro(setvar.value, this));
+        const current = leadingInteger(existing?.value ?? '0');
+        value = String(setvar.op === 'add' ? current + delta : current - delta);
+        break;
+      }
+    }
+    if (existing === undefined && store.size >= MAX_STORE_ENTRIES) return;
+    store.set(lower, makeValue(setvar.collection.name, existing?.key ?? key, value, lower));
+  }
+
+  #applyCtl(ctl: Ctl): void {
+    switch (ctl.kind) {
+      case 'ruleRemoveById':
+        this.#removedIds.push(...ctl.ranges);
+        break;
+      case 'ruleRemoveByTag':
+        this.#removedTags.push(ctl.tag);
+        break;
+      case 'ruleRemoveTargetById':
+        this.#removedTargets.push({ ranges: ctl.ranges, tag: null, target: ctl.target });
+        break;
+      case 'ruleRemoveTargetByTag':
+        this.#removedTargets.push({ ranges: null, tag: ctl.tag, target: ctl.target });
+        break;
+      case 'ruleEngine':
+        this.#mode = ctl.mode;
+        break;
+      case 'requestBodyProcessor':
+        if (ctl.processor === 'JSON' || ctl.processor === 'XML') this.#ctlProcessor = ctl.processor;
+        else this.#formType = ctl.processor;
+        break;
+      case 'requestBodyAccess':
+        this.#bodyAccess = ctl.on;
+        break;
+      case 'requestBodyLimit':
+        this.#bodyLimit = ctl.bytes;
+        break;
+      case 'forceRequestBodyVariable':
+        this.#forceRequestBody = ctl.on;
+        break;
+    }
+  }
+
+  /**
+   * The ctl target removals that apply to a rule, worked out once per (rule, removal) in a transaction: tag
+   * patterns are regexes, and a rule is evaluated against each removal only when the removal is new.
+   */
+  #filtersFor(rule: CompiledRule): readonly TargetFilter[] {
+    let memo = this.#filterMemo.get(rule);
+    if (memo === undefined) {
+      memo = { seen: 0, filters: [] };
+      this.#filterMemo.set(rule, memo);
+    }
+    const removals = this.#removedTargets;
+    for (; memo.seen < removals.length; memo.seen++) {
+      const removal = removals[memo.seen]!;
+      const applies =
+        removal.ranges !== null ? inRanges(rule.id, removal.ranges) : rule.tags.some((tag) => textMatches(removal.tag!, tag));
+      if (applies) memo.filters.push(removal.target);
+    }
+    return memo.filters;
+  }
+
+  // ---- Body -------------------------------------------------------------------------------------------
+
+  /** The body processor, as libmodsecurity 3 picks it (./body/index.ts). */
+  #processor(): BodyProcessorKind | null {
+    this.#formType ??= bodyTypeFromContentType(this.#data.contentType);
+    return resolveBodyProcessor(this.#formType, this.#ctlProcessor);
+  }
+
+  #processBody(body: string): void {
+    const { settings } = this.#ruleSet;
+    const over = body.length > this.#bodyLimit;
+    if (over && settings.requestBodyLimitAction === 'Reject' && this.#mode === 'On') {
+      // libmodsecurity 3 answers 413 while the body is appended, before phase 2 (Transaction::appendRequestBody).
+      this.#interrupt({ action: 'deny', status: 413, ruleId: 0, reason: 'body_limit', url: null });
+      return;
+    }
+    const inspected = over ? body.slice(0, this.#bodyLimit) : body;
+    this.#data.setBody(
+      processRequestBody(inspected, {
+        processor: this.#processor(),
+        access: this.#bodyAccess,
+        forceRequestBody: this.#forceRequestBody,
+        contentType: this.#data.contentType,
+        settings,
+        argumentsLeft: this.#data.argumentsLeft,
+        limitExceeded: over,
+      }),
+    );
+    this.#invalidate(BODY_LIFETIME);
+  }
+
+  #inspectsResponseType(): boolean {
+    const type = this.#data.values(variable('RESPONSE_CONTENT_TYPE'))[0]?.value ?? '';
+    const media = type.split(';')[0]!.trim().toLowerCase();
+    return this.#ruleSet.settings.responseBodyMimeTypes.includes(media);
+  }
+
+  // ---- Variables --------------------------------------------------------------------------------------
+
+  /** Values of these variables changed (a body or a response arrived): they, and every selection, go. */
+  #invalidate(ids: readonly number[]): void {
+    for (const id of ids) this.#cache[id] = undefined;
+    this.#selections = new Array<readonly VarValue[] | undefined>(this.#ruleSet.selectionCount);
+    this.#inputs = new Array<readonly string[] | undefined>(this.#ruleSet.inputsCount);
+  }
+
+  #store(def: VariableDef): Map<string, VarValue> {
+    let store = this.#stores[def.id];
+    if (store === undefined) {
+      store = new Map();
+      this.#stores[def.id] = store;
+    }
+    return store;
+  }
+
+  #values(def: VariableDef): readonly VarValue[] {
+    if (def.lifetime === 'live') return this.#liveValues(def);
+    let values = this.#cache[def.id];
+    if (values === undefined) {
+      values = this.#data.values(def);
+      this.#cache[def.id] = values;
+    }
+    return values;
+  }
+
+  /** Variables that change while rules run: computed on every read. */
+  #liveValues(def: VariableDef): VarValue[] {
+    if (def.shape === 'store') return [...this.#store(def).values()];
+    switch (def.name) {
+      case 'MATCHED_VAR':
+        return this.#hasMatched ? [makeValue(def.name, '', this.#matchedValue)] : [];
+      case 'MATCHED_VAR_NAME':
+        return this.#hasMatched ? [makeValue(def.name, '', this.#matchedName)] : [];
+      case 'MATCHED_VARS':
+      case 'MATCHED_VARS_NAMES': {
+        const values: VarValue[] = [];
+        for (let i = 0; i < this.#matchedVarsLength; i += 2) {
+          const name = this.#matchedVars[i]!;
+          values.push(makeValue(def.name, name, def.name === 'MATCHED_VARS' ? this.#matchedVars[i + 1]! : name));
+        }
+        return values;
+      }
+      case 'RULE':
+        return RULE_MEMBERS.flatMap((member) => {
+          const value = this.#ruleMember(member);
+          return value === null ? [] : [makeValue(def.name, member, value)];
+        });
+      case 'REQBODY_PROCESSOR':
+        // '' without a processor, as ModSecurity 2 gives it: CRS 901340 `!@rx (?:URLENCODED|…)` must match then
+        // to force REQUEST_BODY for other content types (libmodsecurity 3 leaves the variable unset).
+        return [makeValue(def.name, '', this.#processor() ?? '')];
+      case 'HIGHEST_SEVERITY':
+        return [makeValue(def.name, '', String(this.#highestSeverity))];
+      case 'UNIQUE_ID':
+        return [makeValue(def.name, '', this.#uniqueId)];
+      case 'DURATION':
+        // Microseconds since the transaction began, as ModSecurity 2.9 defines DURATION.
+        return [makeValue(def.name, '', String(Math.round((performance.now() - this.#startedAt) * 1000)))];
+      default:
+        return timeValues(def);
+    }
+  }
+
+  #ruleMember(member: string): string | null {
+    const rule = this.#rule;
+    if (rule === null) return null;
+    switch (member) {
+      case 'id':
+        return String(rule.id);
+      case 'msg': {
+        // A msg quoting %{rule.msg} would expand itself forever: inside its own expansion it reads as ''.
+        if (rule.msg === null || this.#expandingMsg) return '';
+        this.#expandingMsg = true;
+        try {
+          return expandMacro(rule.msg, this);
+        } finally {
+          this.#expandingMsg = false;
+        }
+      }
+      case 'logdata':
+        return rule.logdata === null ? '' : expandMacro(rule.logdata, this);
+      case 'severity':
+        return rule.severity === null ? null : String(rule.severity);
+      case 'rev':
+        return rule.rev;
+      case 'ver':
+        return rule.ver;
+      case 'phase':
+        return String(rule.phase);
+      case 'maturity':
+        return rule.maturity === null ? null : String(rule.maturity);
+      case 'accuracy':
+        return rule.accuracy === null ? null : String(rule.accuracy);
+      default:
+        return null;
+    }
+  }
+
+  /** MacroScope: the first value of a variable, or of one of its members; '' when there is none. */
+  macroValue(ref: MacroRef): string {
+    const def = ref.variable;
+    if (def.shape === 'store') {
+      const store = this.#store(def);
+      if (ref.key !== null) return store.get(ref.key)?.value ?? '';
+      for (const value of store.values()) return value.value;
+      return '';
+    }
+    if (def.name === 'RULE') return ref.key === null ? '' : (this.#ruleMember(ref.key) ?? '');
+    for (const value of this.#values(def)) if (ref.key === null || value.keyLower === ref.key) return value.value;
+    return '';
+  }
+
+  #txNumber(name: string): number {
+    return leadingInteger(this.#store(TX).get(name)?.value ?? '0');
+  }
+}
+
+const RULE_MEMBERS = ['id', 'msg', 'logdata', 'severity', 'rev', 'ver', 'phase', 'maturity', 'accuracy'] as const;
+
+function inRanges(id: number, ranges: readonly IdRange[]): boolean {
+  for (const range of ranges) if (id >= range.from && id <= range.to) return true;
+  return false;
+}
+
+/**
+ * std::stoi as ModSecurity uses it: leading blanks, a sign, digits; 0 when there are none. Values past
+ * 15 digits are cut there so the sum stays exact.
+ */
+function leadingInteger(text: string): number {
+  const found = /^\s*([+-]?)(\d{1,15})/.exec(text);
+  if (found === null) return 0;
+  const magnitude = Number(found[2]);
+  return found[1] === '-' ? -magnitude : magnitude;
+}
+
+function bounded(text: string): string {
+  return text.length <= MAX_LOGGED_BYTES ? text : text.slice(0, MAX_LOGGED_BYTES);
+}
+
+/** TIME, TIME_DAY … in local time, as ModSecurity formats them. */
+function timeValues(def: VariableDef): VarValue[] {
+  const now = new Date();
+  const two = (n: number) => String(n).padStart(2, '0');
+  let value: string;
+  switch (def.name) {
+    case 'TIME':
+      value = `${two(now.getHours())}:${two(now.getMinutes())}:${two(now.getSeconds())}`;
+      break;
+    case 'TIME_DAY':
+      value = two(now.getDate());
+      break;
+    case 'TIME_EPOCH':
+      value = String(Math.floor(now.getTime() / 1000));
+      break;
+    case 'TIME_HOUR':
+      value = two(now.getHours());
+      break;
+    case 'TIME_MIN':
+      value = two(now.getMinutes());
+      break;
+    case 'TIME_MON':
+      value = two(now.getMonth() + 1);
+      break;
+    case 'TIME_SEC':
+      value = two(now.getSeconds());
+      break;
+    case 'TIME_WDAY':
+      value = String(now.getDay());
+      break;
+    case 'TIME_YEAR':
+      value = String(now.getFullYear());
+      break;
+    default:
+      return [];
+  }
+  return [makeValue(def.name, '', value)];
+}
