@@ -13,6 +13,17 @@ export function parseList<T extends string>(text: string, allowed: readonly T[],
   return items as T[];
 }
 
+/** The usage text of a bench whose flags are parseBenchArgs'. */
+export function benchUsage(script: string, phases: readonly string[], proxies: readonly string[]): string {
+  return (
+    `usage: node ${script} [--quick] [--only ${phases.join(',')}]\n` +
+    `         [--proxies ${proxies.join(',')}] [--secbeat-ref GIT_REF] [--cpu-prof DIR]\n` +
+    '  --quick          short phases (smoke run; numbers are noisy)\n' +
+    '  --secbeat-ref    run SecBeat from `git archive REF` instead of the working tree\n' +
+    '  --cpu-prof DIR   run SecBeat under node --cpu-prof; one .cpuprofile per thread lands in DIR\n'
+  );
+}
+
 export interface BenchArgs<P extends string, K extends string> {
   quick: boolean;
   phases: Set<P>;

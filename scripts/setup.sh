@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages used by tests and benches: nats-server (cluster tests), haproxy and iperf3 (TCP bench),
-# nginx, wrk and nghttp2-client's h2load (L7 bench, with haproxy), iproute2 (network namespaces), procps
-# (ps/pgrep in helpers), openssl (test certificates); g++, make and python3 build the native addon.
-DEBIAN_PACKAGES=(g++ make python3 openssl nats-server haproxy iperf3 nginx wrk nghttp2-client iproute2 procps util-linux)
+# nginx, wrk and nghttp2-client's h2load (L7 bench, with haproxy), modsecurity-crs (the OWASP CRS 3.3.4 the WAF
+# loads) and libnginx-mod-http-modsecurity (nginx + ModSecurity v3, the WAF bench's peer), iproute2 (network
+# namespaces), procps (ps/pgrep in helpers), openssl (test certificates); g++, make and python3 build the native addon.
+DEBIAN_PACKAGES=(g++ make python3 openssl nats-server haproxy iperf3 nginx wrk nghttp2-client modsecurity-crs libnginx-mod-http-modsecurity iproute2 procps util-linux)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -64,9 +64,79 @@ const CertificateSetSchema = strictObject({ defaultCert: PemPairSchema, table: P
  * (null without a TLS listener). Built by src/node/l7-settings.ts. It holds SharedArrayBuffers, which JSON
  * cannot carry, so only the node itself can send it (`actor.inject` cannot).
  */
+const WafModeSchema = v.picklist(['off', 'detection', 'blocking']);
+
+const PolicyDomainsSchema = v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(253))), v.minLength(1), v.maxLength(10_000)));
+const PolicyPathSchema = v.optional(v.pipe(v.string(), v.startsWith('/', 'expected a path beginning with "/"'), v.maxLength(2048)));
+
+/** The platform's WAF policy file (`[waf] policy_path`, JSON): custom rules, exclusions, allowlist (docs/waf.md). */
+export const WafPolicySchema = strictObject({
+  rules: v.optional(
+    v.pipe(
+      v.array(
+        strictObject({
+          id: int(1, 99_999),
+          name: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
+          pattern: v.pipe(v.string(), v.minLength(1), v.maxLength(4096)),
+          action: v.picklist(['block', 'log']),
+          severity: v.optional(v.picklist(['critical', 'error', 'warning', 'notice']), 'critical'),
+          targets: v.pipe(
+            v.array(v.picklist(['args', 'args_names', 'path', 'uri', 'query', 'body', 'headers', 'cookies', 'method', 'user_agent', 'ip'])),
+            v.minLength(1),
+          ),
+          domains: PolicyDomainsSchema,
+        }),
+      ),
+      v.maxLength(10_000),
+    ),
+    [],
+  ),
+  exclusions: v.optional(
+    v.pipe(
+      v.array(
+        strictObject({
+          rule_ids: v.pipe(v.array(int(1, 999_999)), v.minLength(1), v.maxLength(1000)),
+          path: PolicyPathSchema,
+          parameter: v.optional(v.pipe(v.string(), v.regex(/^[\w.\-[\]]{1,128}$/, 'expected an argument name (letters, digits, _ . - [ ])'))),
+          domains: PolicyDomainsSchema,
+        }),
+      ),
+      v.maxLength(10_000),
+    ),
+    [],
+  ),
+  allowlist: v.optional(
+    v.pipe(
+      v.array(strictObject({ cidr: v.optional(v.pipe(v.string(), v.maxLength(64))), path: PolicyPathSchema, domains: PolicyDomainsSchema })),
+      v.maxLength(10_000),
+    ),
+    [],
+  ),
+});
+export type WafPolicy = v.InferOutput<typeof WafPolicySchema>;
+
+/** The WAF of L7 mode as plain data ([waf] of the config); each thread compiles its own rule set from it. */
+const WafSettingsSchema = strictObject({
+  mode: WafModeSchema,
+  paranoiaLevel: v.picklist([1, 2, 3, 4]),
+  crsSetupPath: v.string(),
+  crsRulesDir: v.string(),
+  anomalyThreshold: v.number(),
+  rulesPath: v.nullable(v.string()),
+  failOpen: v.boolean(),
+  evaluationBudget: v.number(),
+  evaluationTimeMs: v.number(),
+  inspectBodyBytes: v.number(),
+  bodyOverLimit: v.picklist(['partial', 'reject']),
+  policy: WafPolicySchema,
+});
+export type WafSettings = v.InferOutput<typeof WafSettingsSchema>;
+
 const L7UpdateSchema = strictObject({
-  routes: v.array(strictObject({ hosts: v.array(v.string()), origins: v.array(v.string()) })),
+  routes: v.array(strictObject({ hosts: v.array(v.string()), origins: v.array(v.string()), waf: v.optional(WafModeSchema) })),
   certificates: v.nullable(CertificateSetSchema),
+  /** null: the WAF is disabled. Always recompiled on a reload: its rule files may have changed. */
+  waf: v.nullable(WafSettingsSchema),
 });
 
 export const ListenerMsgSchema = v.variant('type', [
@@ -149,6 +219,8 @@ export interface L7Applied {
   routes: number;
   /** null without a TLS listener. */
   certificates: CertificateChanges | null;
+  /** Rules in the WAF's new rule set; null when the WAF is disabled. */
+  wafRules: number | null;
 }
 /** One installed name (`certs.list`). */
 export interface CertificateInfo {

@@ -12,6 +12,8 @@ export interface ClosedLoopResult {
   ok: number;
   /** Non-2xx answers, failed or errored requests, socket errors. */
   errors: number;
+  /** The part of `errors` that were answers, but not 2xx (wrk: nor 3xx). */
+  non2xx: number;
   /** What the tool measured its run over, in seconds. */
   seconds: number;
   reqPerS: number;
@@ -29,10 +31,15 @@ export interface WrkOptions {
   url: string;
   connections: number;
   seconds: number;
+  /** A wrk Lua script (-s) setting the request's method, path, headers and body; none = `GET` of the URL. */
+  script?: string;
+  /** A request unanswered this long counts as a socket error and wrk reconnects; 5 s unless given. */
+  timeoutS?: number;
 }
 
 export async function runWrk(procs: ProcessRegistry, core: Core, o: WrkOptions): Promise<ClosedLoopResult> {
-  const args = ['-t1', `-c${o.connections}`, `-d${o.seconds}s`, '--timeout', '5s', '--latency', o.url];
+  const script = o.script === undefined ? [] : ['-s', o.script];
+  const args = ['-t1', `-c${o.connections}`, `-d${o.seconds}s`, '--timeout', `${o.timeoutS ?? 5}s`, '--latency', ...script, o.url];
   const run = await runPinned(procs, core, 'wrk', args, (o.seconds + 30) * 1000, CPU_SAMPLE_MS);
   const out = run.stdout;
   const total = /(\d+) requests in ([\d.]+)(ms|s|m)\b/.exec(out);
@@ -46,6 +53,7 @@ export async function runWrk(procs: ProcessRegistry, core: Core, o: WrkOptions):
     tool: 'wrk',
     ok: answered - non2xx,
     errors: non2xx + socketErrors,
+    non2xx,
     seconds,
     reqPerS: (answered - non2xx) / seconds,
     p50Us: wrkPercentileUs(out, '50'),
@@ -86,10 +94,12 @@ export async function runH2load(procs: ProcessRegistry, core: Core, o: H2loadOpt
   const seconds = Number(finished[1]) * (finished[2] === 'ms' ? 0.001 : 1);
   const ok = Number(status[1]);
   const failed = Number(requests[5]) + Number(requests[6]) + Number(requests[7]);
+  const non2xx = Number(status[2]) + Number(status[3]) + Number(status[4]);
   return {
     tool: 'h2load',
     ok,
-    errors: failed + Number(status[2]) + Number(status[3]) + Number(status[4]),
+    errors: failed + non2xx,
+    non2xx,
     seconds,
     reqPerS: ok / seconds,
     p50Us: null,

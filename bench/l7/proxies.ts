@@ -8,8 +8,8 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, procChildPids, sleep, waitForConnect, type Core, type ProcessRegistry } from '../tcp/proc.ts';
-import { haproxyMaxconn, PROXY_CORE, spawnSecbeat, tail, type ProxyEnv } from '../tcp/proxies.ts';
+import { freePort, procAffinity, procChildPids, sleep, waitForConnect, type Core, type ProcessRegistry } from '../tcp/proc.ts';
+import { haproxyMaxconn, proxyComplaints, PROXY_CORE, spawnSecbeat, tail, type ProxyEnv } from '../tcp/proxies.ts';
 
 export type L7ProxyKind = 'secbeat' | 'nginx' | 'haproxy';
 
@@ -93,19 +93,60 @@ export async function startOrigin(env: L7Env, core: Core): Promise<RunningServer
   });
 }
 
-export async function startProxy(env: L7Env, kind: L7ProxyKind, originPort: number): Promise<RunningServer> {
+/** What a bench adds to a proxy's generated config (bench/waf turns the proxies' WAFs on with it). */
+export interface ProxyOptions {
+  /** nginx: directives of the main context (`load_module`) and of both servers' `location /`. */
+  nginxMain?: readonly string[];
+  nginxLocation?: readonly string[];
+  /** SecBeat: TOML tables appended to the generated config. */
+  secbeatToml?: readonly string[];
+}
+
+export async function startProxy(env: L7Env, kind: L7ProxyKind, originPort: number, options: ProxyOptions = {}): Promise<RunningServer> {
   const port = await freePort();
   const tlsPort = await freePort();
   return launch(env, kind, port, tlsPort, (dir, out) => {
     switch (kind) {
       case 'secbeat':
-        return startSecbeat(env, dir, port, tlsPort, originPort, out);
+        return startSecbeat(env, dir, port, tlsPort, originPort, out, options.secbeatToml ?? []);
       case 'nginx':
-        return startNginx(env, dir, port, tlsPort, originPort, out);
+        return startNginx(env, dir, port, tlsPort, originPort, out, options);
       case 'haproxy':
         return startHaproxy(env, dir, port, tlsPort, originPort, out);
     }
   });
+}
+
+/** What the instances of one proxy left for the report: the cores they ran on, what they logged, how they ended. */
+export interface ProxyRecord {
+  affinity?: string[];
+  stops: StopReport[];
+  complaints: string[];
+}
+
+/** Runs `use` on a freshly started proxy, then stops it, with its affinity, warnings and way of exiting in `record`. */
+export async function withServer(started: Promise<RunningServer>, record: ProxyRecord, use: (proxy: RunningServer) => Promise<void>): Promise<void> {
+  const proxy = await started;
+  record.affinity ??= proxy.pids.map(procAffinity);
+  try {
+    await use(proxy);
+  } finally {
+    record.complaints.push(...proxyComplaints(proxy.logFile));
+    record.stops.push(await proxy.stop());
+  }
+}
+
+/** Report notes on a proxy's record: instances SIGKILLed, pinning that failed, warning lines logged. */
+export function recordNotes(name: string, r: ProxyRecord): string[] {
+  const notes: string[] = [];
+  const killed = r.stops.filter((x) => x.killed).length;
+  if (killed > 0) notes.push(`${name}: ${killed} of ${r.stops.length} instance(s) did not exit within 5 s of SIGTERM and were SIGKILLed.`);
+  if (r.affinity !== undefined && r.affinity.some((a) => a !== String(PROXY_CORE))) {
+    notes.push(`${name} ran on cores ${r.affinity.join('/')}, not core ${PROXY_CORE}: pinning failed.`);
+  }
+  const unique = [...new Set(r.complaints)];
+  if (unique.length > 0) notes.push(`${name} logged ${unique.length} distinct warning/error line(s), first: ${unique[0]?.slice(0, 240)}`);
+  return notes;
 }
 
 async function launch(
@@ -167,13 +208,14 @@ async function nginxWorkers(procs: ProcessRegistry, master: number, alive: () =>
  * The parts of an nginx config the origin and the proxy share: one worker, foreground master (its PID is the
  * one spawned), no access log, temp paths and pid file in the run's own directory, keep-alive as KEEPALIVE_S.
  */
-function nginxConfig(dir: string, servers: readonly string[]): string {
+function nginxConfig(dir: string, servers: readonly string[], main: readonly string[] = []): string {
   const config = join(dir, 'nginx.conf');
   // Two fds per proxied connection plus listeners and logs; RLIMIT_NOFILE is inherited from the bench.
   const connections = Math.max(1024, haproxyMaxconn());
   writeFileSync(
     config,
     [
+      ...main,
       'worker_processes 1;',
       'daemon off;',
       `pid ${join(dir, 'nginx.pid')};`,
@@ -193,9 +235,10 @@ function nginxConfig(dir: string, servers: readonly string[]): string {
   return config;
 }
 
-function startNginx(env: L7Env, dir: string, port: number, tlsPort: number, originPort: number, out: number): ChildProcess {
+function startNginx(env: L7Env, dir: string, port: number, tlsPort: number, originPort: number, out: number, options: ProxyOptions): ChildProcess {
   const location = [
     '    location / {',
+    ...(options.nginxLocation ?? []).map((d) => `      ${d}`),
     '      proxy_pass http://origin;',
     // HTTP/1.1 without "Connection: close" is what lets nginx keep upstream connections alive.
     '      proxy_http_version 1.1;',
@@ -226,7 +269,7 @@ function startNginx(env: L7Env, dir: string, port: number, tlsPort: number, orig
     `    ssl_certificate_key ${env.tls.key};`,
     ...location,
     '  }',
-  ]);
+  ], options.nginxMain);
   return env.procs.spawnPinned(PROXY_CORE, 'nginx', ['-p', `${dir}/`, '-c', config, '-e', 'stderr'], { cwd: dir, stdio: ['ignore', out, out] });
 }
 
@@ -262,7 +305,15 @@ function startHaproxy(env: L7Env, dir: string, port: number, tlsPort: number, or
   return env.procs.spawnPinned(PROXY_CORE, 'haproxy', ['-f', config, '-db'], { cwd: dir, stdio: ['ignore', out, out] });
 }
 
-function startSecbeat(env: L7Env, dir: string, port: number, tlsPort: number, originPort: number, out: number): Promise<ChildProcess> {
+function startSecbeat(
+  env: L7Env,
+  dir: string,
+  port: number,
+  tlsPort: number,
+  originPort: number,
+  out: number,
+  extraToml: readonly string[],
+): Promise<ChildProcess> {
   return freePort().then((metricsPort) => {
     const config = join(dir, 'secbeat.toml');
     writeFileSync(
@@ -299,6 +350,7 @@ function startSecbeat(env: L7Env, dir: string, port: number, tlsPort: number, or
         'level = "warn"',
         '[state]',
         `dir = "${join(dir, 'state')}"`,
+        ...extraToml,
         '',
       ].join('\n'),
     );

@@ -8,36 +8,45 @@
 //                        [--secbeat-ref REF] [--cpu-prof DIR]
 //
 // Not part of the test suite. Helpers: ./proxies.ts (origin and proxies), ./clients.ts (wrk, h2load),
-// ./load.ts (the latency and idle-connection child), ../tcp/proc.ts (processes, /proc).
-import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// ./load.ts (the latency and idle-connection child), ./meter.ts (CPU accounting), ./harness.ts (the run's
+// temp dir and children), ./table.ts, ../tcp/proc.ts (processes, /proc).
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect as h2Connect } from 'node:http2';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import {
-  coreTimes,
-  otherBenchProcesses,
-  procAffinity,
-  procCpuS,
-  procCpuSplit,
-  procFdCount,
-  procRssBytes,
-  ProcessRegistry,
-  sleep,
-  sysctl,
-  waitMessage,
-  type Core,
-  type CoreTimes,
-} from '../tcp/proc.ts';
-import { buildStrippedTree, extractRef, haproxyMaxconn, proxyComplaints } from '../tcp/proxies.ts';
+import { otherBenchProcesses, procFdCount, procRssBytes, sleep, sysctl, waitMessage, type Core } from '../tcp/proc.ts';
+import { haproxyMaxconn } from '../tcp/proxies.ts';
 import { runH2load, runWrk, type ClosedLoopResult } from './clients.ts';
+import { benchEnv, HTTP_BENCH_PROGRAMS, startRun, toolsPresent, toolVersion } from './harness.ts';
 import { TLS_SERVER_NAME, type HttpLatencyResult, type L7GenCommand, type L7GenReply } from './load.ts';
-import { BODY_BYTES, makeCertificate, startOrigin, startProxy, type L7Env, type L7ProxyKind, type RunningServer, type StopReport } from './proxies.ts';
-import { parseBenchArgs } from '../cli.ts';
+import {
+  CpuMeter,
+  disturbance,
+  disturbanceNote,
+  measureClosedLoop,
+  throughputNotes,
+  waitForQuiet,
+  type PhaseCpu,
+  type QuietBudget,
+  type ThroughputResult,
+} from './meter.ts';
+import {
+  BODY_BYTES,
+  recordNotes,
+  startOrigin,
+  startProxy,
+  withServer,
+  type L7Env,
+  type L7ProxyKind,
+  type ProxyRecord,
+  type RunningServer,
+} from './proxies.ts';
+import { formatValue, ratioText, renderGrid } from './table.ts';
+import { benchUsage, parseBenchArgs } from '../cli.ts';
 
 const PHASES = ['rss', 'idle', 'h1', 'tls', 'h2', 'latency'] as const;
 type Phase = (typeof PHASES)[number];
@@ -111,92 +120,6 @@ const QUICK: Settings = {
   watchdogMs: 5 * 60_000,
 };
 
-// ------------------------------------------------------------------------------------------ CPU accounting
-
-/** Where the CPU went during one phase, in % of one core over the phase's wall time. */
-interface PhaseCpu {
-  wallS: number;
-  proxyCpuS: number;
-  proxyPct: number;
-  /** The part of proxyPct spent in the kernel. */
-  proxySysPct: number;
-  /** Origin, load tool and latency child: everything the bench runs on core 0 but itself. */
-  loadPct: number;
-  /** Core 0 busy (process and irq time, whoever ran): ≥ 90 % means the load side set the rate. */
-  core0BusyPct: number;
-  /** irq + softirq time of the proxy's core: loopback packet processing charged to no process. */
-  core1IrqPct: number;
-  /** Processes outside the bench (other people's builds and tests on a shared box), both cores: noise. */
-  foreignPct: number;
-  /** The part of it on core 1, the proxy's, where it also takes the proxy's place: noise. */
-  core1ForeignPct: number;
-  /** Hypervisor steal, both cores: noise. */
-  stealPct: number;
-}
-
-function cpuOf(pids: readonly number[]): { userS: number; systemS: number } {
-  let userS = 0;
-  let systemS = 0;
-  for (const pid of pids) {
-    const t = procCpuSplit(pid);
-    userS += t.userS;
-    systemS += t.systemS;
-  }
-  return { userS, systemS };
-}
-
-/** Samples the proxy's processes, the load processes and the machine's cores at the edges of a phase. */
-class CpuMeter {
-  readonly #pids: readonly number[];
-  readonly #loadPids: readonly number[];
-  readonly #t0 = performance.now();
-  readonly #cores0 = coreTimes();
-  readonly #proxy0: { userS: number; systemS: number };
-  readonly #load0: number;
-  readonly #self0 = procCpuS(process.pid);
-
-  constructor(proxyPids: readonly number[], loadPids: readonly number[]) {
-    this.#pids = proxyPids;
-    this.#loadPids = loadPids;
-    this.#proxy0 = cpuOf(proxyPids);
-    this.#load0 = this.#loadCpu();
-  }
-
-  /** `toolCpuS`: CPU of the load tool (wrk, h2load), which exited before the end, as sampled while it ran. */
-  stop(toolCpuS = 0): PhaseCpu {
-    const wallS = (performance.now() - this.#t0) / 1000;
-    const now = cpuOf(this.#pids);
-    const userS = now.userS - this.#proxy0.userS;
-    const systemS = now.systemS - this.#proxy0.systemS;
-    const proxyCpuS = userS + systemS;
-    const loadS = this.#loadCpu() - this.#load0 + toolCpuS;
-    const selfS = procCpuS(process.pid) - this.#self0;
-    const cores1 = coreTimes();
-    const delta = (name: string, key: keyof CoreTimes): number => (cores1.get(name)?.[key] ?? 0) - (this.#cores0.get(name)?.[key] ?? 0);
-    const pct = (s: number): number => (100 * s) / wallS;
-    return {
-      wallS,
-      proxyCpuS,
-      proxyPct: pct(proxyCpuS),
-      proxySysPct: pct(systemS),
-      loadPct: pct(loadS),
-      core0BusyPct: pct(delta('cpu0', 'processS') + delta('cpu0', 'irqS')),
-      core1IrqPct: pct(delta('cpu1', 'irqS')),
-      // Process time only (irq time is charged to no process); what the bench's processes did not use is foreign.
-      foreignPct: Math.max(0, pct(delta('cpu', 'processS') - proxyCpuS - loadS - selfS)),
-      // Only the proxy is pinned to core 1.
-      core1ForeignPct: Math.max(0, pct(delta('cpu1', 'processS') - proxyCpuS)),
-      stealPct: pct(delta('cpu', 'stealS')),
-    };
-  }
-
-  #loadCpu(): number {
-    let sum = 0;
-    for (const pid of this.#loadPids) sum += procCpuS(pid);
-    return sum;
-  }
-}
-
 function rssOf(pids: readonly number[]): number {
   return pids.reduce((sum, pid) => sum + procRssBytes(pid), 0);
 }
@@ -208,14 +131,6 @@ function fdsOf(pids: readonly number[]): number {
 // ------------------------------------------------------------------------------------------ results
 
 type Protocol = 'h1' | 'tls' | 'h2';
-
-interface ThroughputResult {
-  reqPerS: number;
-  reqPerCpuS: number;
-  errors: number;
-  cpu: PhaseCpu;
-  client: Omit<ClosedLoopResult, 'raw'>;
-}
 
 interface IdleResult {
   opened: number;
@@ -232,7 +147,7 @@ interface ProbeResult {
   noSni: string | null;
 }
 
-interface ProxyResults {
+interface ProxyResults extends ProxyRecord {
   idleRss?: number;
   idle?: IdleResult;
   idleTls?: IdleResult;
@@ -243,10 +158,6 @@ interface ProxyResults {
   /** The same latency run straight to the origin, just before the proxied one: what "added" is measured against. */
   latencyDirect?: HttpLatencyResult & { cpu: PhaseCpu };
   probe?: ProbeResult;
-  affinity?: string[];
-  /** How each started instance of the proxy ended after SIGTERM. */
-  stops: StopReport[];
-  complaints: string[];
 }
 
 type Results = Partial<Record<L7ProxyKind, ProxyResults>>;
@@ -270,8 +181,7 @@ interface Bench {
   gen: Gen;
   /** The origin's processes and the latency child: the load side's long-lived processes. */
   loadPids: readonly number[];
-  /** Total time spent in waitForQuiet, for the report. */
-  quietWaitedMs: number;
+  quiet: QuietBudget;
 }
 
 function ask<T extends L7GenReply['type']>(gen: Gen, command: L7GenCommand, type: T, timeoutMs: number): Promise<Extract<L7GenReply, { type: T }>> {
@@ -294,41 +204,20 @@ function runTool(b: Bench, server: RunningServer, protocol: Protocol, seconds: n
     : runWrk(b.env.procs, LOAD_CORE, { url, connections: s.h1Connections, seconds });
 }
 
-/**
- * On a shared machine other people's builds and tests come and go: waits, up to settings.quietWaitMs (and
- * settings.quietBudgetMs over the run), for a second in which processes outside the bench used less than
- * NOISY_FOREIGN_PCT of a core. Returns the ms waited. Work that starts after the wait still shows in the
- * phase's noise figures.
- */
-async function waitForQuiet(b: Bench, proxyPids: readonly number[]): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    const meter = new CpuMeter(proxyPids, b.loadPids);
-    await sleep(QUIET_SAMPLE_MS);
-    const { foreignPct } = meter.stop();
-    const waited = Date.now() - started - QUIET_SAMPLE_MS;
-    const spent = waited >= b.settings.quietWaitMs || b.quietWaitedMs + waited >= b.settings.quietBudgetMs;
-    if (foreignPct < NOISY_FOREIGN_PCT || spent) {
-      b.quietWaitedMs += waited;
-      return waited;
-    }
-  }
-}
-
-/** Warm-up run, then the measured run with the proxy's CPU sampled around the tool's whole life. */
-async function measureThroughput(b: Bench, server: RunningServer, proxyPids: readonly number[], protocol: Protocol): Promise<ThroughputResult> {
-  await waitForQuiet(b, proxyPids);
-  await runTool(b, server, protocol, b.settings.throughputWarmupS);
-  const meter = new CpuMeter(proxyPids, b.loadPids);
-  const result = await runTool(b, server, protocol, b.settings.throughputS);
-  const cpu = meter.stop(result.cpuS);
-  const { raw: _raw, ...client } = result;
-  return { reqPerS: result.reqPerS, reqPerCpuS: result.ok / cpu.proxyCpuS, errors: result.errors, cpu, client };
+function measureThroughput(b: Bench, server: RunningServer, proxyPids: readonly number[], protocol: Protocol): Promise<ThroughputResult> {
+  return measureClosedLoop({
+    quiet: b.quiet,
+    proxyPids,
+    loadPids: b.loadPids,
+    warmupS: b.settings.throughputWarmupS,
+    seconds: b.settings.throughputS,
+    run: (seconds) => runTool(b, server, protocol, seconds),
+  });
 }
 
 async function measureLatency(b: Bench, port: number, proxyPids: readonly number[]): Promise<HttpLatencyResult & { cpu: PhaseCpu }> {
   const s = b.settings;
-  await waitForQuiet(b, proxyPids);
+  await waitForQuiet(b.quiet, proxyPids, b.loadPids);
   const meter = new CpuMeter(proxyPids, b.loadPids);
   const command: L7GenCommand = {
     type: 'latency',
@@ -347,7 +236,7 @@ async function measureIdle(b: Bench, proxy: RunningServer, tls: boolean): Promis
   const s = b.settings;
   await runWrk(b.env.procs, LOAD_CORE, { url: urlOf(proxy, tls ? 'tls' : 'h1'), connections: 8, seconds: s.idleWarmupS });
   await sleep(s.idleSettleMs);
-  await waitForQuiet(b, proxy.pids);
+  await waitForQuiet(b.quiet, proxy.pids, b.loadPids);
   const rssBefore = rssOf(proxy.pids);
   const fdsBefore = fdsOf(proxy.pids);
   const port = tls ? proxy.tlsPort : proxy.port;
@@ -452,19 +341,9 @@ function handshakeWithoutSni(port: number): Promise<string> {
   });
 }
 
-/**
- * One fresh instance of a proxy for `use`: started, probed once per proxy (the first time), stopped, with its
- * affinity, warnings and way of exiting recorded in `r`.
- */
-async function withProxy(b: Bench, kind: L7ProxyKind, r: ProxyResults, use: (proxy: RunningServer) => Promise<void>): Promise<void> {
-  const proxy = await startProxy(b.env, kind, b.origin.port);
-  r.affinity ??= proxy.pids.map(procAffinity);
-  try {
-    await use(proxy);
-  } finally {
-    r.complaints.push(...proxyComplaints(proxy.logFile));
-    r.stops.push(await proxy.stop());
-  }
+/** One fresh instance of a proxy for `use`: started, stopped, with its affinity, warnings and way of exiting recorded in `r`. */
+function withProxy(b: Bench, kind: L7ProxyKind, r: ProxyResults, use: (proxy: RunningServer) => Promise<void>): Promise<void> {
+  return withServer(startProxy(b.env, kind, b.origin.port), r, use);
 }
 
 async function probeOnce(r: ProxyResults, proxy: RunningServer): Promise<void> {
@@ -648,18 +527,8 @@ function buildRows(results: Results, direct: Direct, s: Settings): Row[] {
   return rows;
 }
 
-function formatValue(v: number | null, digits: number): string {
-  if (v === null) return '—';
-  if (Number.isNaN(v)) return 'none';
-  if (!Number.isFinite(v)) return String(v);
-  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
 function renderTable(rows: readonly Row[]): string {
   const header = ['metric', ...PROXIES.map((k) => LABELS[k]), 'SecBeat/nginx', 'HAProxy/nginx', 'target', 'pass/fail'];
-  // Rows judged on a ratio get three decimals, truncated: 0.2496 shown as "0.25×" next to "≥ 0.25×" and FAIL would puzzle.
-  const ratioText = (r: number | null, judged: boolean): string =>
-    r === null ? '' : judged ? `${(Math.floor(r * 1000) / 1000).toFixed(3)}×` : `${r.toFixed(2)}×`;
   const body = rows.map((r) => [
     r.metric,
     ...PROXIES.map((k) => formatValue(r.values[k], r.digits)),
@@ -668,24 +537,15 @@ function renderTable(rows: readonly Row[]): string {
     r.target,
     r.pass === null ? '' : r.pass ? 'pass' : 'FAIL',
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((cells) => (cells[i] ?? '').length)));
-  const line = (cells: readonly string[]): string =>
-    cells.map((c, i) => (i === 0 || i >= header.length - 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ').trimEnd();
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(line)].join('\n');
+  return renderGrid(header, body, (i) => i === 0 || i >= header.length - 2);
 }
-
-/** Thresholds (% of one core) above which a phase is reported as disturbed by work outside the bench. */
-const NOISY_FOREIGN_PCT = 10;
-const NOISY_STEAL_PCT = 5;
-const QUIET_SAMPLE_MS = 1_000;
 
 function notesFor(results: Results, direct: Direct, s: Settings): string[] {
   const notes: string[] = [];
   const disturbed: string[] = [];
   const noise = (label: string, cpu: PhaseCpu | undefined): void => {
-    if (cpu !== undefined && (cpu.foreignPct >= NOISY_FOREIGN_PCT || cpu.stealPct >= NOISY_STEAL_PCT)) {
-      disturbed.push(`${label} ${cpu.stealPct.toFixed(0)}/${cpu.foreignPct.toFixed(0)}/${cpu.core1ForeignPct.toFixed(0)}`);
-    }
+    const d = disturbance(label, cpu);
+    if (d !== null) disturbed.push(d);
   };
   if (direct.h1 !== undefined) {
     notes.push(
@@ -701,15 +561,7 @@ function notesFor(results: Results, direct: Direct, s: Settings): string[] {
       const t = r[protocol];
       if (t === undefined) continue;
       const what = `${name} ${PROTOCOL_LABELS[protocol]}`;
-      if (t.cpu.proxyPct >= 95) notes.push(`${what}: the proxy used ${t.cpu.proxyPct.toFixed(0)} % of core 1 — proxy-bound.`);
-      else if (t.cpu.core0BusyPct >= 90) {
-        notes.push(
-          `${what}: core 0 (load tool + origin) was ${t.cpu.core0BusyPct.toFixed(0)} % busy and the proxy ${t.cpu.proxyPct.toFixed(0)} % — ` +
-            'the load side, not the proxy, set req/s; compare requests per CPU-second.',
-        );
-      }
-      if (t.client.ok === 0) notes.push(`${what}: no successful request at all — the proxy stopped answering.`);
-      if (t.errors > 0) notes.push(`${what}: ${t.errors} failed or non-2xx requests.`);
+      notes.push(...throughputNotes(what, t));
       if (protocol === 'h2' && t.client.protocol !== 'h2') notes.push(`${what}: h2load negotiated ${t.client.protocol ?? '?'}, not h2.`);
       noise(`${name} ${protocol}`, t.cpu);
     }
@@ -724,50 +576,25 @@ function notesFor(results: Results, direct: Direct, s: Settings): string[] {
       notes.push(`${name} latency: ${r.latency.errors} socket errors, ${r.latency.non2xx} non-2xx answers.`);
     }
     if (r.probe !== undefined && !r.probe.h2) notes.push(`${name}: ALPN did not give h2.`);
-    const killed = r.stops.filter((x) => x.killed).length;
-    if (killed > 0) notes.push(`${name}: ${killed} of ${r.stops.length} instance(s) did not exit within 5 s of SIGTERM and were SIGKILLed.`);
+    notes.push(...recordNotes(name, r));
     if (r.probe !== undefined && r.probe.noSni !== 'ok') {
       notes.push(
         `${name}: a TLS client that sends no SNI (one connecting by IP address) fails the handshake (${r.probe.noSni}); ` +
           `every TLS phase here sends SNI "${TLS_SERVER_NAME}".`,
       );
     }
-    if (r.affinity !== undefined && r.affinity.some((a) => a !== '1')) {
-      notes.push(`${name} ran on cores ${r.affinity.join('/')}, not core 1: pinning failed.`);
-    }
-    const unique = [...new Set(r.complaints)];
-    if (unique.length > 0) notes.push(`${name} logged ${unique.length} distinct warning/error line(s), first: ${unique[0]?.slice(0, 240)}`);
   }
   const tlsSeen = new Set(Object.values(results).flatMap((r) => (r?.probe === undefined ? [] : [`${r.probe.tlsVersion} ${r.probe.cipher}`])));
   if (tlsSeen.size > 0) notes.push(`TLS negotiated: ${[...tlsSeen].join('; ')} (ECDSA P-256 test certificate).`);
-  if (disturbed.length > 0) {
-    notes.push(
-      `noisy phases (hypervisor steal / other processes / of which on core 1, % of one core): ${disturbed.join(', ')}. ` +
-        'CPU-second figures hold up (steal is charged to no process); rates and latency tails do not.',
-    );
-  }
+  const noisy = disturbanceNote(disturbed);
+  if (noisy !== null) notes.push(noisy);
   return notes;
 }
 
 // ------------------------------------------------------------------------------------------ main
 
-/** First line a tool prints for its version, on stdout or (nginx -v, wrk -v) stderr; null when it is not installed. */
-function toolVersion(command: string, args: readonly string[]): string | null {
-  const run = spawnSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
-  if (run.error !== undefined) return null;
-  const text = `${run.stdout}${run.stderr}`.trim();
-  return text === '' ? null : (text.split('\n')[0]?.trim() ?? null);
-}
+const USAGE = benchUsage('bench/l7/run.ts', PHASES, PROXIES);
 
-const USAGE =
-  `usage: node bench/l7/run.ts [--quick] [--only ${PHASES.join(',')}]\n` +
-  `         [--proxies ${PROXIES.join(',')}] [--secbeat-ref GIT_REF] [--cpu-prof DIR]\n` +
-  '  --quick          short phases (smoke run; numbers are noisy)\n' +
-  '  --secbeat-ref    run SecBeat from `git archive REF` instead of the working tree\n' +
-  '  --cpu-prof DIR   run SecBeat under node --cpu-prof; one .cpuprofile per thread lands in DIR\n';
-
-/** Peers of this bench that, already running, would share the pinned cores. */
-const L7_PROGRAMS = /(^|\/)(haproxy|nginx|wrk|h2load|iperf3)\b/;
 
 async function main(): Promise<number> {
   const args = parseBenchArgs(process.argv.slice(2), PHASES, PROXIES, USAGE);
@@ -783,77 +610,26 @@ async function main(): Promise<number> {
     openssl: toolVersion('openssl', ['version']),
     taskset: toolVersion('taskset', ['--version']),
   };
-  for (const [tool, version] of Object.entries(versions)) {
-    if (version === null) {
-      process.stderr.write(
-        `${tool} not found: the bench needs nginx, haproxy, wrk, h2load (nghttp2-client), openssl and taskset; scripts/setup.sh installs them\n`,
-      );
-      return 1;
-    }
+  if (!toolsPresent(versions, 'the bench needs nginx, haproxy, wrk, h2load (nghttp2-client), openssl and taskset; scripts/setup.sh installs them')) {
+    return 1;
   }
-  // The orchestrator joins the load side so that its own wake-ups never land on the proxy's core.
-  execFileSync('taskset', ['-a', '-p', '-c', String(LOAD_CORE), String(process.pid)], { stdio: 'ignore' });
 
-  const tmp = mkdtempSync(join(tmpdir(), 'secbeat-bench-l7-'));
-  const procs = new ProcessRegistry();
-  let cleaned = false;
-  const cleanup = async (): Promise<void> => {
-    if (cleaned) return;
-    cleaned = true;
-    await procs.stopAll();
-    rmSync(tmp, { recursive: true, force: true });
-  };
-  // Ctrl-C, a kill, the watchdog and an unexpected exit all end every child by PID and remove the temp dir.
-  const onSignal = (signal: NodeJS.Signals): void => {
-    process.stderr.write(`\n${signal}: stopping children\n`);
-    void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  process.once('exit', () => {
-    procs.killAllNow();
-    rmSync(tmp, { recursive: true, force: true });
-  });
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`watchdog: the run exceeded ${settings.watchdogMs / 1000} s; stopping children\n`);
-    void cleanup().finally(() => process.exit(1));
-  }, settings.watchdogMs);
-  watchdog.unref();
-
-  const others = otherBenchProcesses(L7_PROGRAMS);
+  const others = otherBenchProcesses(HTTP_BENCH_PROGRAMS);
   if (others.length > 0) process.stderr.write(`warning: other benchmark processes are running and will share the cores:\n  ${others.join('\n  ')}\n`);
   const startedAt = performance.now();
   const loadBefore = readFileSync('/proc/loadavg', 'utf8').trim();
   const results: Results = {};
   const direct: Direct = {};
-  let b: Bench | undefined;
+  const quiet: QuietBudget = { waitMs: settings.quietWaitMs, budgetMs: settings.quietBudgetMs, waitedMs: 0 };
   const secbeatRef = args.secbeatRef;
-  try {
-    let secbeatRoot = ROOT;
-    if (secbeatRef !== null) {
-      mkdirSync(join(tmp, 'ref'));
-      secbeatRoot = extractRef(ROOT, secbeatRef, join(tmp, 'ref'));
-    }
-    const cpuProf = args.cpuProf;
-    mkdirSync(join(tmp, 'stripped'));
-    const env: L7Env = {
-      root: ROOT,
-      nodeBin: process.execPath,
-      nodeFlags: cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', resolve(cpuProf)],
-      tmp,
-      procs,
-      secbeatLauncher: kinds.includes('secbeat') ? buildStrippedTree(ROOT, secbeatRoot, join(tmp, 'stripped')) : '',
-      tls: makeCertificate(tmp),
-    };
+  {
+    await using run = startRun({ tmpPrefix: 'secbeat-bench-l7-', loadCore: LOAD_CORE, watchdogMs: settings.watchdogMs });
+    const env = benchEnv(run, { root: ROOT, secbeatRef, cpuProf: args.cpuProf, secbeat: kinds.includes('secbeat') });
     const origin = await startOrigin(env, LOAD_CORE);
-    const genChild = procs.spawnPinned(LOAD_CORE, env.nodeBin, [LOAD_SCRIPT, '--role', 'gen'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const genChild = run.procs.spawnPinned(LOAD_CORE, env.nodeBin, [LOAD_SCRIPT, '--role', 'gen'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await waitMessage<L7GenReply, 'ready'>(genChild, 'ready', 15_000);
     const gen: Gen = { child: genChild, pid: genChild.pid ?? -1 };
-    b = { env, settings, phases, origin, gen, loadPids: [...origin.pids, gen.pid], quietWaitedMs: 0 };
-    await measureAll(b, kinds, results, direct);
-  } finally {
-    clearTimeout(watchdog);
-    await cleanup();
+    await measureAll({ env, settings, phases, origin, gen, loadPids: [...origin.pids, gen.pid], quiet }, kinds, results, direct);
   }
 
   const rows = buildRows(results, direct, settings);
@@ -870,7 +646,7 @@ async function main(): Promise<number> {
     loadavgAfter: readFileSync('/proc/loadavg', 'utf8').trim(),
     tcpTwReuse: sysctl('net.ipv4.tcp_tw_reuse'),
     cpuTickMs: 10,
-    quietWaitedS: Math.round((b?.quietWaitedMs ?? 0) / 1000),
+    quietWaitedS: Math.round(quiet.waitedMs / 1000),
     maxconn: haproxyMaxconn(),
     bodyBytes: BODY_BYTES,
     settings,

@@ -7,30 +7,14 @@
 //                                 [--proxies secbeat,secbeat-js,haproxy] [--secbeat-ref REF] [--cpu-prof DIR]
 //
 // Not part of the test suite. Helpers: ./proc.ts (processes, /proc), ./proxies.ts (starting the proxies),
-// ./load.ts (echo backend and load generator children).
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// ./load.ts (echo backend and load generator children), and, shared with the HTTP benches, ../l7/harness.ts (the
+// run's life: pinning, temp dir, children, watchdog) and ../l7/meter.ts (CPU accounting of a phase).
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildReply, GenCommand, LatencyResult } from './load.ts';
-import {
-  coreTimes,
-  freePort,
-  procAffinity,
-  procCpuS,
-  procCpuSplit,
-  procFdCount,
-  procRssBytes,
-  otherBenchProcesses,
-  ProcessRegistry,
-  runPinned,
-  sleep,
-  sysctl,
-  waitForListen,
-  waitMessage,
-  type CoreTimes,
-} from './proc.ts';
+import { freePort, procAffinity, procFdCount, procRssBytes, otherBenchProcesses, runPinned, sleep, sysctl, waitForListen, waitMessage } from './proc.ts';
 import {
   buildStrippedTree,
   extractRef,
@@ -44,6 +28,8 @@ import {
   type RunningProxy,
 } from './proxies.ts';
 import { parseBenchArgs } from '../cli.ts';
+import { startRun, toolsPresent, toolVersion } from '../l7/harness.ts';
+import { CpuMeter, disturbance, disturbanceNote, type PhaseCpu } from '../l7/meter.ts';
 
 const PHASES = ['rss', 'idle', 'connrate', 'latency', 'bulk'] as const;
 type Phase = (typeof PHASES)[number];
@@ -110,74 +96,6 @@ const QUICK: Settings = {
   bulkSeconds: 2,
   watchdogMs: 2 * 60_000,
 };
-
-// ------------------------------------------------------------------------------------------ CPU accounting
-
-/** Where the CPU went during one phase, in % of one core over the phase's wall time. */
-interface PhaseCpu {
-  wallS: number;
-  proxyCpuS: number;
-  proxyPct: number;
-  /** The part of proxyPct spent in the kernel (syscalls, and the TCP stack when it runs in process context). */
-  proxySysPct: number;
-  /** Generator + echo backend, or iperf3 client + server: everything the bench runs on core 0. */
-  loadPct: number;
-  /** irq + softirq time of the proxy's core: loopback packet processing charged to no process. */
-  core1IrqPct: number;
-  /** Processes outside the bench (other people's builds and tests on a shared box): noise. */
-  foreignPct: number;
-  /** Hypervisor steal, both cores: noise. */
-  stealPct: number;
-}
-
-/** Samples a proxy, the load processes and the whole machine at the start and end of a phase. */
-class CpuMeter {
-  readonly #proxyPid: number;
-  readonly #loadPids: readonly number[];
-  readonly #t0 = performance.now();
-  readonly #cores0 = coreTimes();
-  readonly #proxy0: { userS: number; systemS: number };
-  readonly #load0: number;
-  readonly #self0 = procCpuS(process.pid);
-
-  constructor(proxyPid: number | null, loadPids: readonly number[]) {
-    this.#proxyPid = proxyPid ?? -1;
-    this.#loadPids = loadPids;
-    this.#proxy0 = proxyPid === null ? { userS: 0, systemS: 0 } : procCpuSplit(proxyPid);
-    this.#load0 = this.#loadCpu();
-  }
-
-  /** `extraLoadS`: CPU of load processes that exited before the end (iperf3), as they reported it. */
-  stop(extraLoadS = 0): PhaseCpu {
-    const wallS = (performance.now() - this.#t0) / 1000;
-    const now = this.#proxyPid < 0 ? { userS: 0, systemS: 0 } : procCpuSplit(this.#proxyPid);
-    const userS = now.userS - this.#proxy0.userS;
-    const systemS = now.systemS - this.#proxy0.systemS;
-    const proxyCpuS = userS + systemS;
-    const loadS = this.#loadCpu() - this.#load0 + extraLoadS;
-    const selfS = procCpuS(process.pid) - this.#self0;
-    const cores1 = coreTimes();
-    const delta = (name: string, key: keyof CoreTimes): number => (cores1.get(name)?.[key] ?? 0) - (this.#cores0.get(name)?.[key] ?? 0);
-    const pct = (s: number): number => (100 * s) / wallS;
-    return {
-      wallS,
-      proxyCpuS,
-      proxyPct: pct(proxyCpuS),
-      proxySysPct: pct(systemS),
-      loadPct: pct(loadS),
-      core1IrqPct: pct(delta('cpu1', 'irqS')),
-      // Both sides count user + system only (irq time is charged to no process), so the rest is foreign.
-      foreignPct: Math.max(0, pct(delta('cpu', 'processS') - proxyCpuS - loadS - selfS)),
-      stealPct: pct(delta('cpu', 'stealS')),
-    };
-  }
-
-  #loadCpu(): number {
-    let sum = 0;
-    for (const pid of this.#loadPids) sum += procCpuS(pid);
-    return sum;
-  }
-}
 
 // ------------------------------------------------------------------------------------------ results
 
@@ -268,7 +186,7 @@ async function measureConnRate(b: Bench, proxy: RunningProxy): Promise<ConnRateR
   try {
     await sleep(s.connWarmupMs);
     const g0 = await ask(b.gen, { type: 'snapshot' }, 'snapshot', 10_000);
-    const meter = new CpuMeter(proxy.pid, [b.gen.pid, b.echo.pid]);
+    const meter = new CpuMeter([proxy.pid], [b.gen.pid, b.echo.pid]);
     await sleep(s.connDurationMs);
     const g1 = await ask(b.gen, { type: 'snapshot' }, 'snapshot', 10_000);
     const cpu = meter.stop();
@@ -280,9 +198,9 @@ async function measureConnRate(b: Bench, proxy: RunningProxy): Promise<ConnRateR
   }
 }
 
-async function measureLatency(b: Bench, port: number, pid: number | null): Promise<LatencyResult & { cpu: PhaseCpu }> {
+async function measureLatency(b: Bench, port: number, proxyPids: readonly number[]): Promise<LatencyResult & { cpu: PhaseCpu }> {
   const s = b.settings;
-  const meter = new CpuMeter(pid, [b.gen.pid, b.echo.pid]);
+  const meter = new CpuMeter(proxyPids, [b.gen.pid, b.echo.pid]);
   const command: GenCommand = {
     type: 'latency',
     port,
@@ -314,7 +232,7 @@ async function measureBulk(b: Bench, spec: ProxySpec, r: ProxyResults): Promise<
     const server = b.env.procs.spawnPinned(GEN_CORE, 'iperf3', ['-s', '-1', '-B', '127.0.0.1', '-p', String(iperfPort)], { stdio: 'ignore' });
     try {
       await waitForListen(iperfPort, 5_000);
-      const meter = new CpuMeter(proxy.pid, []);
+      const meter = new CpuMeter([proxy.pid], []);
       const run = await runPinned(
         b.env.procs,
         GEN_CORE,
@@ -363,7 +281,7 @@ async function measureProxy(b: Bench, kind: ProxyKind): Promise<ProxyResults> {
       // Idle connections before the connection-rate phase, whose churn leaves garbage that would blur RSS.
       if (phases.has('idle')) r.idle = await measureIdle(b, proxy);
       if (phases.has('connrate')) r.connrate = await measureConnRate(b, proxy);
-      if (phases.has('latency')) r.latency = await measureLatency(b, proxy.port, proxy.pid);
+      if (phases.has('latency')) r.latency = await measureLatency(b, proxy.port, [proxy.pid]);
     } finally {
       r.complaints.push(...proxyComplaints(proxy.logFile));
       await proxy.stop();
@@ -489,17 +407,12 @@ function renderTable(rows: readonly Row[]): string {
   return [line(header), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(line)].join('\n');
 }
 
-/** Thresholds (% of one core) above which a phase is reported as disturbed by work outside the bench. */
-const NOISY_FOREIGN_PCT = 10;
-const NOISY_STEAL_PCT = 5;
-
 function notesFor(results: Partial<Results>, s: Settings): string[] {
   const notes: string[] = [];
   const disturbed: string[] = [];
   const noise = (label: string, cpu: PhaseCpu | undefined): void => {
-    if (cpu !== undefined && (cpu.foreignPct >= NOISY_FOREIGN_PCT || cpu.stealPct >= NOISY_STEAL_PCT)) {
-      disturbed.push(`${label} ${cpu.stealPct.toFixed(0)}/${cpu.foreignPct.toFixed(0)}`);
-    }
+    const d = disturbance(label, cpu);
+    if (d !== null) disturbed.push(d);
   };
   for (const kind of PROXIES) {
     const r = results[kind];
@@ -525,24 +438,12 @@ function notesFor(results: Partial<Results>, s: Settings): string[] {
     const unique = [...new Set(r.complaints)];
     if (unique.length > 0) notes.push(`${name} logged ${unique.length} distinct warning/error line(s), first: ${unique[0]?.slice(0, 240)}`);
   }
-  if (disturbed.length > 0) {
-    notes.push(
-      `noisy phases (hypervisor steal / other processes, % of one core): ${disturbed.join(', ')}. ` +
-        'CPU-second figures hold up (steal is charged to no process); rates and latency tails do not.',
-    );
-  }
+  const noisy = disturbanceNote(disturbed);
+  if (noisy !== null) notes.push(noisy);
   return notes;
 }
 
 // ------------------------------------------------------------------------------------------ main
-
-function toolVersion(command: string, args: readonly string[]): string | null {
-  try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0]?.trim() ?? null;
-  } catch {
-    return null;
-  }
-}
 
 const USAGE =
   `usage: node bench/tcp/run.ts [--quick] [--only ${PHASES.join(',')}]\n` +
@@ -562,40 +463,7 @@ async function main(): Promise<number> {
     iperf3: toolVersion('iperf3', ['--version']),
     taskset: toolVersion('taskset', ['--version']),
   };
-  for (const [tool, version] of Object.entries(versions)) {
-    if (version === null) {
-      process.stderr.write(`${tool} not found: the bench needs haproxy, iperf3 and taskset (util-linux)\n`);
-      return 1;
-    }
-  }
-  // The orchestrator joins the load side so that its own wake-ups never land on the proxy's core.
-  execFileSync('taskset', ['-a', '-p', '-c', String(GEN_CORE), String(process.pid)], { stdio: 'ignore' });
-
-  const tmp = mkdtempSync(join(tmpdir(), 'secbeat-bench-'));
-  const procs = new ProcessRegistry();
-  let cleaned = false;
-  const cleanup = async (): Promise<void> => {
-    if (cleaned) return;
-    cleaned = true;
-    await procs.stopAll();
-    rmSync(tmp, { recursive: true, force: true });
-  };
-  // Ctrl-C, a kill, the watchdog and an unexpected exit all end every child by PID and remove the temp dir.
-  const onSignal = (signal: NodeJS.Signals): void => {
-    process.stderr.write(`\n${signal}: stopping children\n`);
-    void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  process.once('exit', () => {
-    procs.killAllNow();
-    rmSync(tmp, { recursive: true, force: true });
-  });
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`watchdog: the run exceeded ${settings.watchdogMs / 1000} s; stopping children\n`);
-    void cleanup().finally(() => process.exit(1));
-  }, settings.watchdogMs);
-  watchdog.unref();
+  if (!toolsPresent(versions, 'the bench needs haproxy, iperf3 and taskset (util-linux)')) return 1;
 
   const others = otherBenchProcesses();
   if (others.length > 0) process.stderr.write(`warning: other benchmark processes are running and will share the cores:\n  ${others.join('\n  ')}\n`);
@@ -604,7 +472,9 @@ async function main(): Promise<number> {
   const results: Partial<Results> = {};
   let direct: LatencyResult | null = null;
   const secbeatRef = args.secbeatRef;
-  try {
+  {
+    await using run = startRun({ tmpPrefix: 'secbeat-bench-', loadCore: GEN_CORE, watchdogMs: settings.watchdogMs });
+    const { tmp, procs } = run;
     let secbeatRoot = ROOT;
     if (secbeatRef !== null) {
       mkdirSync(join(tmp, 'ref'));
@@ -625,15 +495,12 @@ async function main(): Promise<number> {
     const b: Bench = { env, settings, phases, echo, gen };
     if (phases.has('latency')) {
       process.stderr.write('direct (no proxy): latency\n');
-      direct = await measureLatency(b, echo.port, null);
+      direct = await measureLatency(b, echo.port, []);
     }
     for (const kind of kinds) {
       process.stderr.write(`${LABELS[kind]}: ${[...phases].join(', ')}\n`);
       results[kind] = await measureProxy(b, kind);
     }
-  } finally {
-    clearTimeout(watchdog);
-    await cleanup();
   }
 
   const rows = buildRows(results, direct, settings);

@@ -144,11 +144,14 @@ const OriginUrl = v.pipe(
   v.maxLength(2048),
 );
 
+const WafModeSchema = v.picklist(['off', 'detection', 'blocking']);
+
 const RouteSchema = strictObject({
   hosts: v.pipe(v.array(RouteHost), v.minLength(1), v.maxLength(1000), v.description('Host names (Host / :authority / SNI) this route serves')),
   origins: v.pipe(v.array(OriginUrl), v.minLength(1), v.maxLength(64), v.description('Origins, used round robin with passive health checks')),
   cert_path: v.optional(v.pipe(FilePath, v.description('PEM certificate chain for these hosts (TLS listener)'))),
   key_path: v.optional(v.pipe(FilePath, v.description('PEM private key for cert_path'))),
+  waf_mode: v.optional(v.pipe(WafModeSchema, v.description('WAF mode for these hosts; default [waf] mode'))),
 });
 
 const L7Schema = strictObject({
@@ -221,12 +224,29 @@ const SynProxySchema = strictObject({
 const WafSchema = strictObject({
   enabled: v.optional(v.pipe(v.boolean(), v.description('Run the WAF in l7 mode')), false),
   mode: v.optional(
-    v.pipe(v.picklist(['off', 'detection', 'blocking']), v.description('detection logs matches; blocking also interrupts')),
+    v.pipe(WafModeSchema, v.description('Default for routes without waf_mode: detection logs matches (shadow mode); blocking also refuses')),
     'blocking',
   ),
   paranoia_level: v.optional(v.pipe(int(1, 4), v.description('OWASP CRS paranoia level')), 1),
-  crs_path: v.optional(v.pipe(FilePath, v.description('Directory of the OWASP Core Rule Set')), '/usr/share/modsecurity-crs'),
-  fail_open: v.optional(v.pipe(v.boolean(), v.description('On a WAF error, pass the request (true) or refuse it (false)')), false),
+  crs_path: v.optional(v.pipe(FilePath, v.description('Directory of the OWASP Core Rule Set (its rules/ holds the *.conf and *.data files)')), '/usr/share/modsecurity-crs'),
+  crs_setup_path: v.optional(v.pipe(FilePath, v.description('The CRS setup file loaded before the rules')), '/etc/modsecurity/crs/crs-setup.conf'),
+  anomaly_threshold: v.optional(v.pipe(int(1, 10_000), v.description('CRS inbound anomaly score at which a request is refused')), 5),
+  rules_path: v.optional(v.pipe(FilePath, v.description('SecLang file of local rules and exclusions, loaded after the CRS (Include allowed)'))),
+  policy_path: v.optional(v.pipe(FilePath, v.description('JSON policy: custom rules, exclusions by rule, path and parameter, allowlist (docs/waf.md)'))),
+  fail_open: v.optional(v.pipe(v.boolean(), v.description('When a request\'s evaluation budget runs out or the engine fails: pass it (true) or refuse it (false)')), false),
+  evaluation_budget: v.optional(
+    v.pipe(int(1024, 2 ** 40), v.description('Bytes all rule operators together may scan for one request (bounds the CPU an attacker can cost)')),
+    64 * 1024 * 1024,
+  ),
+  evaluation_time_ms: v.optional(
+    v.pipe(int(1, 60_000), v.description('Milliseconds the rules may run per request phase; past it the request is handled as over budget')),
+    50,
+  ),
+  inspect_body_bytes: v.optional(v.pipe(int(0, 64 * 1024 * 1024), v.description('Request body bytes held for inspection')), 131_072),
+  body_over_limit: v.optional(
+    v.pipe(v.picklist(['partial', 'reject']), v.description('A larger body: inspect its first inspect_body_bytes (partial) or refuse it with 413 (reject)')),
+    'partial',
+  ),
 });
 
 const OrchestratorSchema = v.pipe(

@@ -12,6 +12,8 @@ export type L7Phase = (typeof L7_PHASES)[number];
 export const L7_ERRORS = {
   400: 'bad_request',
   408: 'request_timeout',
+  /** The WAF refused the request (src/http/waf-gate.ts). */
+  403: 'forbidden',
   413: 'payload_too_large',
   431: 'request_header_fields_too_large',
   /** A bug of the proxy's own, caught before it could take the thread down (logged at error level). */

@@ -27,8 +27,10 @@ import { logSecurityEvent, type Logger } from '../telemetry/log.ts';
 import { beforeCollect, type Metrics } from '../telemetry/metrics.ts';
 import { RequestTally } from '../telemetry/request-tally.ts';
 import type { CertificateStore } from '../tls/cert-store.ts';
+import type { Interruption } from '../waf/engine.ts';
 import { clientIp } from './client-ip.ts';
 import { L7_ERRORS, type L7ErrorStatus } from './phases.ts';
+import type { WafGate } from './waf-gate.ts';
 import type { Route, RouteTable } from './routes.ts';
 import { OriginError, type OriginCall, type OriginHandler, type OriginRequest } from './origin-pool.ts';
 import type { Origin, OriginSet, Upstreams } from './upstream.ts';
@@ -70,6 +72,8 @@ export interface L7ProxyOptions {
   limits: L7Limits;
   connLimits: ConnLimits;
   blockList: IpBlockCheck;
+  /** The WAF phases; null when [waf] is disabled. */
+  waf: WafGate | null;
   metrics: Metrics;
   log: Logger;
   threadName: string;
@@ -486,6 +490,9 @@ export class L7Proxy implements DataPlane {
 
     const peer = this.#peerOf(req.socket);
     const client = clientIp(peer, req.headers['x-forwarded-for'], this.#o.trustedProxies).address;
+    const waf = this.#o.waf?.begin(req, route.waf, authority ?? '', client) ?? null;
+    const early = waf?.headers() ?? null;
+    if (early !== null) return this.#wafRefuse(res, early, startedAt);
     const tls = 'encrypted' in req.socket && req.socket.encrypted === true;
     const headers = upstreamHeaders(req, authority ?? '', peer, client, tls, this.#o.trustedProxies.containsText(peer));
     const method = req.method ?? 'GET';
@@ -493,24 +500,52 @@ export class L7Proxy implements DataPlane {
     const hasBody =
       contentLength !== undefined ? contentLength !== '0' : 'stream' in req ? !req.stream.endAfterHeaders : req.headers['transfer-encoding'] !== undefined;
     const guard = 'stream' in req ? (this.#sessions.get(req.stream.session as ServerHttp2Session) ?? null) : null;
+    if (!hasBody) {
+      const late = waf?.body(null, false) ?? null;
+      if (late !== null) return this.#wafRefuse(res, late, startedAt);
+    }
     const exchange = new Exchange(this, req, res, this.#originsOf(route), req.url ?? '/', method, headers, startedAt, guard);
     if (!hasBody) return this.#send(exchange);
     this.#bodies.add(exchange);
-    // Phase request_body. A body that fits REQUEST_BUFFER_BYTES is read whole before any origin connection
-    // is taken (nginx's proxy_request_buffering): a client dribbling a small body holds a client socket,
-    // never an origin connection, so slow POSTs cannot drain the pools. Larger bodies stream.
+    // Phase request_body. A body that fits REQUEST_BUFFER_BYTES (or what the WAF inspects, if more) is read
+    // whole before any origin connection is taken (nginx's proxy_request_buffering): a client dribbling a
+    // small body holds a client socket, never an origin connection, so slow POSTs cannot drain the pools.
+    // Larger bodies stream; the WAF sees their first bytes, or refuses them (bodyOverLimit).
     const declared = contentLength === undefined ? -1 : Number(contentLength);
     exchange.options.bodyLength = declared;
-    if (declared > REQUEST_BUFFER_BYTES) {
+    const buffered = waf === null ? REQUEST_BUFFER_BYTES : Math.max(REQUEST_BUFFER_BYTES, waf.inspectBodyBytes);
+    if (waf !== null && declared > buffered && waf.bodyOverLimit === 'reject') {
+      this.bodyEnded(exchange);
+      return this.#fail(res, 413, 'body_over_waf_inspection_limit', startedAt, guard === null);
+    }
+    if (declared > buffered && waf === null) {
       exchange.options.body = streamOn(exchange, [], max);
       exchange.retriable = false;
       return this.#send(exchange);
     }
-    bufferedBody(exchange, REQUEST_BUFFER_BYTES, max).then(
+    bufferedBody(exchange, buffered, max).then(
       (body) => {
         exchange.options.body = body;
         // A body held in memory can be sent again; a streamed one cannot.
         exchange.retriable &&= Buffer.isBuffer(body);
+        if (waf !== null) {
+          const whole = Buffer.isBuffer(body);
+          if (!whole && waf.bodyOverLimit === 'reject') {
+            exchange.abort();
+            this.bodyEnded(exchange);
+            return this.#fail(res, 413, 'body_over_waf_inspection_limit', startedAt, guard === null);
+          }
+          const hit = waf.body(whole ? body : exchange.bodyHead, !whole);
+          exchange.bodyHead = null;
+          if (hit !== null) {
+            exchange.abort();
+            this.bodyEnded(exchange);
+            // The rest of a body read in part is read and dropped, so the client sees the answer (closing on
+            // unread bytes would reset the connection under it); Node's request_timeout_ms bounds how long.
+            if (!whole) req.resume();
+            return this.#wafRefuse(res, hit, startedAt);
+          }
+        }
         this.#send(exchange);
       },
       (err: unknown) => {
@@ -689,6 +724,25 @@ export class L7Proxy implements DataPlane {
     this.#fail(x.res, err.timeout ? 504 : err.kind === 'request_body' ? 400 : 502, `${err.kind}: ${err.message}`, x.startedAt);
   }
 
+  /**
+   * A WAF interruption in blocking mode: `drop` closes the connection, `redirect` answers with its Location,
+   * `deny` with its status (an error body naming the error id, as every refusal of the proxy's own).
+   */
+  #wafRefuse(res: ClientResponse, hit: Interruption, startedAt: number): void {
+    if (hit.action === 'drop') {
+      this.#tally.record(403, (performance.now() - startedAt) / 1000);
+      res.destroy();
+      return;
+    }
+    if (hit.action === 'redirect' && hit.url !== null) {
+      this.#tally.record(hit.status, (performance.now() - startedAt) / 1000);
+      res.writeHead(hit.status, { location: hit.url, 'content-length': 0 });
+      res.end();
+      return;
+    }
+    this.#fail(res, hit.status in L7_ERRORS ? (hit.status as L7ErrorStatus) : 403, 'waf', startedAt);
+  }
+
   /** `closeConnection` (HTTP/1.1 only: HTTP/2 forbids the field) when the rest of the request will not be read. */
   #fail(res: ClientResponse, status: L7ErrorStatus, reason: string, startedAt: number, closeConnection = false): void {
     const id = errorId();
@@ -725,6 +779,8 @@ class Exchange implements OriginHandler {
   readonly h2: H2Guard | null;
   /** Request body bytes received so far (the body is awaited from startedAt on). */
   bodyBytes = 0;
+  /** The first bytes of a body too large to hold whole, kept for the WAF until it has read them. */
+  bodyHead: Buffer | null = null;
   /** The current attempt at the origin. */
   call: OriginCall | null = null;
   /** No more origin work wanted: the client went away before the response was written, or the proxy answered itself. */
@@ -940,6 +996,7 @@ function bufferedBody(x: Exchange, bufferBytes: number, max: number): Promise<Bu
       } else if (size > bufferBytes) {
         detach();
         req.pause();
+        x.bodyHead = Buffer.concat(chunks, size);
         resolve(streamOn(x, chunks, max));
       }
     };

@@ -3,16 +3,21 @@
 // names go to the default route. The table is compiled once per config and swapped whole, so a lookup is two
 // Map probes and never sees a half-built table.
 
-/** One route as compiled from config: a stable id (for metrics and logs) and its origins. */
+import type { WafMode } from './waf-gate.ts';
+
+/** One route as compiled from config: a stable id (for metrics and logs), its origins, its WAF mode. */
 export interface Route {
   /** "default" or the route's first configured host. */
   readonly id: string;
   readonly origins: readonly string[];
+  /** Absent: the [waf] mode. */
+  readonly waf?: WafMode | undefined;
 }
 
 export interface RouteConfig {
   hosts: readonly string[];
   origins: readonly string[];
+  waf?: WafMode | undefined;
 }
 
 /** Longest host accepted for lookup (RFC 1035 name, plus ":port" and brackets). */
@@ -27,7 +32,7 @@ export class RouteTable {
   constructor(routes: readonly RouteConfig[], defaultOrigins: readonly string[]) {
     this.default = { id: 'default', origins: defaultOrigins };
     for (const config of routes) {
-      const route: Route = { id: config.hosts[0] ?? 'default', origins: config.origins };
+      const route: Route = { id: config.hosts[0] ?? 'default', origins: config.origins, waf: config.waf };
       for (const name of config.hosts) {
         const host = name.toLowerCase();
         if (host.startsWith('*.')) this.#wildcard.set(host.slice(2), route);

@@ -7,11 +7,12 @@ import type { ConnLimits } from '../proxy/conn-limits.ts';
 import type { IpBlockCheck } from '../proxy/data-plane.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import type { L7Applied, L7Update } from '../messages.ts';
+import type { L7Applied, L7Update, WafSettings } from '../messages.ts';
 import { applyCertificates, certificateStore, type L7TlsSettings } from './certificates.ts';
 import { L7Proxy, type L7Limits } from './proxy.ts';
 import { RouteTable, type RouteConfig } from './routes.ts';
 import { Upstreams, type UpstreamSettings } from './upstream.ts';
+import { compileWaf, WafGate, type WafRules } from './waf-gate.ts';
 
 export interface L7Settings {
   listen: { host: string; port: number };
@@ -23,6 +24,8 @@ export interface L7Settings {
   proxyProtocol: boolean;
   limits: L7Limits;
   upstream: UpstreamSettings;
+  /** null: the WAF is disabled. */
+  waf: WafSettings | null;
 }
 
 export interface L7Deps {
@@ -45,6 +48,7 @@ export interface L7DataPlane {
 
 export function buildL7Proxy(settings: L7Settings, deps: L7Deps): L7DataPlane {
   const trusted = new CidrSet(settings.trustedProxies);
+  const waf = settings.waf === null ? null : wafGate(settings.waf, deps);
   const tls = settings.tls === null ? null : { listen: settings.tls.listen, certs: certificateStore(settings.tls), minVersion: settings.tls.minVersion, ciphers: settings.tls.ciphers };
   const proxy = new L7Proxy({
     listen: settings.listen,
@@ -56,6 +60,7 @@ export function buildL7Proxy(settings: L7Settings, deps: L7Deps): L7DataPlane {
     limits: settings.limits,
     connLimits: deps.connLimits,
     blockList: deps.blockList,
+    waf,
     metrics: deps.metrics,
     log: deps.log,
     threadName: deps.threadName,
@@ -67,7 +72,27 @@ export function buildL7Proxy(settings: L7Settings, deps: L7Deps): L7DataPlane {
       proxy.setRoutes(new RouteTable(update.routes, settings.defaultOrigins));
       const certificates = tls === null || update.certificates === null ? null : applyCertificates(tls.certs, update.certificates);
       if (certificates?.defaultReplaced === true) proxy.refreshDefaultCertificate();
-      return { routes: update.routes.length, certificates };
+      // Turning the WAF on or off, and its mode and limits, wait for a restart; its rules are swapped now.
+      if (waf !== null && update.waf !== null) waf.swap(compiledRules(update.waf, deps));
+      return { routes: update.routes.length, certificates, wafRules: waf === null ? null : waf.ruleCount };
     },
   };
+}
+
+function wafGate(settings: WafSettings, deps: L7Deps): WafGate {
+  return new WafGate({
+    rules: compiledRules(settings, deps),
+    mode: settings.mode,
+    inspectBodyBytes: settings.inspectBodyBytes,
+    bodyOverLimit: settings.bodyOverLimit,
+    log: deps.log,
+    metrics: deps.metrics,
+  });
+}
+
+/** The main thread compiled the same settings before sending them (src/node/l7-settings.ts): errors here are files changed since. */
+function compiledRules(settings: WafSettings, deps: L7Deps): WafRules {
+  const { rules, errors } = compileWaf(settings);
+  if (errors.length > 0) deps.log.warn({ errors: errors.slice(0, 20), count: errors.length }, 'waf rules have errors; those rules are left out');
+  return rules;
 }

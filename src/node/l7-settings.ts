@@ -12,7 +12,10 @@ import { parseHostPort, type Config } from '../config/schema.ts';
 import { checkDefaultCertificate, type L7TlsSettings } from '../http/certificates.ts';
 import { withUpdate } from '../http/reload.ts';
 import type { L7Settings } from '../http/setup.ts';
-import type { CertificateList, CertificateSet, L7Update } from '../messages.ts';
+import { compileWaf } from '../http/waf-gate.ts';
+import { WafPolicySchema, type CertificateList, type CertificateSet, type L7Update, type WafPolicy, type WafSettings } from '../messages.ts';
+import { parseCidr } from '../net/cidr.ts';
+import { decode } from '../validation.ts';
 import { CertificateLoader, type CertificateSources } from '../tls/certificate-set.ts';
 import { expiringFirst, pairCount } from '../tls/pem-table.ts';
 
@@ -57,7 +60,7 @@ export class L7SettingsSource {
     // TLS turned off is a restart-only change: until then, the running certificates stay.
     const sources = tls === null ? null : certificateSources(config, this.#cwd);
     const certificates = tls === null ? null : sources === null ? tls.certificates : await loadCertificates(this.#certificates, tls, sources);
-    const update: L7Update = { routes: routesOf(config), certificates };
+    const update: L7Update = { routes: routesOf(config), certificates, waf: this.#settings.waf === null ? null : checkedWaf(config, this.#cwd) };
     this.#settings = withUpdate(this.#settings, update);
     return update;
   }
@@ -111,6 +114,7 @@ async function initialSettings(config: Readonly<Config>, cwd: string, loader: Ce
       h2ResetBurst: l7.h2_reset_burst,
       h2ResetRate: l7.h2_reset_rate,
     },
+    waf: config.waf.enabled ? checkedWaf(config, cwd) : null,
     upstream: {
       connectTimeoutMs: server.connect_timeout_ms,
       headersTimeoutMs: l7.upstream_timeout_ms,
@@ -144,7 +148,53 @@ function certificateSources(config: Readonly<Config>, cwd: string): CertificateS
 }
 
 function routesOf(config: Readonly<Config>): L7Update['routes'] {
-  return config.l7.routes.map((r) => ({ hosts: r.hosts, origins: r.origins }));
+  return config.l7.routes.map((r) => (r.waf_mode === undefined ? { hosts: r.hosts, origins: r.origins } : { hosts: r.hosts, origins: r.origins, waf: r.waf_mode }));
+}
+
+/**
+ * [waf] as thread settings, compiled once here so a rule file with errors stops the start (and
+ * validate-config, and a reload, which then changes nothing) with every error's file and line, as
+ * ModSecurity refuses to start on one; threads compile the same files again for themselves.
+ */
+function checkedWaf(config: Readonly<Config>, cwd: string): WafSettings {
+  const w = config.waf;
+  const settings: WafSettings = {
+    mode: w.mode,
+    paranoiaLevel: w.paranoia_level as WafSettings['paranoiaLevel'],
+    crsSetupPath: resolve(cwd, w.crs_setup_path),
+    crsRulesDir: resolve(cwd, w.crs_path, 'rules'),
+    anomalyThreshold: w.anomaly_threshold,
+    rulesPath: w.rules_path === undefined ? null : resolve(cwd, w.rules_path),
+    failOpen: w.fail_open,
+    evaluationBudget: w.evaluation_budget,
+    evaluationTimeMs: w.evaluation_time_ms,
+    inspectBodyBytes: w.inspect_body_bytes,
+    bodyOverLimit: w.body_over_limit,
+    policy: w.policy_path === undefined ? { rules: [], exclusions: [], allowlist: [] } : readPolicy(resolve(cwd, w.policy_path)),
+  };
+  const { errors } = compileWaf(settings);
+  if (errors.length > 0) {
+    const shown = errors.slice(0, 10).map((e) => `${e.file}:${e.line}: ${e.message}`);
+    const more = errors.length > shown.length ? `\n(${errors.length - shown.length} more)` : '';
+    throw new SecbeatError('SECBEAT_ERR_CONFIG_INVALID', `waf: the rules have ${errors.length} error(s):\n${shown.join('\n')}${more}`);
+  }
+  return settings;
+}
+
+/** [waf] policy_path's JSON, checked; a file that cannot be read or does not fit the schema stops the start (and a reload). */
+function readPolicy(file: string): WafPolicy {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new SecbeatError('SECBEAT_ERR_CONFIG_INVALID', `waf.policy_path: cannot read ${file} as JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const decoded = decode(WafPolicySchema, json);
+  if (!decoded.ok) throw new SecbeatError('SECBEAT_ERR_CONFIG_INVALID', `waf.policy_path: ${file}: ${decoded.issues.join('; ')}`);
+  for (const entry of decoded.value.allowlist) {
+    if (entry.cidr !== undefined && !parseCidr(entry.cidr).ok) throw new SecbeatError('SECBEAT_ERR_CONFIG_INVALID', `waf.policy_path: ${file}: allowlist cidr ${JSON.stringify(entry.cidr)} is not a CIDR`);
+  }
+  return decoded.value;
 }
 
 /** The CA bundle https:// origins must chain to; a missing or unreadable file stops the start. */

@@ -8,8 +8,8 @@ import type { SecurityEvent, SecurityEventName } from './log.ts';
 /** Events kept per thread; older ones are overwritten. A ring grows only as events arrive. */
 export const SECURITY_EVENT_RING_CAPACITY = 1024;
 
-/** What `type=attack` selects: refused traffic, the blocks made against it, and rejected admin requests. */
-export const ATTACK_EVENTS: ReadonlySet<SecurityEventName> = new Set<SecurityEventName>(['conn.refused', 'ip.blocked', 'cidr.blocked', 'admin.rejected']);
+/** What `type=attack` selects: refused traffic and requests (slow, HTTP/2 abuse, WAF matches), the blocks made against it, and rejected admin requests. */
+export const ATTACK_EVENTS: ReadonlySet<SecurityEventName> = new Set<SecurityEventName>(['conn.refused', 'ip.blocked', 'cidr.blocked', 'admin.rejected', 'h2.goaway', 'request.slow', 'waf.match']);
 
 /** A recorded event: its fields and when it happened (unix milliseconds). */
 export type SecurityEventRecord = SecurityEvent & { at: number };

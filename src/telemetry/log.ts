@@ -98,7 +98,24 @@ export type SecurityEvent =
   /** An HTTP/2 session ended for abuse: rapid reset, a CONTINUATION flood, or another protocol violation. */
   | { event: 'h2.goaway'; reason: 'h2_rapid_reset' | 'h2_continuation_flood' | 'h2_protocol_error'; clientIp: string; detail: string }
   /** A request body too slow (min_body_rate) or, on HTTP/2, a request past request_timeout_ms: 408. */
-  | { event: 'request.slow'; mode: 'l7'; reason: 'min_body_rate' | 'request_timeout'; clientIp: string; bytes: number };
+  | { event: 'request.slow'; mode: 'l7'; reason: 'min_body_rate' | 'request_timeout'; clientIp: string; bytes: number }
+  /** One request the WAF matched rules on (src/http/waf-gate.ts): every rule id, the first rules in detail. */
+  | {
+      event: 'waf.match';
+      action: 'blocked' | 'detected';
+      mode: 'detection' | 'blocking';
+      category: string;
+      clientIp: string;
+      domain: string;
+      uri: string;
+      anomalyScore: number;
+      ruleIds: number[];
+      rules: { id: number; msg: string; variable: string; data: string; severity: number | null }[];
+      /** The rule that interrupted (0: the engine itself, a limit or the budget), null when none did. */
+      interruptedBy: number | null;
+      reason: string | null;
+      transactionId: string;
+    };
 
 export type SecurityEventName = SecurityEvent['event'];
 

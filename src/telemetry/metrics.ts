@@ -183,6 +183,27 @@ export function createMetrics(registry: Registry = new Registry()) {
       ...r,
       ...sum,
     }),
+
+    // WAF (src/http/waf-gate.ts): requests with matches, whether blocked or only detected (shadow mode).
+    wafDetections: new Counter({
+      name: 'secbeat_waf_detections_total',
+      help: 'Requests the WAF matched an attack rule on, by category and the mode they ran in (detection or blocking)',
+      labelNames: ['category', 'mode'] as const,
+      ...r,
+      ...sum,
+    }),
+    wafBudgetExhausted: new Counter({
+      name: 'secbeat_waf_budget_exhausted_total',
+      help: 'Requests whose WAF evaluation budget ran out (then passed or refused by [waf] fail_open)',
+      ...r,
+      ...sum,
+    }),
+    wafPartialBodies: new Counter({
+      name: 'secbeat_waf_partial_bodies_total',
+      help: 'Request bodies larger than [waf] inspect_body_bytes whose first bytes only were inspected',
+      ...r,
+      ...sum,
+    }),
   };
 }
 

@@ -40,6 +40,7 @@ export async function startL7Proxy(certs: CertificateStore | null, limits: Parti
     upstreams: new Upstreams({ connectTimeoutMs: 1_000, headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, connectionsPerOrigin: 8, ejectAfterFailures: 2, ejectMs: 60_000, originCa: null, verifyOrigins: true }),
     trustedProxies: new CidrSet([]),
     proxyProtocol: false,
+    waf: null,
     limits: {
       headerTimeoutMs: 5_000,
       requestTimeoutMs: 10_000,

@@ -80,6 +80,7 @@ describe('L7Proxy (fuzz)', () => {
           h2ResetRate: 10,
         },
         upstream: { connectTimeoutMs: 500, headersTimeoutMs: 1_000, bodyTimeoutMs: 1_000, connectionsPerOrigin: 4, ejectAfterFailures: 5, ejectMs: 1_000, originCa: null, verifyOrigins: true },
+        waf: null,
       },
       {
         connLimits: new ConnLimits(createConnLimitsState({ threads: 1, maxConnections: 1000, perIpMaxConnections: 0 }), 0),

@@ -15,7 +15,7 @@ describe('decoders', () => {
     [[], ['Invalid input: expected object, received array']],
     // What JSON can carry (actor.inject) is never a certificate table: that lives in shared memory.
     [
-      { type: 'listener.reconfigure', l7: { routes: [], certificates: { defaultCert: { cert: 'x', key: 'y' }, table: { chunks: [], slots: [], notAfterMs: [], digests: [], names: [] } } } },
+      { type: 'listener.reconfigure', l7: { routes: [], certificates: { defaultCert: { cert: 'x', key: 'y' }, table: { chunks: [], slots: [], notAfterMs: [], digests: [], names: [] } }, waf: null } },
       [
         'l7.certificates.defaultCert.cert: expected PEM bytes (a Uint8Array)',
         'l7.certificates.defaultCert.key: expected PEM bytes (a Uint8Array)',

@@ -102,6 +102,7 @@ async function startProxy(over: Partial<L7Settings> & { defaultOrigins: string[]
     proxyProtocol: false,
     limits: LIMITS,
     upstream: UPSTREAM,
+    waf: null,
     ...over,
   };
   const { proxy } = buildL7Proxy(settings, {
@@ -274,6 +275,7 @@ describe('L7Proxy over HTTP/1.1', () => {
     const s = await startProxy({
       defaultOrigins: [`http://127.0.0.1:${slow}`],
       upstream: { connectTimeoutMs: 1_000, headersTimeoutMs: 200, bodyTimeoutMs: 1_000, connectionsPerOrigin: 2, ejectAfterFailures: 5, ejectMs: 1_000, originCa: null, verifyOrigins: true },
+      waf: null,
     });
     expect((await get(s.port)).status).toBe(504);
   });

@@ -60,6 +60,7 @@ async function setup(): Promise<{ proxy: L7Proxy; port: number }> {
         h2ResetRate: 20,
       },
       upstream: { connectTimeoutMs: 1_000, headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, connectionsPerOrigin: 16, ejectAfterFailures: 5, ejectMs: 1_000, originCa: null, verifyOrigins: true },
+      waf: null,
     },
     {
       connLimits: new ConnLimits(createConnLimitsState({ threads: 1, maxConnections: 10_000, perIpMaxConnections: 0 }), 0),

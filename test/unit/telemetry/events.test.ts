@@ -33,7 +33,7 @@ describe('SecurityEventRing', () => {
   });
 
   it('counts refusals, blocks and rejected admin requests as attack, unblocks not', () => {
-    expect([...ATTACK_EVENTS].sort()).toEqual(['admin.rejected', 'cidr.blocked', 'conn.refused', 'ip.blocked']);
+    expect([...ATTACK_EVENTS].sort()).toEqual(['admin.rejected', 'cidr.blocked', 'conn.refused', 'h2.goaway', 'ip.blocked', 'request.slow', 'waf.match']);
   });
 
   it('logSecurityEvent records into the thread ring even when the logger is silent', () => {

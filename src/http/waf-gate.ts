@@ -1,0 +1,228 @@
+// The WAF as phases of an L7 request (./phases.ts): request_headers runs SecLang phase 1, request_body phase 2
+// (with no body too: CRS reads ARGS of a GET in phase 2), in the request's own thread as plain calls. One
+// compiled rule set per thread, swapped whole on a reload; one Transaction per request.
+//
+// Modes, per route with the [waf] mode as default: off (not evaluated), detection (evaluated and logged,
+// never interrupts: shadow mode) and blocking. A detection is one security event per request naming every
+// rule that matched, and counts secbeat_waf_detections_total by category; a block also counts
+// secbeat_attacks_blocked_total{reason="waf_<category>"}. A request whose evaluation budget ran out is
+// counted and then passes or is refused by the configured policy (the engine decides, ../waf/budget.ts).
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
+import type { WafSettings } from '../messages.ts';
+import { Allowlist } from '../waf/allowlist.ts';
+import { policyDirectives } from '../waf/custom-rules.ts';
+import type { Directive } from '../waf/seclang/ast.ts';
+import { createWaf, type ConfigError, type Interruption, type MatchRecord, type RuleSet, type Transaction, type WafRequest } from '../waf/engine.ts';
+import { hostName } from './routes.ts';
+import { logSecurityEvent, type Logger } from '../telemetry/log.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+
+export type WafMode = WafSettings['mode'];
+/** What a body larger than the inspection limit gets: its first bytes inspected, or 413. */
+export type BodyOverLimit = WafSettings['bodyOverLimit'];
+
+/** What a reload swaps, together: the compiled rules and the allowlist of the same policy. */
+export interface WafRules {
+  ruleSet: RuleSet;
+  allowlist: Allowlist;
+}
+
+export interface WafGateOptions {
+  rules: WafRules;
+  /** Routes without a mode of their own use this one. */
+  mode: WafMode;
+  /** Request body bytes held for inspection (phase 2). */
+  inspectBodyBytes: number;
+  bodyOverLimit: BodyOverLimit;
+  log: Logger;
+  metrics: Metrics;
+}
+
+/**
+ * The rules `settings` describe: the policy's exclusions, the CRS at its paranoia level and threshold, the
+ * local rules file, the policy's custom rules. The engine always runs in blocking form (SecRuleEngine On) and
+ * the gate applies a route's mode, so one compiled set serves routes in detection and blocking mode alike.
+ */
+export function compileWaf(settings: WafSettings): { rules: WafRules; errors: readonly ConfigError[] } {
+  const policy = policyDirectives(settings.policy);
+  // The engine parses what the gate hands it: as much as the gate holds (ModSecurity's default is 128 KiB).
+  const bodyLimit: Directive = { kind: 'setting', name: 'SecRequestBodyNoFilesLimit', args: [String(settings.inspectBodyBytes)], file: '<[waf] inspect_body_bytes>', line: 1 };
+  const { ruleSet, errors } = createWaf({
+    directives: { before: [bodyLimit, ...policy.before], after: policy.after },
+    crs: {
+      setupFile: settings.crsSetupPath,
+      rulesDir: settings.crsRulesDir,
+      paranoiaLevel: settings.paranoiaLevel,
+      anomalyThresholds: { inbound: settings.anomalyThreshold, outbound: 4 },
+    },
+    ...(settings.rulesPath === null ? {} : { files: [settings.rulesPath] }),
+    mode: 'On',
+    limits: { budget: settings.evaluationBudget, phaseTimeMs: settings.evaluationTimeMs, onExhausted: settings.failOpen ? 'fail-open' : 'fail-closed' },
+  });
+  return { rules: { ruleSet, allowlist: new Allowlist(settings.policy.allowlist) }, errors };
+}
+
+/** Attack categories as CRS tags them (`attack-sqli` …); anything else counts as `other`, keeping labels bounded. */
+const CATEGORIES = new Set(['sqli', 'xss', 'rce', 'lfi', 'rfi', 'php', 'nodejs', 'java', 'protocol', 'reputation-scanner', 'session-fixation', 'multipart-header', 'generic', 'disclosure', 'custom']);
+
+/** Rules named in one event: a request matching more is summarised by the ids list. */
+const EVENT_RULES = 10;
+const EVENT_URI_BYTES = 256;
+
+type AnyRequest = IncomingMessage | Http2ServerRequest;
+
+export class WafGate {
+  #rules: WafRules;
+  readonly #o: WafGateOptions;
+
+  constructor(options: WafGateOptions) {
+    this.#o = options;
+    this.#rules = options.rules;
+  }
+
+  /** Requests from now on use `rules`; those under way finish with the ones they began with. */
+  swap(rules: WafRules): void {
+    this.#rules = rules;
+  }
+
+  get ruleCount(): number {
+    return this.#rules.ruleSet.ruleCount;
+  }
+
+  /** Starts a request's WAF transaction, or null when its route's mode is off or the allowlist lets it by. */
+  begin(req: AnyRequest, routeMode: WafMode | undefined, authority: string, clientIp: string): WafCheck | null {
+    const mode = routeMode ?? this.#o.mode;
+    if (mode === 'off') return null;
+    const { ruleSet, allowlist } = this.#rules;
+    const domain = hostName(authority);
+    const uri = req.url ?? '/';
+    if (allowlist.size > 0 && allowlist.allows(clientIp, domain, uri)) return null;
+    return new WafCheck(this.#o, ruleSet.begin(wafRequest(req, clientIp)), mode, domain, clientIp, uri);
+  }
+}
+
+/**
+ * One request's WAF state across its phases. `headers()` and `body()` return the interruption to answer the
+ * request with (blocking mode only), or null to go on; the first interruption, or the end of phase 2, logs
+ * the request's event once.
+ */
+export class WafCheck {
+  readonly #o: WafGateOptions;
+  readonly #tx: Transaction;
+  readonly #mode: Exclude<WafMode, 'off'>;
+  readonly #domain: string;
+  readonly #clientIp: string;
+  readonly #uri: string;
+  #reported = false;
+
+  constructor(options: WafGateOptions, tx: Transaction, mode: Exclude<WafMode, 'off'>, domain: string, clientIp: string, uri: string) {
+    this.#o = options;
+    this.#tx = tx;
+    this.#mode = mode;
+    this.#domain = domain;
+    this.#clientIp = clientIp;
+    this.#uri = uri;
+  }
+
+  /** Request body bytes to hold for phase 2. */
+  get inspectBodyBytes(): number {
+    return this.#o.inspectBodyBytes;
+  }
+
+  get bodyOverLimit(): BodyOverLimit {
+    return this.#o.bodyOverLimit;
+  }
+
+  /** Phase 1. */
+  headers(): Interruption | null {
+    const hit = this.#tx.requestHeaders();
+    return hit === null ? null : this.#outcome(hit);
+  }
+
+  /** Phase 2: `body` whole, or its first bytes when `partial`; null when the request has none. */
+  body(body: Buffer | null, partial: boolean): Interruption | null {
+    if (partial) this.#o.metrics.wafPartialBodies.inc();
+    const inspected = body === null ? null : body.toString('latin1', 0, partial ? Math.min(body.length, this.#o.inspectBodyBytes) : body.length);
+    return this.#outcome(this.#tx.requestBody(inspected));
+  }
+
+  /** Logs and counts the request's matches once; what to answer with in blocking mode, else null. */
+  #outcome(hit: Interruption | null): Interruption | null {
+    if (this.#reported) return null;
+    this.#reported = true;
+    const tx = this.#tx;
+    const m = this.#o.metrics;
+    if (tx.budgetExceeded) m.wafBudgetExhausted.inc();
+    const matches = tx.matches;
+    const blocked = hit !== null && this.#mode === 'blocking';
+    if (matches.length === 0 && hit === null) return null;
+    const category = categoryOf(matches);
+    m.wafDetections.inc({ category, mode: this.#mode });
+    if (blocked) m.attacksBlocked.inc({ mode: 'l7', reason: `waf_${category}` });
+    logSecurityEvent(this.#o.log, {
+      event: 'waf.match',
+      action: blocked ? 'blocked' : 'detected',
+      mode: this.#mode,
+      category,
+      clientIp: this.#clientIp,
+      domain: this.#domain,
+      uri: this.#uri.length > EVENT_URI_BYTES ? this.#uri.slice(0, EVENT_URI_BYTES) : this.#uri,
+      anomalyScore: tx.anomalyScore,
+      ruleIds: matches.map((r) => r.ruleId),
+      rules: matches.slice(0, EVENT_RULES).map((r) => ({ id: r.ruleId, msg: r.msg, variable: r.variable, data: r.data, severity: r.severity })),
+      interruptedBy: hit === null ? null : hit.ruleId,
+      reason: hit === null ? null : hit.reason,
+      transactionId: tx.uniqueId,
+    });
+    return blocked ? hit : null;
+  }
+}
+
+/**
+ * The request's category: that of its most severe matched rule CRS tags as an attack (`attack-sqli` → `sqli`),
+ * the first of equals. A numeric Host (920350, a warning) must not name a request that also carried SQL
+ * injection (942100, critical); 949110 and friends carry no attack tag.
+ */
+function categoryOf(matches: readonly MatchRecord[]): string {
+  let best = 'other';
+  let bestSeverity = Infinity;
+  for (const record of matches) {
+    const severity = record.severity ?? 7;
+    if (severity >= bestSeverity) continue;
+    const tag = record.tags.find((t) => t.startsWith('attack-'));
+    if (tag === undefined) continue;
+    const name = tag.slice('attack-'.length);
+    best = CATEGORIES.has(name) ? name : 'other';
+    bestSeverity = severity;
+  }
+  return best;
+}
+
+/**
+ * The engine's view of a request: Node already holds header values and the target as one char per byte
+ * (latin1), the WAF's byte strings. HTTP/2 pseudo-headers become what an HTTP/1.1 request would carry: the
+ * method, target and Host.
+ */
+function wafRequest(req: AnyRequest, clientIp: string): WafRequest {
+  const raw = req.rawHeaders;
+  const headers: [string, string][] = [];
+  const h2 = 'stream' in req;
+  if (h2 && req.authority !== undefined) headers.push(['Host', req.authority]);
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (h2 && name.charCodeAt(0) === 0x3a /* ':' */) continue;
+    headers.push([name, raw[i + 1]!]);
+  }
+  const socket = req.socket;
+  return {
+    method: req.method ?? 'GET',
+    uri: req.url ?? '/',
+    protocol: h2 ? 'HTTP/2.0' : `HTTP/${req.httpVersion}`,
+    headers,
+    remoteAddr: clientIp,
+    remotePort: socket.remotePort ?? 0,
+    serverAddr: socket.localAddress ?? '',
+    serverPort: socket.localPort ?? 0,
+  };
+}

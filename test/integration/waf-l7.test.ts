@@ -1,0 +1,210 @@
+// The WAF as phases of a real L7 node (bin/secbeat run, two worker threads, the OWASP CRS from Debian's
+// modsecurity-crs at paranoia level 1, a local rules file): benign requests reach the origin; attacks in the
+// query and in a form body are refused 403 with an error id, logged as one security event each (rule ids,
+// anomaly score, category) and counted; a route in detection mode lets the same attack through and logs it;
+// a route with the WAF off neither refuses nor logs; a reload swaps the local rules with no restart.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startNode, type NodeProcess } from '../helpers/node-process.ts';
+
+const API_TOKEN = 'waf-test-token';
+const SQLI = "/search?q=1'%20or%20'1'='1";
+
+interface Reply {
+  status: number;
+  body: string;
+  errorId: string | undefined;
+}
+
+function send(port: number, host: string, path: string, method = 'GET', body?: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { host, 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) waf-test', accept: 'text/html' };
+    if (body !== undefined) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      headers['content-length'] = String(Buffer.byteLength(body));
+    }
+    const req = request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('latin1');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, errorId: res.headers['x-secbeat-error-id'] as string | undefined }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+interface WafEvent {
+  event: string;
+  action: string;
+  mode: string;
+  category: string;
+  domain: string;
+  uri: string;
+  ruleIds: number[];
+  anomalyScore: number;
+  interruptedBy: number | null;
+}
+
+describe('WAF in L7 mode', () => {
+  let dir = '';
+  let origin: Server;
+  let node: NodeProcess;
+  let rulesFile = '';
+  let originRequests = 0;
+  let lastBodyBytes = 0;
+
+  const events = async (): Promise<WafEvent[]> => {
+    const res = await fetch(`http://127.0.0.1:${node.metricsPort}/api/v1/events?type=attack&limit=200`, { headers: { authorization: `Bearer ${API_TOKEN}` } });
+    const body = (await res.json()) as { result: { events: WafEvent[] } };
+    return body.result.events.filter((e) => e.event === 'waf.match');
+  };
+  const metric = async (pattern: RegExp): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${node.metricsPort}/metrics`)).text();
+    const line = text.split('\n').find((l) => pattern.test(l));
+    return line === undefined ? 0 : Number(line.split(' ').at(-1));
+  };
+  const localRule = (word: string): string =>
+    `SecRule ARGS:secret "@streq ${word}" "id:10001,phase:2,deny,status:403,log,msg:'local rule',tag:'attack-custom'"\n`;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'secbeat-waf-'));
+    rulesFile = join(dir, 'local.conf');
+    writeFileSync(rulesFile, localRule('letmein'));
+    const policyFile = join(dir, 'policy.json');
+    writeFileSync(
+      policyFile,
+      JSON.stringify({
+        rules: [{ id: 10100, name: 'WordPress login probe', pattern: '^/wp-(?:admin|login)', targets: ['path'], action: 'block', severity: 'warning', domains: ['shop.example'] }],
+        exclusions: [{ rule_ids: [10001], path: '/admin-tools', parameter: 'secret' }],
+        allowlist: [{ path: '/healthz', domains: ['shop.example'] }],
+      }),
+    );
+    origin = createServer((req, res) => {
+      originRequests++;
+      let bytes = 0;
+      req.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      req.on('end', () => {
+        lastBodyBytes = bytes;
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+    const originPort = (origin.address() as { port: number }).port;
+    const route = (host: string, mode?: string): string =>
+      `\n[[l7.routes]]\nhosts = ["${host}"]\norigins = ["http://127.0.0.1:${originPort}"]\n${mode === undefined ? '' : `waf_mode = "${mode}"\n`}`;
+    node = await startNode({
+      mode: 'l7',
+      backendPort: originPort,
+      env: { SECBEAT_ADMIN__API_TOKEN: API_TOKEN },
+      extraToml: `
+[waf]
+enabled = true
+mode = "blocking"
+paranoia_level = 1
+rules_path = "${rulesFile}"
+policy_path = "${policyFile}"
+${route('shop.example')}${route('shadow.example', 'detection')}${route('off.example', 'off')}`,
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await node?.[Symbol.asyncDispose]();
+    await new Promise<void>((r) => origin?.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('passes benign requests to the origin', async () => {
+    expect(await send(node.port, 'shop.example', '/products?category=books&page=2&sort=price&q=hello')).toMatchObject({ status: 200, body: 'ok' });
+    const form = Array.from({ length: 20 }, (_, i) => `field${i}=${'value'.repeat(4)}${i}`).join('&');
+    expect(await send(node.port, 'shop.example', '/checkout', 'POST', form)).toMatchObject({ status: 200, body: 'ok' });
+    expect((await events()).filter((e) => e.domain === 'shop.example')).toEqual([]);
+  });
+
+  it('refuses SQL injection in the query with 403 and logs one event with the CRS rule ids', async () => {
+    const before = originRequests;
+    const reply = await send(node.port, 'shop.example', SQLI);
+    expect(reply.status).toBe(403);
+    expect(reply.errorId).toMatch(/^[0-9a-f]+$/);
+    expect(reply.body).toContain(reply.errorId);
+    expect(originRequests).toBe(before);
+    const blocked = (await events()).filter((e) => e.domain === 'shop.example' && e.action === 'blocked');
+    expect(blocked).toHaveLength(1);
+    expect(blocked[0]).toMatchObject({ mode: 'blocking', category: 'sqli', interruptedBy: 949110 });
+    expect(blocked[0]!.ruleIds).toEqual(expect.arrayContaining([942100, 949110]));
+    expect(blocked[0]!.anomalyScore).toBeGreaterThanOrEqual(5);
+    expect(await metric(/^secbeat_waf_detections_total\{.*category="sqli".*mode="blocking"/)).toBeGreaterThanOrEqual(1);
+    expect(await metric(/^secbeat_attacks_blocked_total\{.*reason="waf_sqli"/)).toBeGreaterThanOrEqual(1);
+  });
+
+  it('refuses cross-site scripting in a form body', async () => {
+    const reply = await send(node.port, 'shop.example', '/comment', 'POST', 'name=bob&text=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E');
+    expect(reply.status).toBe(403);
+    const xss = (await events()).filter((e) => e.category === 'xss');
+    expect(xss.length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('inspects the first bytes of a body larger than inspect_body_bytes, and streams the rest on', async () => {
+    const attack = 'q=1%27%20or%20%271%27%3D%271&pad=';
+    const pad = 'x'.repeat(200_000);
+    expect((await send(node.port, 'shop.example', '/upload', 'POST', `${attack}${pad}`)).status).toBe(403);
+    // In detection mode the same body goes on to the origin whole: the inspected head, then the rest.
+    expect(await send(node.port, 'shadow.example', '/upload', 'POST', `${attack}${pad}`)).toMatchObject({ status: 200, body: 'ok' });
+    expect(lastBodyBytes).toBe(attack.length + pad.length);
+    expect(await metric(/^secbeat_waf_partial_bodies_total/)).toBeGreaterThanOrEqual(2);
+  });
+
+  it('lets an attack through on a route in detection mode, and logs it', async () => {
+    expect(await send(node.port, 'shadow.example', SQLI)).toMatchObject({ status: 200, body: 'ok' });
+    const detected = (await events()).filter((e) => e.domain === 'shadow.example' && e.uri.startsWith('/search'));
+    expect(detected).toHaveLength(1);
+    expect(detected[0]).toMatchObject({ action: 'detected', mode: 'detection', category: 'sqli' });
+    expect(await metric(/^secbeat_waf_detections_total\{.*category="sqli".*mode="detection"/)).toBeGreaterThanOrEqual(1);
+  });
+
+  it('neither refuses nor logs on a route with the WAF off', async () => {
+    expect(await send(node.port, 'off.example', SQLI)).toMatchObject({ status: 200, body: 'ok' });
+    expect((await events()).filter((e) => e.domain === 'off.example')).toEqual([]);
+  });
+
+  it('applies the JSON policy: custom rules per domain, exclusions by path and parameter, the allowlist', async () => {
+    const custom = await send(node.port, 'shop.example', '/wp-login.php');
+    expect(custom.status).toBe(403);
+    expect((await events()).find((e) => e.ruleIds.includes(10100))).toMatchObject({ category: 'custom', action: 'blocked' });
+    // The custom rule names shop.example only.
+    expect((await send(node.port, 'off.example', '/wp-login.php')).status).toBe(200);
+    expect((await send(node.port, 'shadow.example', '/wp-login.php')).status).toBe(200);
+    // Rule 10001 no longer sees the argument `secret` under /admin-tools, and still does elsewhere.
+    expect((await send(node.port, 'shop.example', '/admin-tools/run?secret=letmein')).status).toBe(200);
+    expect((await send(node.port, 'shop.example', '/other?secret=letmein')).status).toBe(403);
+    // The allowlist wins over the CRS, for plain paths only.
+    expect((await send(node.port, 'shop.example', `/healthz${SQLI.slice('/search'.length)}`)).status).toBe(200);
+    expect((await send(node.port, 'shop.example', `/healthz/..%2Fsearch${SQLI.slice('/search'.length)}`)).status).toBe(403);
+  });
+
+  it('swaps the local rules on a reload, with no restart', async () => {
+    expect((await send(node.port, 'shop.example', '/?secret=letmein')).status).toBe(403);
+    expect((await send(node.port, 'shop.example', '/?secret=opensesame')).status).toBe(200);
+    writeFileSync(rulesFile, localRule('opensesame'));
+    const { code, stdout } = await node.ctl('--json', 'config', 'reload');
+    expect({ code, result: JSON.parse(stdout) as unknown }, node.output().slice(-3000)).toMatchObject({ code: 0, result: { ok: true, issues: [] } });
+    // Each request may land on either thread: both must have swapped.
+    for (let i = 0; i < 6; i++) {
+      expect((await send(node.port, 'shop.example', '/?secret=letmein')).status).toBe(200);
+      expect((await send(node.port, 'shop.example', '/?secret=opensesame')).status).toBe(403);
+    }
+  });
+
+  it('refuses a reload whose rules have errors, and keeps the running ones', async () => {
+    writeFileSync(rulesFile, 'SecRule ARGS "@noSuchOperator x" "id:10002,phase:2,deny"\n');
+    // The admin command works (exit 0); the reload it reports does not.
+    const { code, stdout } = await node.ctl('--json', 'config', 'reload');
+    const result = JSON.parse(stdout) as { ok: boolean; issues: string[] };
+    expect({ code, ok: result.ok }).toEqual({ code: 0, ok: false });
+    expect(result.issues.join('\n')).toContain(`${rulesFile}:1`);
+    expect((await send(node.port, 'shop.example', '/?secret=opensesame')).status).toBe(403);
+  });
+});
