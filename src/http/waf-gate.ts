@@ -13,7 +13,7 @@ import type { WafSettings } from '../messages.ts';
 import { Allowlist } from '../waf/allowlist.ts';
 import { policyDirectives } from '../waf/custom-rules.ts';
 import type { Directive } from '../waf/seclang/ast.ts';
-import { createWaf, type ConfigError, type Interruption, type MatchRecord, type RuleSet, type Transaction, type WafRequest } from '../waf/engine.ts';
+import { createWaf, RuleSet, type ConfigError, type Interruption, type MatchRecord, type Transaction, type WafRequest } from '../waf/engine.ts';
 import { hostName } from './routes.ts';
 import { logSecurityEvent, type Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -60,7 +60,32 @@ export function compileWaf(settings: WafSettings): { rules: WafRules; errors: re
     mode: 'On',
     limits: { budget: settings.evaluationBudget, phaseTimeMs: settings.evaluationTimeMs, onExhausted: settings.failOpen ? 'fail-open' : 'fail-closed' },
   });
+  warmUp(ruleSet);
   return { rules: { ruleSet, allowlist: new Allowlist(settings.policy.allowlist) }, errors };
+}
+
+/**
+ * Runs every rule once on benign requests, without the clock. V8 compiles a regular expression on its first
+ * use: the first request after a start would pay for some 300 of them (tens of milliseconds), run into
+ * evaluation_time_ms and be refused as over budget. Compiled matchers are shared across reloads (memo.ts), so
+ * later warm-ups are quick.
+ */
+function warmUp(ruleSet: RuleSet): void {
+  const unclocked = new RuleSet(ruleSet.compiled, { ...ruleSet.limits, phaseTimeMs: Infinity });
+  const base = { protocol: 'HTTP/1.1', remoteAddr: '192.0.2.1', remotePort: 40000, serverAddr: '192.0.2.2', serverPort: 80 };
+  const headers: [string, string][] = [['Host', 'warmup.example'], ['User-Agent', 'Mozilla/5.0 (X11; Linux x86_64)'], ['Accept', 'text/html'], ['Cookie', 'session=abc123']];
+  const form = 'name=Jane+Doe&email=jane%40example.com&comment=Hello+there%2C+nice+page%21&page=2';
+  const get = unclocked.begin({ ...base, method: 'GET', uri: `/warm/up.html?${form}`, headers });
+  get.requestHeaders();
+  get.requestBody(null);
+  const post = unclocked.begin({
+    ...base,
+    method: 'POST',
+    uri: '/warm/up',
+    headers: [...headers, ['Content-Type', 'application/x-www-form-urlencoded'], ['Content-Length', String(form.length)]],
+  });
+  post.requestHeaders();
+  post.requestBody(form);
 }
 
 /** Attack categories as CRS tags them (`attack-sqli` …); anything else counts as `other`, keeping labels bounded. */

@@ -30,7 +30,9 @@ export interface EvaluationLimits {
  */
 export const DEFAULT_EVALUATION_LIMITS: Readonly<EvaluationLimits> = Object.freeze({
   budget: 64 * 1024 * 1024,
-  phaseTimeMs: 50,
+  // No clock by default: a library caller's tests and tools must not depend on the machine's speed. The L7
+  // proxy sets [waf] evaluation_time_ms.
+  phaseTimeMs: Infinity,
   onExhausted: 'fail-closed',
   failClosedStatus: 403,
 });

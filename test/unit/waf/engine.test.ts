@@ -364,6 +364,17 @@ describe('safety', () => {
     expect(run(rules, sent, { limits: { budget: 1000 } }).tx.budgetExceeded).toBe(false);
   });
 
+  it('stops a phase past its time budget, reading the clock only once enough bytes were spent', () => {
+    // 70 KiB of input passes CLOCK_EVERY_UNITS on the second evaluation; a zero-length phase is over by then.
+    const long = { uri: `/?a=${'y'.repeat(70 * 1024)}` };
+    const late = run(rules, long, { limits: { phaseTimeMs: 0, onExhausted: 'fail-closed' } });
+    expect(late.interruption).toMatchObject({ status: 403, ruleId: 0, reason: 'budget' });
+    expect(late.tx.budgetExceeded).toBe(true);
+    // A short request never reads the clock: even a zero time budget leaves it alone.
+    expect(run(rules, sent, { limits: { phaseTimeMs: 0 } }).tx.budgetExceeded).toBe(false);
+    expect(run(rules, long, { limits: { phaseTimeMs: 60_000 } }).tx.budgetExceeded).toBe(false);
+  });
+
   it('does not evaluate inputs too long for a backtracking-only regex, and flags it as PCRE limits', () => {
     // A back reference keeps the pattern off V8's linear engine, so ../regex.ts bounds its input length.
     const rules = `SecRule ARGS "@rx (a+)\\1b" "id:1,phase:1,pass,log"
