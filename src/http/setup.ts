@@ -12,7 +12,7 @@ import { applyCertificates, certificateStore, type L7TlsSettings } from './certi
 import { L7Proxy, type L7Limits } from './proxy.ts';
 import { RouteTable, type RouteConfig } from './routes.ts';
 import { Upstreams, type UpstreamSettings } from './upstream.ts';
-import { compileWaf, WafGate, type WafRules } from './waf-gate.ts';
+import { compileWaf, WafGate, warmUp, type WafRules } from './waf-gate.ts';
 
 export interface L7Settings {
   listen: { host: string; port: number };
@@ -94,5 +94,6 @@ function wafGate(settings: WafSettings, deps: L7Deps): WafGate {
 function compiledRules(settings: WafSettings, deps: L7Deps): WafRules {
   const { rules, errors } = compileWaf(settings);
   if (errors.length > 0) deps.log.warn({ errors: errors.slice(0, 20), count: errors.length }, 'waf rules have errors; those rules are left out');
+  warmUp(rules.ruleSet);
   return rules;
 }

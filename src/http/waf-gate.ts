@@ -60,17 +60,16 @@ export function compileWaf(settings: WafSettings): { rules: WafRules; errors: re
     mode: 'On',
     limits: { budget: settings.evaluationBudget, phaseTimeMs: settings.evaluationTimeMs, onExhausted: settings.failOpen ? 'fail-open' : 'fail-closed' },
   });
-  warmUp(ruleSet);
   return { rules: { ruleSet, allowlist: new Allowlist(settings.policy.allowlist) }, errors };
 }
 
 /**
- * Runs every rule once on benign requests, without the clock. V8 compiles a regular expression on its first
- * use: the first request after a start would pay for some 300 of them (tens of milliseconds), run into
- * evaluation_time_ms and be refused as over budget. Compiled matchers are shared across reloads (memo.ts), so
- * later warm-ups are quick.
+ * Runs every rule once on benign requests, without the clock, on the thread that will serve with them. V8
+ * compiles a regular expression on its first use: the first request after a start would pay for some 300 of
+ * them (tens of milliseconds), run into evaluation_time_ms and be refused as over budget. Compiled matchers
+ * are shared across reloads (../waf/memo.ts), so later warm-ups are quick.
  */
-function warmUp(ruleSet: RuleSet): void {
+export function warmUp(ruleSet: RuleSet): void {
   const unclocked = new RuleSet(ruleSet.compiled, { ...ruleSet.limits, phaseTimeMs: Infinity });
   const base = { protocol: 'HTTP/1.1', remoteAddr: '192.0.2.1', remotePort: 40000, serverAddr: '192.0.2.2', serverPort: 80 };
   const headers: [string, string][] = [['Host', 'warmup.example'], ['User-Agent', 'Mozilla/5.0 (X11; Linux x86_64)'], ['Accept', 'text/html'], ['Cookie', 'session=abc123']];
