@@ -26,11 +26,12 @@
 //       repetition counts whose product exceeds 16;
 //   (b) `--enable-experimental-regexp-engine-on-excessive-backtracks` keeps irregexp and re-runs a match on
 //       the linear engine after REGEXP_BACKTRACKS_BEFORE_FALLBACK backtracks: `^(a+)+$` on 'a'×30+'b' takes
-//       1 ms instead of 45 s, and CRS 941160 on 4 KiB of '<' 7 ms instead of 37 s; no cost measurable on
-//       benign inputs, whether the limit is 1 000 or 1 000 000. But irregexp does not count what a simple greedy
-//       loop gives back, so up to limit × length work happens before the switch, and a pattern that never
-//       backtracks otherwise stays quadratic: `[a-z]+@` on 80 KB of 'a' takes 1.9 s. A limit of 1 000 keeps
-//       the first term small;
+//       1 ms instead of 45 s, and CRS 941160 on 4 KiB of '<' 7 ms instead of 37 s. But irregexp does not
+//       count what a simple greedy loop gives back, so up to limit × length work happens before the switch,
+//       and a pattern that never backtracks otherwise stays quadratic: `[a-z]+@` on 80 KB of 'a' takes 1.9 s.
+//       The limit is 10 000, not lower: benign prose backtracks too, and at 1 000 the CRS's @rx patterns over
+//       the 20 values of bench/waf's 2 KiB form took 7.6–8.6 ms in all (942360 alone 0.8–1 ms), most of it on
+//       the linear engine after the switch, against 0.67 ms at 10 000 (and 0.65–0.74 ms at 100 000);
 //   (c) so: irregexp with (b) for inputs up to LINEAR_ENGINE_ABOVE bytes, the linear engine above. Summed over
 //       all 265 patterns, the worst of ~40 one-character-repeated inputs costs 35–70 ms at 1 KiB, 65–100 ms at
 //       2 KiB and 150–210 ms at 4 KiB with irregexp — about what the linear engine costs at those sizes
@@ -73,7 +74,7 @@ export type PcreCompileResult = { ok: true; regex: BoundedRegex; engine: RegexEn
 export type RegexEngine = 'linear' | 'backtracking';
 
 /** Backtracks after which V8 abandons irregexp for its linear engine (see (b) above). */
-export const REGEXP_BACKTRACKS_BEFORE_FALLBACK = 1000;
+export const REGEXP_BACKTRACKS_BEFORE_FALLBACK = 10_000;
 /** Inputs longer than this go to the linear engine directly (see (c) above). */
 export const LINEAR_ENGINE_ABOVE = 4096;
 /** The longest input a 'backtracking' pattern is run on. */
