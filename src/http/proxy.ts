@@ -523,7 +523,7 @@ export class L7Proxy implements DataPlane {
       exchange.retriable = false;
       return this.#send(exchange);
     }
-    bufferedBody(exchange, buffered, max).then(
+    bufferedBody(exchange, buffered, max, waf !== null).then(
       (body) => {
         exchange.options.body = body;
         // A body held in memory can be sent again; a streamed one cannot.
@@ -973,10 +973,11 @@ function forwardedNode(ip: string): string {
 
 /**
  * Reads a request body into memory while it stays within `bufferBytes`: one Buffer once it has ended. Past
- * that, the rest streams on behind what was read, stopped at `max` bytes (0 = no limit). Rejects with
- * BodyTooLarge over `max`, with another error when the client goes away first.
+ * that, the rest streams on behind what was read, stopped at `max` bytes (0 = no limit), and with `keepHead`
+ * what was read is also kept whole in `x.bodyHead` for the WAF. Rejects with BodyTooLarge over `max`, with
+ * another error when the client goes away first.
  */
-function bufferedBody(x: Exchange, bufferBytes: number, max: number): Promise<Buffer | AsyncGenerator<Buffer>> {
+function bufferedBody(x: Exchange, bufferBytes: number, max: number, keepHead: boolean): Promise<Buffer | AsyncGenerator<Buffer>> {
   const req = x.req;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -996,7 +997,7 @@ function bufferedBody(x: Exchange, bufferBytes: number, max: number): Promise<Bu
       } else if (size > bufferBytes) {
         detach();
         req.pause();
-        x.bodyHead = Buffer.concat(chunks, size);
+        if (keepHead) x.bodyHead = Buffer.concat(chunks, size);
         resolve(streamOn(x, chunks, max));
       }
     };

@@ -13,7 +13,6 @@
 import type { WafPolicy } from '../messages.ts';
 import type { ActionSpec, Directive, SourcePosition, VariableSelector } from './seclang/ast.ts';
 
-export type { WafPolicy };
 type CustomRule = WafPolicy['rules'][number];
 type Exclusion = WafPolicy['exclusions'][number];
 type CustomRuleTarget = CustomRule['targets'][number];

@@ -129,6 +129,28 @@ async function until(condition: () => boolean, ms = 3_000): Promise<void> {
   }
 }
 
+/** Sends an Upgrade request; the exchange, and the socket handed to onUpgrade (destroyed after the test). */
+async function upgrade(pool: OriginPool): Promise<{ got: Exchange; socket: Socket }> {
+  let upgraded = null as Socket | null;
+  const got = await send(pool, { headers: ['host', 'origin.test', 'upgrade', 'echo', 'connection', 'upgrade'] }, {
+    onUpgrade: (_status, _headers, socket) => {
+      upgraded = socket;
+    },
+  }).done;
+  const socket = upgraded!;
+  disposers.push(() => socket.destroy());
+  return { got, socket };
+}
+
+/** Writes `text` on an upgraded socket and expects the echoing origin to send it back. */
+async function expectEcho(socket: Socket, text: string): Promise<void> {
+  socket.on('error', () => {});
+  socket.resume();
+  socket.write(text);
+  const [echoed] = (await once(socket, 'data')) as [Buffer];
+  expect(echoed.toString()).toBe(text);
+}
+
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
 /**
@@ -534,26 +556,15 @@ describe('OriginPool', () => {
       socket.on('data', (data: Buffer) => socket.write(data));
     });
     const pool = originPool(origin.url);
-    let upgraded = null as Socket | null;
-    const got = await send(pool, { headers: ['host', 'origin.test', 'upgrade', 'echo', 'connection', 'upgrade'] }, {
-      onUpgrade: (_status, _headers, socket) => {
-        upgraded = socket;
-      },
-    }).done;
+    const { got, socket } = await upgrade(pool);
     expect(got.events).toEqual(['upgrade']);
     expect(got.status).toBe(101);
     expect(got.headers).toEqual(['Upgrade', 'echo', 'Connection', 'Upgrade']);
     expect(got.body.toString()).toBe('hello');
     expect(pool.stats.connections).toBe(0);
-    const socket = upgraded!;
-    disposers.push(() => socket.destroy());
     // The pool's listeners are gone: the socket is the handler's alone.
     expect([socket.listenerCount('data'), socket.listenerCount('close'), socket.listenerCount('error')]).toEqual([0, 0, 0]);
-    socket.on('error', () => {});
-    socket.resume();
-    socket.write('ping');
-    const [echoed] = (await once(socket, 'data')) as [Buffer];
-    expect(echoed.toString()).toBe('ping');
+    await expectEcho(socket, 'ping');
   });
 
   describe('https', () => {
@@ -585,22 +596,10 @@ describe('OriginPool', () => {
       const own = ['data', 'close', 'error'].map((event) => fresh.listenerCount(event));
       fresh.destroy();
 
-      const pool = originPool(origin.url, { ca: testCa() });
-      let upgraded = null as Socket | null;
-      const got = await send(pool, { headers: ['host', 'origin.test', 'upgrade', 'echo', 'connection', 'upgrade'] }, {
-        onUpgrade: (_status, _headers, socket) => {
-          upgraded = socket;
-        },
-      }).done;
+      const { got, socket } = await upgrade(originPool(origin.url, { ca: testCa() }));
       expect(got.events).toEqual(['upgrade']);
-      const socket = upgraded!;
-      disposers.push(() => socket.destroy());
       expect(['data', 'close', 'error'].map((event) => socket.listenerCount(event))).toEqual(own);
-      socket.on('error', () => {});
-      socket.resume();
-      socket.write('over tls');
-      const [echoed] = (await once(socket, 'data')) as [Buffer];
-      expect(echoed.toString()).toBe('over tls');
+      await expectEcho(socket, 'over tls');
     });
 
     it('connect_error without the CA, unless verification is off', async () => {
