@@ -14,6 +14,11 @@
 //
 // Unlike acmp, which computes fail links one level deep and so can miss a phrase that is a suffix of another
 // phrase's prefix, this is the textbook automaton: it finds a phrase whenever the input contains one.
+//
+// LiteralSets is the same automaton with many answers: each phrase belongs to one or more numbered sets (the
+// required literals of the rules that share an input, ./prefilter.ts), and one pass over an input marks every
+// set one of whose phrases occurs, as bits. A transaction runs it once per value and transformation chain
+// instead of once per rule (./transaction.ts).
 
 /** The byte → class map for bytes the phrases never use. */
 const OTHER_CLASS = 0;
@@ -22,7 +27,7 @@ export class PhraseMatcher {
   /** How many distinct (case-folded) phrases the automaton holds. */
   readonly size: number;
   /** Class of each byte value (A–Z share the class of a–z). */
-  readonly #classOf = new Uint8Array(256);
+  readonly #classOf: Uint8Array;
   /** transitions[row + class]: the next state's row, or −(phrase index + 1); the start state's row is 0. */
   readonly #transitions: Int32Array;
   readonly #phrases: readonly string[];
@@ -36,17 +41,18 @@ export class PhraseMatcher {
     }
     this.#phrases = [...unique.values()];
     this.size = this.#phrases.length;
-    const folded = [...unique.keys()];
-
-    let classes = 1;
-    for (const text of folded) {
-      for (let i = 0; i < text.length; i++) {
-        const byte = text.charCodeAt(i) & 0xff;
-        if (this.#classOf[byte] === OTHER_CLASS) this.#classOf[byte] = classes++;
-      }
+    const dfa = buildDfa([...unique.keys()]);
+    this.#classOf = dfa.classOf;
+    const { next, output, fail, order, stride } = dfa;
+    // A state with no phrase of its own reports its failure state's, which is the longest phrase ending there
+    // because failure states are shorter (breadth-first order completes each failure state first).
+    for (const state of order) if (output[state] === -1) output[state] = output[fail[state]!]!;
+    // A state ending a phrase is encoded as that phrase: find() stops there, so it needs no row.
+    for (let i = 0; i < next.length; i++) {
+      const state = next[i]!;
+      next[i] = output[state]! >= 0 ? -(output[state]! + 1) : state * stride;
     }
-    for (let upper = 0x41; upper <= 0x5a; upper++) this.#classOf[upper] = this.#classOf[upper + 0x20]!;
-    this.#transitions = completeTransitions(buildTrie(folded, this.#classOf, classes), classes);
+    this.#transitions = next;
   }
 
   /**
@@ -66,9 +72,109 @@ export class PhraseMatcher {
   }
 }
 
+/** Phrases in numbered sets; `scan` marks the sets one of whose phrases an input contains (see the top). */
+export class LiteralSets {
+  /** How many sets there are, and the 32-bit words a mark of them takes. */
+  readonly sets: number;
+  readonly words: number;
+  readonly #classOf: Uint8Array;
+  /** transitions[row + class]: the next state's row, or −(row + 1) when that state ends some phrase. */
+  readonly #transitions: Int32Array;
+  readonly #stride: number;
+  /** Per state, the offset of its set mask in #masks (−1: none; only states ending a phrase have one). */
+  readonly #maskAt: Int32Array;
+  readonly #masks: Uint32Array;
+
+  /** `sets[i]`: the phrases of set i (byte strings; A–Z fold to a–z, as in PhraseMatcher). */
+  constructor(sets: readonly (readonly string[])[]) {
+    this.sets = sets.length;
+    this.words = Math.max(1, Math.ceil(sets.length / 32));
+    const members = new Map<string, number[]>();
+    sets.forEach((phrases, set) => {
+      for (const phrase of phrases) {
+        const folded = lowerAscii(phrase);
+        if (folded.length === 0) continue;
+        const list = members.get(folded) ?? [];
+        if (!list.includes(set)) list.push(set);
+        members.set(folded, list);
+      }
+    });
+    const phrases = [...members.keys()];
+    const dfa = buildDfa(phrases);
+    const { next, output, fail, order, stride } = dfa;
+    this.#classOf = dfa.classOf;
+    this.#stride = stride;
+    // A state's sets: its own phrase's, and those of its failure chain (suffixes that are phrases too),
+    // gathered in breadth-first order so that each failure state is done before the states that use it.
+    const states = output.length;
+    const maskAt = new Int32Array(states).fill(-1);
+    const masks: number[] = [];
+    const words = this.words;
+    for (const state of order) {
+      const inherited = maskAt[fail[state]!]!;
+      const own = output[state]!;
+      if (own < 0 && inherited < 0) continue;
+      const at = masks.length;
+      for (let w = 0; w < words; w++) masks.push(inherited < 0 ? 0 : masks[inherited + w]!);
+      if (own >= 0) for (const set of members.get(phrases[own]!)!) masks[at + (set >>> 5)]! |= 1 << (set & 31);
+      maskAt[state] = at;
+    }
+    for (let i = 0; i < next.length; i++) {
+      const state = next[i]!;
+      next[i] = maskAt[state]! >= 0 ? -(state * stride + 1) : state * stride;
+    }
+    this.#transitions = next;
+    this.#maskAt = maskAt;
+    this.#masks = Uint32Array.from(masks);
+  }
+
+  /** ORs into `marks[at … at + words)` the bits of the sets one of whose phrases occurs in `input`. */
+  scan(input: string, marks: Uint32Array, at: number): void {
+    const transitions = this.#transitions;
+    const classOf = this.#classOf;
+    let row = 0;
+    for (let i = 0; i < input.length; i++) {
+      const code = input.charCodeAt(i);
+      row = transitions[row + (code < 256 ? classOf[code]! : OTHER_CLASS)]!;
+      if (row < 0) {
+        row = -row - 1;
+        const mask = this.#maskAt[row / this.#stride]!;
+        for (let w = 0; w < this.words; w++) marks[at + w]! |= this.#masks[mask + w]!;
+      }
+    }
+  }
+}
+
 /** C-locale tolower over a byte string, as acmp applies it to phrases and input. */
 function lowerAscii(text: string): string {
   return /[A-Z]/.test(text) ? text.replace(/[A-Z]+/g, (run) => run.toLowerCase()) : text;
+}
+
+interface Dfa {
+  classOf: Uint8Array;
+  stride: number;
+  /** next[state * stride + class]: the next state. */
+  next: Int32Array;
+  /** Per state, the index of the phrase it ends itself (not through its failure state), or −1. */
+  output: Int32Array;
+  fail: Int32Array;
+  /** The states in breadth-first order, the start state first. */
+  order: Int32Array;
+}
+
+/** The complete automaton over folded, distinct, non-empty phrases, with states as plain numbers. */
+function buildDfa(phrases: readonly string[]): Dfa {
+  const classOf = new Uint8Array(256);
+  let stride = 1;
+  for (const text of phrases) {
+    for (let i = 0; i < text.length; i++) {
+      const byte = text.charCodeAt(i) & 0xff;
+      if (classOf[byte] === OTHER_CLASS) classOf[byte] = stride++;
+    }
+  }
+  for (let upper = 0x41; upper <= 0x5a; upper++) classOf[upper] = classOf[upper + 0x20]!;
+  const trie = buildTrie(phrases, classOf, stride);
+  return { classOf, stride, output: trie.output, ...completeTransitions(trie, stride) };
 }
 
 interface Trie {
@@ -82,8 +188,8 @@ function buildTrie(phrases: readonly string[], classOf: Uint8Array, stride: numb
   let capacity = 1;
   for (const phrase of phrases) capacity += phrase.length;
   const goto = new Int32Array(capacity * stride).fill(-1);
-  const output = new Int32Array(capacity).fill(-1);
   let states = 1;
+  const ends: number[] = [];
   phrases.forEach((phrase, index) => {
     let state = 0;
     for (let i = 0; i < phrase.length; i++) {
@@ -91,49 +197,44 @@ function buildTrie(phrases: readonly string[], classOf: Uint8Array, stride: numb
       if (goto[slot] === -1) goto[slot] = states++;
       state = goto[slot]!;
     }
-    output[state] = index;
+    ends[state] = index;
   });
+  const output = new Int32Array(states).fill(-1);
+  ends.forEach((index, state) => (output[state] = index));
   return { goto, output, states };
 }
 
 /**
  * Turns the trie into a complete DFA in breadth-first order: a missing edge takes the edge of the state's
- * failure state (the longest proper suffix that is also a trie path), and a state with no phrase of its own
- * reports its failure state's, which is the longest phrase ending there because failure states are shorter.
+ * failure state (the longest proper suffix that is also a trie path).
  */
-function completeTransitions(trie: Trie, stride: number): Int32Array {
-  const { goto, output, states } = trie;
-  // next[state * stride + class] as a state number first; encoded as rows or phrases at the end.
+function completeTransitions(trie: Trie, stride: number): { next: Int32Array; fail: Int32Array; order: Int32Array } {
+  const { goto, states } = trie;
   const next = new Int32Array(states * stride);
   const fail = new Int32Array(states);
-  const queue = new Int32Array(states);
-  let head = 0;
-  let tail = 0;
+  const order = new Int32Array(states);
+  let head = 1;
+  let tail = 1;
   for (let c = 0; c < stride; c++) {
     const child = goto[c]!;
     if (child > 0) {
-      queue[tail++] = child;
+      order[tail++] = child;
       next[c] = child;
     }
   }
   while (head < tail) {
-    const state = queue[head++]!;
-    if (output[state] === -1) output[state] = output[fail[state]!]!;
+    const state = order[head++]!;
     for (let c = 0; c < stride; c++) {
       const child = goto[state * stride + c]!;
       const viaFail = next[fail[state]! * stride + c]!;
       if (child > 0) {
         fail[child] = viaFail;
-        queue[tail++] = child;
+        order[tail++] = child;
         next[state * stride + c] = child;
       } else {
         next[state * stride + c] = viaFail;
       }
     }
   }
-  for (let i = 0; i < next.length; i++) {
-    const state = next[i]!;
-    next[i] = output[state]! >= 0 ? -(output[state]! + 1) : state * stride;
-  }
-  return next;
+  return { next, fail, order };
 }

@@ -6,6 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { LiteralSets } from './aho-corasick.ts';
 import { emptyActions, parseActionList, type ParsedActions, type TransformStep, type WrittenDisruptive } from './actions.ts';
 import { compileMacro } from './macros.ts';
 import { lookupOperator } from './operators/index.ts';
@@ -138,6 +139,7 @@ export function compileRuleSet(directives: readonly Directive[], options: Compil
       phases: lists,
       selectionCount: builder.selectionCount,
       inputsCount: builder.inputsCount,
+      literalGroups: builder.literalGroups(),
       settings: Object.freeze(settings),
       ruleCount: lists.reduce((sum, list) => sum + list.length, 0),
     },
@@ -310,6 +312,8 @@ class RuleBuilder {
   readonly #chainKeys = new Map<string, number>();
   readonly #selections = new Map<string, number>();
   readonly #inputs = new Map<string, number>();
+  /** Per literal group (selection and transformation chain), the required literals of each slot. */
+  readonly #literalGroups = new Map<string, { id: number; slots: (readonly string[])[] }>();
 
   constructor(readFile: (path: string) => string) {
     this.#readFile = readFile;
@@ -321,6 +325,32 @@ class RuleBuilder {
 
   get inputsCount(): number {
     return this.#inputs.size;
+  }
+
+  /** The literal groups' automata, by group id. */
+  literalGroups(): LiteralSets[] {
+    return [...this.#literalGroups.values()].map((group) => new LiteralSets(group.slots));
+  }
+
+  /**
+   * The literal group and slot of a rule link whose operator names required literals and whose values come
+   * from a selection, or -1s. Left out: negated operators (no match is their match), multiMatch (it runs the
+   * operator on intermediate transformations too), and operators with an input length limit (a too-long
+   * input must still be seen to be reported).
+   */
+  #literalSlot(operator: RuleOperator | null, selection: number, chainKey: number, multiMatch: boolean): { literalGroup: number; literalSlot: number } {
+    const literals = operator?.compiled?.literals;
+    if (literals == null || operator!.negated || multiMatch || selection === -1 || operator!.maxInputLength !== Infinity) {
+      return { literalGroup: -1, literalSlot: -1 };
+    }
+    const key = `${selection}:${chainKey}`;
+    let group = this.#literalGroups.get(key);
+    if (group === undefined) {
+      group = { id: this.#literalGroups.size, slots: [] };
+      this.#literalGroups.set(key, group);
+    }
+    group.slots.push(literals);
+    return { literalGroup: group.id, literalSlot: group.slots.length - 1 };
   }
 
   /** The chain head and its links, or why it cannot be built. */
@@ -370,6 +400,7 @@ class RuleBuilder {
       transformNames: steps.map((step) => step.name),
       selection,
       inputs,
+      ...this.#literalSlot(operator, selection, transformKeys.at(-1) ?? -1, actions.multiMatch),
       multiMatch: actions.multiMatch,
       capture: actions.capture,
       setvars: isHead ? [...defaults.setvars, ...actions.setvars] : actions.setvars,

@@ -54,7 +54,9 @@
 // empty string; a capture inside a repeated group is cleared at each repetition; caseless back references use
 // JavaScript's folding (which adds Latin-1 letters).
 import { setFlagsFromString } from 'node:v8';
+import { PhraseMatcher } from './aho-corasick.ts';
 import { memoized } from './memo.ts';
+import { requiredLiterals } from './prefilter.ts';
 
 export interface PcreFlags {
   /** PCRE_CASELESS, as `(?i)` sets it. */
@@ -105,6 +107,12 @@ export class BoundedRegex {
   readonly groups: readonly number[];
   /** Longer inputs are not evaluated: `exec` gives null. Infinity unless the engine is 'backtracking'. */
   readonly maxInputLength: number;
+  /**
+   * Literals every match contains, A–Z folded to a–z (./prefilter.ts): an input holding none of them cannot
+   * match, so `#prefilter` searches for them before the regex runs. Null when the pattern has no usable one.
+   */
+  readonly literals: readonly string[] | null;
+  readonly #prefilter: PhraseMatcher | null;
   readonly #irregexp: RegExp;
   /** Null when irregexp is bounded on its own (backtrackingWork) or cannot be replaced ('backtracking'). */
   readonly #linear: RegExp | null;
@@ -113,10 +121,13 @@ export class BoundedRegex {
   constructor(parts: {
     irregexp: RegExp;
     linear: RegExp | null;
+    literals: readonly string[] | null;
     engine: RegexEngine;
     groups: readonly number[];
     fix: MatchFix;
   }) {
+    this.literals = parts.literals;
+    this.#prefilter = parts.literals === null ? null : new PhraseMatcher(parts.literals);
     this.#irregexp = parts.irregexp;
     this.#linear = parts.linear;
     this.#fix = parts.fix;
@@ -128,12 +139,14 @@ export class BoundedRegex {
 
   exec(input: string): RegExpExecArray | null {
     if (input.length > this.maxInputLength) return null;
+    if (this.#prefilter !== null && this.#prefilter.find(input) === null) return null;
     const match = this.#pick(input).exec(input);
     return match === null ? null : this.#fixed(match, input);
   }
 
   test(input: string): boolean {
     if (input.length > this.maxInputLength) return false;
+    if (this.#prefilter !== null && this.#prefilter.find(input) === null) return false;
     const fix = this.#fix;
     // Only a match at the very end can be one PCRE refuses (see MatchFix): exec() then decides.
     if (fix.lineStartLeads && input.charCodeAt(input.length - 1) === NEWLINE) return this.exec(input) !== null;
@@ -226,6 +239,7 @@ function translate(source: string, flags: PcreFlags): PcreCompileResult {
   const regex = new BoundedRegex({
     irregexp,
     linear: boundedAsItIs ? null : linear,
+    literals: requiredLiterals(parsed),
     engine,
     groups: printer.groups,
     fix: {

@@ -3,6 +3,7 @@
 // built from expanded macro arguments, which only grows within a bound). Everything a rule needs at run
 // time is resolved here: transformation functions, operators, variable selectors, skipAfter positions.
 
+import type { LiteralSets } from './aho-corasick.ts';
 import type { BodyProcessorKind } from './body/index.ts';
 import type { Macro } from './macros.ts';
 import type { CompiledOperator } from './operators/types.ts';
@@ -125,6 +126,13 @@ export interface CompiledRule {
   readonly selection: number;
   /** Likewise for (selection, transformation chain): the transformed inputs, kept per transaction. -1 if none. */
   readonly inputs: number;
+  /**
+   * The operator's required literals are set `literalSlot` of CompiledRuleSet.literalGroups[literalGroup],
+   * the group of every rule with the same selection and transformation chain: one scan of each input marks
+   * the rules that can match it, and the others are not run on it (./transaction.ts). -1 for rules without.
+   */
+  readonly literalGroup: number;
+  readonly literalSlot: number;
   readonly multiMatch: boolean;
   readonly capture: boolean;
   /** Run for every matching value, whatever the rest of the chain does (ModSecurity v3 does so too). */
@@ -163,6 +171,8 @@ export interface CompiledRuleSet {
   /** How many selection and input ids rules use (the sizes of a transaction's caches for them). */
   readonly selectionCount: number;
   readonly inputsCount: number;
+  /** See CompiledRule.literalGroup. */
+  readonly literalGroups: readonly LiteralSets[];
   readonly settings: Readonly<EngineSettings>;
   readonly ruleCount: number;
 }

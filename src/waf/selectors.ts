@@ -24,10 +24,42 @@ export function compileKeyTest(variable: VariableDef, key: VariableKey): Compile
     return { ok: true, value: { kind: 'xpath', path } };
   }
   if (key.kind === 'name') return { ok: true, value: { kind: 'name', lower: key.value.toLowerCase() } };
+  const literal = literalKeyTest(key.pattern);
+  if (literal !== null) return { ok: true, value: { kind: 'regex', source: key.pattern, test: literal } };
   const compiled = compilePcre(key.pattern, { caseless: true, dotAll: true });
   if (!compiled.ok) return { ok: false, error: `key regex /${key.pattern}/ of ${variable.name}: ${compiled.error}` };
   const regex = compiled.regex;
   return { ok: true, value: { kind: 'regex', source: key.pattern, test: (member) => regex.test(member) } };
+}
+
+/** `^word`, `word`, and `word_*` (the last byte optional): the key regexes CRS writes, on TX mostly. */
+const LITERAL_KEY = /^(\^?)([0-9A-Za-z_-]+?)([0-9A-Za-z_-]\*)?$/;
+
+/**
+ * A key regex that is a plain word, anchored or not, as a case-insensitive prefix or substring test: the
+ * same answer as the regex, for a fraction of its cost. CRS 920450 tests every TX member against
+ * `/^header_name_/` once per request header, so this runs hundreds of times a request.
+ */
+function literalKeyTest(pattern: string): ((member: string) => boolean) | null {
+  const parts = LITERAL_KEY.exec(pattern);
+  if (parts === null) return null;
+  // A trailing `x*` may match nothing: the word before it is what every match holds.
+  const [, anchor, word] = parts;
+  const lower = word!.toLowerCase();
+  if (anchor === '^') return (member) => member.length >= lower.length && foldedAt(member, lower, 0);
+  return (member) => {
+    for (let at = 0; at + lower.length <= member.length; at++) if (foldedAt(member, lower, at)) return true;
+    return false;
+  };
+}
+
+/** Whether `member` holds `lower` (ASCII, lower case) at `at`, A–Z folded as PCRE's caseless matching folds them. */
+function foldedAt(member: string, lower: string, at: number): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    const c = member.charCodeAt(at + i);
+    if ((c >= 0x41 && c <= 0x5a ? c + 0x20 : c) !== lower.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 /** Whether member `value` is picked by `test` (an XPath test is the caller's business: it picks values, not keys). */

@@ -75,6 +75,11 @@ export class Transaction implements MacroScope {
   /** Per selection id, the values its target list selects; per inputs id, those values transformed. */
   #selections: (readonly VarValue[] | undefined)[];
   #inputs: (readonly string[] | undefined)[];
+  /**
+   * Per literal group, which of its sets each input holds a literal of: `words` marks per value, then one
+   * more for the union of them all (see CompiledRule.literalGroup).
+   */
+  #literalMarks: (Uint32Array | undefined)[];
   /** setvar's collections (TX, IP, …, ENV) by variable id: lower-cased key → value. */
   readonly #stores: (Map<string, VarValue> | undefined)[] = [];
   readonly #captures: string[] = [];
@@ -132,6 +137,7 @@ export class Transaction implements MacroScope {
     this.#cache = new Array<readonly VarValue[] | undefined>(VARIABLE_COUNT);
     this.#selections = new Array<readonly VarValue[] | undefined>(ruleSet.selectionCount);
     this.#inputs = new Array<readonly string[] | undefined>(ruleSet.inputsCount);
+    this.#literalMarks = new Array<Uint32Array | undefined>(ruleSet.literalGroups.length);
   }
 
   // ---- Public surface ---------------------------------------------------------------------------------
@@ -361,8 +367,22 @@ export class Transaction implements MacroScope {
       }
     }
     const operator = rule.operator!;
+    let marks: Uint32Array | null = null;
+    let words = 0;
+    let word = 0;
+    let bit = 0;
+    if (rule.literalSlot !== -1) {
+      words = this.#ruleSet.literalGroups[rule.literalGroup]!.words;
+      marks = this.#literalMarks[rule.literalGroup] ?? this.#markLiterals(rule, values, inputs);
+      if (marks === null) return false;
+      word = rule.literalSlot >>> 5;
+      bit = 1 << (rule.literalSlot & 31);
+      // No input holds a literal this rule's operator needs: nothing to run.
+      if ((marks[values.length * words + word]! & bit) === 0) return false;
+    }
     let matched = false;
     for (let i = 0; i < values.length; i++) {
+      if (marks !== null && (marks[i * words + word]! & bit) === 0) continue;
       const input = inputs === undefined ? values[i]!.value : inputs[i]!;
       if (this.#operatorMatches(operator, input, rule.capture)) {
         this.#onValueMatch(rule, values[i]!, input);
@@ -370,6 +390,25 @@ export class Transaction implements MacroScope {
       }
     }
     return matched;
+  }
+
+  /**
+   * Scans each input of the rule's literal group once for the literals of every rule in the group, as one
+   * operator evaluation each in the budget. Null when the budget ran out.
+   */
+  #markLiterals(rule: CompiledRule, values: readonly VarValue[], inputs: readonly string[] | undefined): Uint32Array | null {
+    const sets = this.#ruleSet.literalGroups[rule.literalGroup]!;
+    const words = sets.words;
+    const marks = new Uint32Array((values.length + 1) * words);
+    const union = values.length * words;
+    for (let i = 0; i < values.length; i++) {
+      const input = inputs === undefined ? values[i]!.value : inputs[i]!;
+      if (!this.#spend(evaluationCost(input))) return null;
+      sets.scan(input, marks, i * words);
+      for (let w = 0; w < words; w++) marks[union + w]! |= marks[i * words + w]!;
+    }
+    this.#literalMarks[rule.literalGroup] = marks;
+    return marks;
   }
 
   /** The values a target list selects, in order (the selection of #inspectSelection). */
@@ -391,12 +430,14 @@ export class Transaction implements MacroScope {
       const value = this.#store(def).get(key.lower);
       return value !== undefined && this.#selectable(target, value, filters) && this.#inspect(rule, value);
     }
-    const values = this.#values(def);
+    // A collection is read in place, not copied whole: CRS 920450 reads TX:/^header_name_/ once per header.
+    const values = def.shape === 'store' ? this.#storeMembers(def, key) : this.#values(def);
+    const keyed = def.shape === 'store' ? null : key;
     const screened = target.exclusions.length !== 0 || filters.length !== 0;
     let matched = false;
     for (let i = 0; i < values.length; i++) {
       const value = values[i]!;
-      if (key !== null && !keySelects(key, value)) continue;
+      if (keyed !== null && !keySelects(keyed, value)) continue;
       if (screened && !this.#selectable(target, value, filters)) continue;
       if (this.#inspect(rule, value)) matched = true;
     }
@@ -419,7 +460,8 @@ export class Transaction implements MacroScope {
       const value = this.#store(def).get(key.lower);
       if (value !== undefined && this.#selectable(target, value, filters)) count = 1;
     } else {
-      for (const value of this.#values(def)) {
+      const values = def.shape === 'store' ? this.#storeMembers(def, key) : this.#values(def);
+      for (const value of values) {
         if ((key === null || keySelects(key, value)) && this.#selectable(target, value, filters)) count++;
       }
     }
@@ -445,7 +487,7 @@ export class Transaction implements MacroScope {
     let input = value.value;
     for (let i = -1; i < rule.transforms.length; i++) {
       if (i >= 0) {
-        const next = rule.transforms[i]!(input);
+        const next = this.#transformStep(rule, value, i, input);
         if (next === input) continue;
         input = next;
       }
@@ -488,6 +530,35 @@ export class Transaction implements MacroScope {
     return current;
   }
 
+  /** Takes `cost` from the budget and reads the clock when due; false (and the budget flagged) when it ran out. */
+  #spend(cost: number): boolean {
+    this.#budgetLeft -= cost;
+    this.#sinceClock += cost;
+    if (this.#sinceClock >= CLOCK_EVERY_UNITS) {
+      this.#sinceClock = 0;
+      if (performance.now() > this.#deadline) this.#budgetLeft = -1;
+    }
+    if (this.#budgetLeft >= 0) return true;
+    this.#budgetExceeded = true;
+    return false;
+  }
+
+  /** Step `i` of the rule's chain on `input` (the result of steps 0 … i − 1), through the value's cache. */
+  #transformStep(rule: CompiledRule, value: VarValue, i: number, input: string): string {
+    let slots = value.transformed;
+    if (slots === null) {
+      slots = [];
+      value.transformed = slots;
+    }
+    const key = rule.transformKeys[i]!;
+    let output = slots[key];
+    if (output === undefined) {
+      output = rule.transforms[i]!(input);
+      slots[key] = output;
+    }
+    return output;
+  }
+
   /** The operator on one input, within the budget (an exhausted budget reads as no match; the phase stops). */
   #operatorMatches(operator: RuleOperator, input: string, capture: boolean): boolean {
     const compiled = operator.compiled ?? operator.dynamic!.build(expandMacro(operator.dynamic!.argument, this));
@@ -496,17 +567,7 @@ export class Transaction implements MacroScope {
       this.#regexLimitExceeded();
       return false;
     }
-    const cost = evaluationCost(input);
-    this.#budgetLeft -= cost;
-    this.#sinceClock += cost;
-    if (this.#sinceClock >= CLOCK_EVERY_UNITS) {
-      this.#sinceClock = 0;
-      if (performance.now() > this.#deadline) this.#budgetLeft = -1;
-    }
-    if (this.#budgetLeft < 0) {
-      this.#budgetExceeded = true;
-      return false;
-    }
+    if (!this.#spend(evaluationCost(input))) return false;
     if (!capture) return compiled.match(input, null) !== operator.negated;
     const captures = this.#captures;
     // Setting a length is a runtime call in V8 even when nothing changes; most evaluations have nothing to clear.
@@ -720,6 +781,7 @@ export class Transaction implements MacroScope {
     for (const id of ids) this.#cache[id] = undefined;
     this.#selections = new Array<readonly VarValue[] | undefined>(this.#ruleSet.selectionCount);
     this.#inputs = new Array<readonly string[] | undefined>(this.#ruleSet.inputsCount);
+    this.#literalMarks = new Array<Uint32Array | undefined>(this.#ruleSet.literalGroups.length);
   }
 
   #store(def: VariableDef): Map<string, VarValue> {
@@ -739,6 +801,16 @@ export class Transaction implements MacroScope {
       this.#cache[def.id] = values;
     }
     return values;
+  }
+
+  /**
+   * The members of a collection a key selects (all without a key), as a list of their own: setvar may change
+   * the collection while the rule's actions run on them.
+   */
+  #storeMembers(def: VariableDef, key: KeyTest | null): VarValue[] {
+    const members: VarValue[] = [];
+    for (const value of this.#store(def).values()) if (key === null || keySelects(key, value)) members.push(value);
+    return members;
   }
 
   /** Variables that change while rules run: computed on every read. */

@@ -33,6 +33,7 @@ function regexOperator(regex: BoundedRegex): LengthBoundedOperator {
   const captured = Math.min(groups.length, MAX_CAPTURES);
   return {
     maxInputLength: regex.maxInputLength,
+    literals: regex.literals,
     match(input, captures) {
       if (captures === null) return regex.test(input);
       const found = regex.exec(input);

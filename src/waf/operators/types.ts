@@ -14,6 +14,11 @@ export interface CompiledOperator {
    * match and 1..9 = groups, and sets `captures.length` to what it wrote.
    */
   match(input: string, captures: string[] | null): boolean;
+  /**
+   * Strings one of which every matching input contains (A–Z folded to a–z; see ../prefilter.ts): the engine
+   * may skip the operator on an input that holds none. Absent or null when there are none to name.
+   */
+  readonly literals?: readonly string[] | null;
 }
 
 /**

@@ -1,0 +1,214 @@
+// Required literals of a PCRE pattern: a set of strings such that every match of the pattern contains at least
+// one of them, compared case-insensitively (A–Z folded, as ../aho-corasick.ts compares). ../regex.ts searches
+// an input for them with one Aho–Corasick pass before it runs the regex, and skips the regex when none occurs:
+// the answer is the same (no match), found for the cost of one table read per byte.
+//
+// This is what lets the CRS run on benign traffic. Each CRS rule's pattern needs some rare text to match —
+// `<` for most XSS rules, `;`, `|`, `$(` or a back-quote ahead of a Unix command, SQL keywords — and a benign
+// value holds none of it, yet irregexp still tries every start position. Measured on the bench's browser GET
+// (870 @rx evaluations at PL1), most evaluations end here.
+//
+// The analysis is the classic one of RE2's prefilter and Hyperscan's literal extraction, kept to what is cheap
+// to get right: per node, its `exact` set (every string it matches, when that set is small) and its
+// `required` set (as above); a sequence multiplies neighbouring exact sets into longer literals and keeps the
+// rarest candidate, an alternation unites its branches' sets, a repeat with a minimum of one keeps its body's.
+// Zero-width nodes (assertions, lookarounds) match the empty string here: what a match consumes is still one
+// contiguous run of the input, so literals across them stay adjacent. A back reference or an optional part
+// gives no constraint. The result is only ever a superset test; a pattern with no usable literal gets none.
+
+/** The parsed pattern's tree as ../regex.ts builds it (only the shapes this analysis reads). */
+export type LiteralNode =
+  | { kind: 'set'; set: Uint32Array }
+  | { kind: 'seq'; items: LiteralNode[] }
+  | { kind: 'alt'; branches: LiteralNode[] }
+  | { kind: 'group'; body: LiteralNode }
+  | { kind: 'atomic'; body: LiteralNode }
+  | { kind: 'look'; body: LiteralNode }
+  | { kind: 'repeat'; body: LiteralNode; min: number; max: number }
+  | { kind: 'backref' }
+  | { kind: 'assert' };
+
+/** A byte class wider than this (after folding) is not spelt out as single-byte literals. */
+const MAX_CLASS_LITERALS = 12;
+/** Bounds that keep the analysis and the automaton small: exact sets, literal length, required sets. */
+const MAX_EXACT = 64;
+const MAX_LITERAL_LENGTH = 32;
+const MAX_REQUIRED = 512;
+
+interface Literals {
+  /** Every string the node matches, folded; null when unknown or too many. */
+  exact: string[] | null;
+  /** Strings at least one of which every match contains; null when there is no such set (or no good one). */
+  required: string[] | null;
+}
+
+const EMPTY: Literals = { exact: [''], required: null };
+const UNKNOWN: Literals = { exact: null, required: null };
+
+/** The required literals of a pattern, or null when every input must be tried. */
+export function requiredLiterals(tree: LiteralNode): string[] | null {
+  const found = literalsOf(tree, 0);
+  return found.required;
+}
+
+function literalsOf(node: LiteralNode, depth: number): Literals {
+  // The parser bounds nesting (MAX_NESTING there); this guard keeps the analysis safe on its own.
+  if (depth > 400) return UNKNOWN;
+  switch (node.kind) {
+    case 'set':
+      return withExact(classLiterals(node.set));
+    case 'assert':
+    case 'look':
+      return EMPTY;
+    case 'backref':
+      return UNKNOWN;
+    case 'group':
+    case 'atomic':
+      return literalsOf(node.body, depth + 1);
+    case 'repeat':
+      return repeatLiterals(node, literalsOf(node.body, depth + 1));
+    case 'alt':
+      return altLiterals(node.branches.map((branch) => literalsOf(branch, depth + 1)));
+    case 'seq':
+      return seqLiterals(node.items.map((item) => literalsOf(item, depth + 1)));
+  }
+}
+
+/** The folded bytes of a small class, or null. */
+function classLiterals(set: Uint32Array): string[] | null {
+  const bytes = new Set<number>();
+  for (let c = 0; c < 256; c++) {
+    if ((set[c >>> 5]! & (1 << (c & 31))) === 0) continue;
+    bytes.add(c >= 0x41 && c <= 0x5a ? c + 0x20 : c);
+    if (bytes.size > MAX_CLASS_LITERALS) return null;
+  }
+  return bytes.size === 0 ? null : [...bytes].map((c) => String.fromCharCode(c));
+}
+
+/** An exact set is also a required one, unless it holds the empty string. */
+function withExact(exact: string[] | null): Literals {
+  return { exact, required: exact !== null && !exact.includes('') ? exact : null };
+}
+
+function repeatLiterals(node: { min: number; max: number }, body: Literals): Literals {
+  if (node.min === 0) {
+    // `x?` is {'', x}: kept exact so that `colou?r` still yields whole words; anything longer gives nothing.
+    return { exact: node.max === 1 && body.exact !== null ? unique([...body.exact, '']) : null, required: null };
+  }
+  let exact: string[] | null = null;
+  if (node.min === node.max && body.exact !== null) {
+    exact = [''];
+    for (let i = 0; i < node.min && exact !== null; i++) exact = product(exact, body.exact);
+  }
+  return { exact, required: best([body.required, exact !== null && !exact.includes('') ? exact : null]) };
+}
+
+function altLiterals(branches: Literals[]): Literals {
+  let exact: string[] | null = [];
+  let required: string[] | null = [];
+  for (const branch of branches) {
+    exact = exact !== null && branch.exact !== null ? exact.concat(branch.exact) : null;
+    if (exact !== null && exact.length > MAX_EXACT) exact = null;
+    required = required !== null && branch.required !== null ? required.concat(branch.required) : null;
+    if (required !== null && required.length > MAX_REQUIRED) required = null;
+  }
+  if (exact !== null) exact = unique(exact);
+  if (required !== null) required = minimal(unique(required));
+  return { exact, required: best([required, exact !== null && !exact.includes('') ? exact : null]) };
+}
+
+/**
+ * Runs of exact items multiply into longer literals; each run, and each item's own required set, is a
+ * candidate for the sequence, and the rarest candidate wins.
+ */
+function seqLiterals(items: Literals[]): Literals {
+  const candidates: (string[] | null)[] = [];
+  let run: string[] = [''];
+  let whole = true;
+  const flush = (): void => {
+    if (!run.includes('')) candidates.push(minimal(run));
+  };
+  for (const item of items) {
+    if (item.exact !== null) {
+      const grown = product(run, item.exact);
+      if (grown !== null) {
+        run = grown;
+        continue;
+      }
+      flush();
+      run = item.exact;
+      whole = false;
+      continue;
+    }
+    flush();
+    candidates.push(item.required);
+    run = [''];
+    whole = false;
+  }
+  flush();
+  return { exact: whole ? run : null, required: best(candidates) };
+}
+
+/** Every a + b, or null past MAX_EXACT strings or MAX_LITERAL_LENGTH bytes. */
+function product(left: readonly string[], right: readonly string[]): string[] | null {
+  if (left.length * right.length > MAX_EXACT) return null;
+  const out: string[] = [];
+  for (const a of left) {
+    for (const b of right) {
+      if (a.length + b.length > MAX_LITERAL_LENGTH) return null;
+      out.push(a + b);
+    }
+  }
+  return unique(out);
+}
+
+function unique(strings: readonly string[]): string[] {
+  return [...new Set(strings)];
+}
+
+/** Drops literals that contain another of the set: an input holding the longer one holds the shorter. */
+function minimal(strings: string[]): string[] {
+  if (strings.length > 64) return strings;
+  return strings.filter((s) => !strings.some((other) => other !== s && other.length < s.length && s.includes(other)));
+}
+
+/** The candidate least likely to occur in benign text, or null when there is none. */
+function best(candidates: readonly (string[] | null)[]): string[] | null {
+  let chosen: string[] | null = null;
+  let chosenCost = Infinity;
+  for (const candidate of candidates) {
+    if (candidate === null || candidate.length === 0 || candidate.includes('')) continue;
+    const cost = setCost(candidate);
+    if (cost < chosenCost) {
+      chosen = candidate;
+      chosenCost = cost;
+    }
+  }
+  return chosen;
+}
+
+/**
+ * A rough chance that the set occurs at a given position of benign text: the sum over its literals of the
+ * product of per-byte frequencies. Only the order matters (it ranks candidates), so coarse classes do.
+ */
+function setCost(literals: readonly string[]): number {
+  let cost = 0;
+  for (const literal of literals) {
+    let p = 1;
+    for (let i = 0; i < literal.length; i++) p *= byteFrequency(literal.charCodeAt(i));
+    cost += p;
+  }
+  return cost;
+}
+
+/** Letters and digits are common in benign values, and so is the punctuation of URLs, forms and dates. */
+function byteFrequency(c: number): number {
+  if (c === 0x20) return 0.15;
+  if (c >= 0x61 && c <= 0x7a) return 0.07;
+  if (c >= 0x30 && c <= 0x39) return 0.05;
+  if (COMMON_PUNCTUATION.includes(String.fromCharCode(c))) return 0.04;
+  if (c > 0x20 && c < 0x7f) return 0.002;
+  return 0.001;
+}
+
+const COMMON_PUNCTUATION = '.-/_=&,:+%?#@*';
