@@ -128,6 +128,7 @@ const WafSettingsSchema = strictObject({
   evaluationTimeMs: v.number(),
   inspectBodyBytes: v.number(),
   bodyOverLimit: v.picklist(['partial', 'reject']),
+  matchLog: v.boolean(),
   policy: WafPolicySchema,
 });
 export type WafSettings = v.InferOutput<typeof WafSettingsSchema>;

@@ -247,6 +247,10 @@ const WafSchema = strictObject({
     v.pipe(v.picklist(['partial', 'reject']), v.description('A larger body: inspect its first inspect_body_bytes (partial) or refuse it with 413 (reject)')),
     'partial',
   ),
+  match_log: v.optional(
+    v.pipe(v.boolean(), v.description('Also log each matched rule as one line in ModSecurity\'s error-log format (event waf.rule), as log tooling written for ModSecurity reads it')),
+    false,
+  ),
 });
 
 const OrchestratorSchema = v.pipe(

@@ -14,6 +14,8 @@ export const L7_ERRORS = {
   408: 'request_timeout',
   /** The WAF refused the request (src/http/waf-gate.ts). */
   403: 'forbidden',
+  /** CONNECT: a reverse proxy opens no tunnels (src/http/proxy.ts). */
+  405: 'method_not_allowed',
   413: 'payload_too_large',
   431: 'request_header_fields_too_large',
   /** A bug of the proxy's own, caught before it could take the thread down (logged at error level). */

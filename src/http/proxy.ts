@@ -204,6 +204,7 @@ export class L7Proxy implements DataPlane {
       server.maxRequestsPerSocket = l.maxRequestsPerConnection;
       server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket));
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
+      server.on('connect', (req: IncomingMessage, socket: Duplex) => this.#connect(req, socket));
     }
     this.#plain.on('connection', (socket: Socket) => this.#accept(socket));
   }
@@ -465,16 +466,35 @@ export class L7Proxy implements DataPlane {
     };
   }
 
-  /** Malformed HTTP/1.1 (parser errors, header overflow, timeouts): the right status, an id, then close. */
+  /**
+   * Malformed HTTP/1.1 (parser errors, header overflow, timeouts): the right status, an id, then close. Bytes
+   * that follow a complete request and are no request (a body longer than its Content-Length, a body on a
+   * request that declared none) fail only once the request before them has had its answer, as a pipeline.
+   */
   #clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-    if ((socket as Socket & { _httpMessage?: unknown })._httpMessage) {
-      // A response is already under way on this socket: nothing sensible can be written any more.
-      socket.destroy();
-      return;
-    }
     const status: L7ErrorStatus =
       err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'HPE_HEADERS_TIMEOUT' ? 408 : 400;
-    this.#rawFail(socket, status, err.code ?? err.message);
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (inFlight === null || inFlight === undefined) return this.#rawFail(socket, status, err.code ?? err.message);
+    if (status === 408) return void socket.destroy();
+    socket.on('error', ignore);
+    inFlight.once('finish', () => this.#rawFail(socket, status, err.code ?? err.message));
+    inFlight.once('close', () => {
+      if (!inFlight.writableFinished) socket.destroy();
+    });
+  }
+
+  /**
+   * CONNECT asks for a tunnel, which a reverse proxy does not open: 405, or 400 when the target is not the
+   * authority form (host:port) CONNECT requires (RFC 9112 §3.2.3).
+   */
+  #connect(req: IncomingMessage, socket: Duplex): void {
+    socket.on('error', ignore);
+    const route = this.#routes.lookup(req.headers.host);
+    const client = clientIp(this.#peerOf(req.socket), req.headers['x-forwarded-for'], this.#o.trustedProxies).address;
+    if (this.#wafRefusesRaw(req, route, client, socket)) return;
+    const authorityForm = /^(?:\[[0-9A-Fa-f:.]+\]|[^\s/:@]+):\d{1,5}$/.test(req.url ?? '');
+    this.#rawFail(socket, authorityForm ? 405 : 400, authorityForm ? 'connect_not_supported' : 'connect_target_invalid');
   }
 
   /** Phases request_headers → response for one request. */
@@ -584,6 +604,7 @@ export class L7Proxy implements DataPlane {
     const upgrade = req.headers.upgrade;
     if (origin === null || upgrade === undefined) return this.#rawFail(socket, origin === null ? 503 : 400, 'upgrade_without_origin_or_protocol');
     const client = clientIp(peer, req.headers['x-forwarded-for'], this.#o.trustedProxies).address;
+    if (this.#wafRefusesRaw(req, route, client, socket)) return;
     const tls = 'encrypted' in req.socket && req.socket.encrypted === true;
     const headers = upstreamHeaders(req, req.headers.host ?? '', peer, client, tls, this.#o.trustedProxies.containsText(peer));
     // Hop-by-hop fields are not forwarded, save the pair that asks the origin for this very upgrade.
@@ -728,6 +749,19 @@ export class L7Proxy implements DataPlane {
    * A WAF interruption in blocking mode: `drop` closes the connection, `redirect` answers with its Location,
    * `deny` with its status (an error body naming the error id, as every refusal of the proxy's own).
    */
+  /**
+   * The WAF on a request answered on its raw socket (an upgrade, CONNECT): phases 1 and 2 with no body (an
+   * upgraded connection's bytes are no request body). True when it refused the request, which is then answered.
+   */
+  #wafRefusesRaw(req: IncomingMessage, route: Route, client: string, socket: Duplex): boolean {
+    const waf = this.#o.waf?.begin(req, route.waf, req.headers.host ?? '', client) ?? null;
+    const hit = waf === null ? null : (waf.headers() ?? waf.body(null, false));
+    if (hit === null) return false;
+    if (hit.action === 'drop') socket.destroy();
+    else this.#rawFail(socket, hit.status in L7_ERRORS ? (hit.status as L7ErrorStatus) : 403, 'waf');
+    return true;
+  }
+
   #wafRefuse(res: ClientResponse, hit: Interruption, startedAt: number): void {
     if (hit.action === 'drop') {
       this.#tally.record(403, (performance.now() - startedAt) / 1000);

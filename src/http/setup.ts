@@ -85,6 +85,7 @@ function wafGate(settings: WafSettings, deps: L7Deps): WafGate {
     mode: settings.mode,
     inspectBodyBytes: settings.inspectBodyBytes,
     bodyOverLimit: settings.bodyOverLimit,
+    matchLog: settings.matchLog,
     log: deps.log,
     metrics: deps.metrics,
   });

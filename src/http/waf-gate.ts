@@ -13,7 +13,7 @@ import type { WafSettings } from '../messages.ts';
 import { Allowlist } from '../waf/allowlist.ts';
 import { policyDirectives } from '../waf/custom-rules.ts';
 import type { Directive } from '../waf/seclang/ast.ts';
-import { createWaf, RuleSet, type ConfigError, type Interruption, type MatchRecord, type Transaction, type WafRequest } from '../waf/engine.ts';
+import { createWaf, formatModsecLine, RuleSet, type ConfigError, type Interruption, type MatchRecord, type Transaction, type WafRequest } from '../waf/engine.ts';
 import { hostName } from './routes.ts';
 import { logSecurityEvent, type Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -35,6 +35,8 @@ export interface WafGateOptions {
   /** Request body bytes held for inspection (phase 2). */
   inspectBodyBytes: number;
   bodyOverLimit: BodyOverLimit;
+  /** Log each matched rule as a ModSecurity error-log line too (event `waf.rule`). */
+  matchLog: boolean;
   log: Logger;
   metrics: Metrics;
 }
@@ -199,6 +201,10 @@ export class WafCheck {
       reason: hit === null ? null : hit.reason,
       transactionId: tx.uniqueId,
     });
+    if (this.#o.matchLog) {
+      const context = { clientIp: this.#clientIp, hostname: this.#domain, uri: this.#uri, uniqueId: tx.uniqueId };
+      for (const record of matches) this.#o.log.info({ event: 'waf.rule', transactionId: tx.uniqueId, line: formatModsecLine(record, context) }, 'waf rule matched');
+    }
     return blocked ? hit : null;
   }
 }

@@ -338,10 +338,15 @@ class RuleBuilder {
    * operator on intermediate transformations too), and operators with an input length limit (a too-long
    * input must still be seen to be reported).
    */
-  #literalSlot(operator: RuleOperator | null, selection: number, chainKey: number, multiMatch: boolean): { literalGroup: number; literalSlot: number } {
+  #literalSlot(
+    operator: RuleOperator | null,
+    selection: number,
+    chainKey: number,
+    multiMatch: boolean,
+  ): { literalGroup: number; literalSlot: number; literalCount: number } {
     const literals = operator?.compiled?.literals;
     if (literals == null || operator!.negated || multiMatch || selection === -1 || operator!.maxInputLength !== Infinity) {
-      return { literalGroup: -1, literalSlot: -1 };
+      return { literalGroup: -1, literalSlot: -1, literalCount: 0 };
     }
     const key = `${selection}:${chainKey}`;
     let group = this.#literalGroups.get(key);
@@ -349,8 +354,9 @@ class RuleBuilder {
       group = { id: this.#literalGroups.size, slots: [] };
       this.#literalGroups.set(key, group);
     }
-    group.slots.push(literals);
-    return { literalGroup: group.id, literalSlot: group.slots.length - 1 };
+    const first = group.slots.length;
+    group.slots.push(...literals);
+    return { literalGroup: group.id, literalSlot: first, literalCount: literals.length };
   }
 
   /** The chain head and its links, or why it cannot be built. */

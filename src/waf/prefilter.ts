@@ -1,20 +1,23 @@
-// Required literals of a PCRE pattern: a set of strings such that every match of the pattern contains at least
-// one of them, compared case-insensitively (A–Z folded, as ../aho-corasick.ts compares). ../regex.ts searches
-// an input for them with one Aho–Corasick pass before it runs the regex, and skips the regex when none occurs:
-// the answer is the same (no match), found for the cost of one table read per byte.
+// Required literals of a PCRE pattern: sets of strings (clauses) such that every match of the pattern contains
+// at least one string of each clause, compared case-insensitively (A–Z folded, as ../aho-corasick.ts
+// compares). ../regex.ts searches an input for them with one Aho–Corasick pass before it runs the regex, and
+// skips the regex when a clause has no string in the input: the answer is the same (no match), found for the
+// cost of one table read per byte. The engine does the same for all rules sharing an input (./transaction.ts).
 //
 // This is what lets the CRS run on benign traffic. Each CRS rule's pattern needs some rare text to match —
 // `<` for most XSS rules, `;`, `|`, `$(` or a back-quote ahead of a Unix command, SQL keywords — and a benign
-// value holds none of it, yet irregexp still tries every start position. Measured on the bench's browser GET
-// (870 @rx evaluations at PL1), most evaluations end here.
+// value holds none of it, yet irregexp still tries every start position.
 //
 // The analysis is the classic one of RE2's prefilter and Hyperscan's literal extraction, kept to what is cheap
 // to get right: per node, its `exact` set (every string it matches, when that set is small) and its
-// `required` set (as above); a sequence multiplies neighbouring exact sets into longer literals and keeps the
-// rarest candidate, an alternation unites its branches' sets, a repeat with a minimum of one keeps its body's.
-// Zero-width nodes (assertions, lookarounds) match the empty string here: what a match consumes is still one
-// contiguous run of the input, so literals across them stay adjacent. A back reference or an optional part
-// gives no constraint. The result is only ever a superset test; a pattern with no usable literal gets none.
+// `required` clauses (as above, the rarest first); a sequence multiplies neighbouring exact sets into longer
+// literals and keeps the rarest clauses of its parts; an alternation unites its branches' first clauses into
+// its first, their second ones into its second (a match of branch i holds a string of each of branch i's
+// clauses, so of each union); a repeat with a minimum of one keeps its body's. Zero-width nodes (assertions,
+// lookarounds) match the empty string here: what a match consumes is still one contiguous run of the input, so
+// literals across them stay adjacent. A back reference or an optional part gives no constraint. The result is
+// only ever a superset test; a pattern with no usable literal gets none. Two clauses are worth more than one:
+// prose holds `open` (CRS 942320's rarest word) but seldom `open` and `;` both.
 
 /** The parsed pattern's tree as ../regex.ts builds it (only the shapes this analysis reads). */
 export type LiteralNode =
@@ -28,27 +31,32 @@ export type LiteralNode =
   | { kind: 'backref' }
   | { kind: 'assert' };
 
+/** Strings one of which a match contains. */
+export type Clause = readonly string[];
+
 /** A byte class wider than this (after folding) is not spelt out as single-byte literals. */
 const MAX_CLASS_LITERALS = 12;
-/** Bounds that keep the analysis and the automaton small: exact sets, literal length, required sets. */
+/** Bounds that keep the analysis and the automaton small: exact sets, literal length, clause size and count. */
 const MAX_EXACT = 64;
 const MAX_LITERAL_LENGTH = 32;
 const MAX_REQUIRED = 512;
+const MAX_CLAUSES = 3;
+/** A clause past the first is kept only if rarer than this (see setCost): one matching most text filters nothing. */
+const MAX_EXTRA_CLAUSE_COST = 0.1;
 
 interface Literals {
   /** Every string the node matches, folded; null when unknown or too many. */
   exact: string[] | null;
-  /** Strings at least one of which every match contains; null when there is no such set (or no good one). */
-  required: string[] | null;
+  /** Clauses every match satisfies, the rarest first; empty when there are none (or no good ones). */
+  required: Clause[];
 }
 
-const EMPTY: Literals = { exact: [''], required: null };
-const UNKNOWN: Literals = { exact: null, required: null };
+const EMPTY: Literals = { exact: [''], required: [] };
+const UNKNOWN: Literals = { exact: null, required: [] };
 
-/** The required literals of a pattern, or null when every input must be tried. */
-export function requiredLiterals(tree: LiteralNode): string[] | null {
-  const found = literalsOf(tree, 0);
-  return found.required;
+/** The required clauses of a pattern, the rarest first; empty when every input must be tried. */
+export function requiredLiterals(tree: LiteralNode): Clause[] {
+  return literalsOf(tree, 0).required;
 }
 
 function literalsOf(node: LiteralNode, depth: number): Literals {
@@ -56,7 +64,7 @@ function literalsOf(node: LiteralNode, depth: number): Literals {
   if (depth > 400) return UNKNOWN;
   switch (node.kind) {
     case 'set':
-      return withExact(classLiterals(node.set));
+      return withExact(classLiterals(node.set), []);
     case 'assert':
     case 'look':
       return EMPTY;
@@ -85,44 +93,51 @@ function classLiterals(set: Uint32Array): string[] | null {
   return bytes.size === 0 ? null : [...bytes].map((c) => String.fromCharCode(c));
 }
 
-/** An exact set is also a required one, unless it holds the empty string. */
-function withExact(exact: string[] | null): Literals {
-  return { exact, required: exact !== null && !exact.includes('') ? exact : null };
+/** `exact`, and as clauses the best of `candidates` and `exact` itself (a clause, unless it holds ''). */
+function withExact(exact: string[] | null, candidates: readonly Clause[]): Literals {
+  return { exact, required: best(exact === null ? candidates : [...candidates, exact]) };
 }
 
 function repeatLiterals(node: { min: number; max: number }, body: Literals): Literals {
   if (node.min === 0) {
     // `x?` is {'', x}: kept exact so that `colou?r` still yields whole words; anything longer gives nothing.
-    return { exact: node.max === 1 && body.exact !== null ? unique([...body.exact, '']) : null, required: null };
+    return { exact: node.max === 1 && body.exact !== null ? unique([...body.exact, '']) : null, required: [] };
   }
   let exact: string[] | null = null;
   if (node.min === node.max && body.exact !== null) {
     exact = [''];
     for (let i = 0; i < node.min && exact !== null; i++) exact = product(exact, body.exact);
   }
-  return { exact, required: best([body.required, exact !== null && !exact.includes('') ? exact : null]) };
+  return withExact(exact, body.required);
 }
 
 function altLiterals(branches: Literals[]): Literals {
   let exact: string[] | null = [];
-  let required: string[] | null = [];
   for (const branch of branches) {
     exact = exact !== null && branch.exact !== null ? exact.concat(branch.exact) : null;
     if (exact !== null && exact.length > MAX_EXACT) exact = null;
-    required = required !== null && branch.required !== null ? required.concat(branch.required) : null;
-    if (required !== null && required.length > MAX_REQUIRED) required = null;
   }
-  if (exact !== null) exact = unique(exact);
-  if (required !== null) required = minimal(unique(required));
-  return { exact, required: best([required, exact !== null && !exact.includes('') ? exact : null]) };
+  // Clause k of the alternation: the union of every branch's clause k, while every branch has one.
+  const clauses: Clause[] = [];
+  for (let k = 0; k < MAX_CLAUSES; k++) {
+    let union: string[] | null = [];
+    for (const branch of branches) {
+      const clause = branch.required[k];
+      union = union !== null && clause !== undefined && union.length + clause.length <= MAX_REQUIRED ? union.concat(clause) : null;
+      if (union === null) break;
+    }
+    if (union === null) break;
+    clauses.push(minimal(unique(union)));
+  }
+  return withExact(exact === null ? null : unique(exact), clauses);
 }
 
 /**
- * Runs of exact items multiply into longer literals; each run, and each item's own required set, is a
- * candidate for the sequence, and the rarest candidate wins.
+ * Runs of exact items multiply into longer literals; each run, and each item's own clauses, are candidates
+ * for the sequence, and the rarest candidates win.
  */
 function seqLiterals(items: Literals[]): Literals {
-  const candidates: (string[] | null)[] = [];
+  const candidates: Clause[] = [];
   let run: string[] = [''];
   let whole = true;
   const flush = (): void => {
@@ -141,7 +156,7 @@ function seqLiterals(items: Literals[]): Literals {
       continue;
     }
     flush();
-    candidates.push(item.required);
+    candidates.push(...item.required);
     run = [''];
     whole = false;
   }
@@ -172,19 +187,26 @@ function minimal(strings: string[]): string[] {
   return strings.filter((s) => !strings.some((other) => other !== s && other.length < s.length && s.includes(other)));
 }
 
-/** The candidate least likely to occur in benign text, or null when there is none. */
-function best(candidates: readonly (string[] | null)[]): string[] | null {
-  let chosen: string[] | null = null;
-  let chosenCost = Infinity;
+/**
+ * The clauses least likely to be satisfied by benign text, the rarest first: at most MAX_CLAUSES, distinct,
+ * each without the empty string, past the first only those rarer than MAX_EXTRA_CLAUSE_COST.
+ */
+function best(candidates: readonly Clause[]): Clause[] {
+  const scored = new Map<string, { clause: Clause; cost: number }>();
   for (const candidate of candidates) {
-    if (candidate === null || candidate.length === 0 || candidate.includes('')) continue;
-    const cost = setCost(candidate);
-    if (cost < chosenCost) {
-      chosen = candidate;
-      chosenCost = cost;
-    }
+    if (candidate.length === 0 || candidate.includes('')) continue;
+    const clause = minimal([...candidate]);
+    const key = [...clause].sort().join('\0');
+    if (!scored.has(key)) scored.set(key, { clause, cost: setCost(clause) });
   }
-  return chosen;
+  const kept: Clause[] = [];
+  for (const { clause, cost } of [...scored.values()].sort((a, b) => a.cost - b.cost)) {
+    if (kept.length === MAX_CLAUSES || (kept.length > 0 && cost > MAX_EXTRA_CLAUSE_COST)) break;
+    // A clause every string of a kept one satisfies adds nothing (`..` kept: `..` or `../` is implied).
+    if (kept.some((other) => other.every((s) => clause.some((t) => s.includes(t))))) continue;
+    kept.push(clause);
+  }
+  return kept;
 }
 
 /**

@@ -54,9 +54,9 @@
 // empty string; a capture inside a repeated group is cleared at each repetition; caseless back references use
 // JavaScript's folding (which adds Latin-1 letters).
 import { setFlagsFromString } from 'node:v8';
-import { PhraseMatcher } from './aho-corasick.ts';
+import { LiteralSets } from './aho-corasick.ts';
 import { memoized } from './memo.ts';
-import { requiredLiterals } from './prefilter.ts';
+import { type Clause, requiredLiterals } from './prefilter.ts';
 
 export interface PcreFlags {
   /** PCRE_CASELESS, as `(?i)` sets it. */
@@ -108,11 +108,15 @@ export class BoundedRegex {
   /** Longer inputs are not evaluated: `exec` gives null. Infinity unless the engine is 'backtracking'. */
   readonly maxInputLength: number;
   /**
-   * Literals every match contains, A–Z folded to a–z (./prefilter.ts): an input holding none of them cannot
-   * match, so `#prefilter` searches for them before the regex runs. Null when the pattern has no usable one.
+   * Clauses of literals every match satisfies, A–Z folded to a–z (./prefilter.ts): an input holding no
+   * string of some clause cannot match, so `#passes` searches for them before the regex runs. Null when the
+   * pattern has none.
    */
-  readonly literals: readonly string[] | null;
-  readonly #prefilter: PhraseMatcher | null;
+  readonly literals: readonly Clause[] | null;
+  readonly #prefilter: LiteralSets | null;
+  /** Where #passes marks the clauses found (one word: at most 3 clauses), and the mark of all of them. */
+  readonly #marks = new Uint32Array(1);
+  readonly #allClauses: number;
   readonly #irregexp: RegExp;
   /** Null when irregexp is bounded on its own (backtrackingWork) or cannot be replaced ('backtracking'). */
   readonly #linear: RegExp | null;
@@ -121,13 +125,14 @@ export class BoundedRegex {
   constructor(parts: {
     irregexp: RegExp;
     linear: RegExp | null;
-    literals: readonly string[] | null;
+    literals: readonly Clause[] | null;
     engine: RegexEngine;
     groups: readonly number[];
     fix: MatchFix;
   }) {
     this.literals = parts.literals;
-    this.#prefilter = parts.literals === null ? null : new PhraseMatcher(parts.literals);
+    this.#prefilter = parts.literals === null ? null : new LiteralSets(parts.literals);
+    this.#allClauses = parts.literals === null ? 0 : 2 ** parts.literals.length - 1;
     this.#irregexp = parts.irregexp;
     this.#linear = parts.linear;
     this.#fix = parts.fix;
@@ -139,18 +144,26 @@ export class BoundedRegex {
 
   exec(input: string): RegExpExecArray | null {
     if (input.length > this.maxInputLength) return null;
-    if (this.#prefilter !== null && this.#prefilter.find(input) === null) return null;
+    if (!this.#passes(input)) return null;
     const match = this.#pick(input).exec(input);
     return match === null ? null : this.#fixed(match, input);
   }
 
   test(input: string): boolean {
     if (input.length > this.maxInputLength) return false;
-    if (this.#prefilter !== null && this.#prefilter.find(input) === null) return false;
+    if (!this.#passes(input)) return false;
     const fix = this.#fix;
     // Only a match at the very end can be one PCRE refuses (see MatchFix): exec() then decides.
     if (fix.lineStartLeads && input.charCodeAt(input.length - 1) === NEWLINE) return this.exec(input) !== null;
     return this.#pick(input).test(input);
+  }
+
+  /** Whether `input` holds a string of every clause (always, without clauses). */
+  #passes(input: string): boolean {
+    if (this.#prefilter === null) return true;
+    this.#marks[0] = 0;
+    this.#prefilter.scan(input, this.#marks, 0);
+    return this.#marks[0] === this.#allClauses;
   }
 
   #pick(input: string): RegExp {
@@ -239,7 +252,7 @@ function translate(source: string, flags: PcreFlags): PcreCompileResult {
   const regex = new BoundedRegex({
     irregexp,
     linear: boundedAsItIs ? null : linear,
-    literals: requiredLiterals(parsed),
+    literals: nonEmpty(requiredLiterals(parsed)),
     engine,
     groups: printer.groups,
     fix: {
@@ -249,6 +262,10 @@ function translate(source: string, flags: PcreFlags): PcreCompileResult {
     },
   });
   return { ok: true, regex, engine };
+}
+
+function nonEmpty(clauses: Clause[]): Clause[] | null {
+  return clauses.length === 0 ? null : clauses;
 }
 
 /** The same pattern on V8's linear engine, or null when that engine cannot run it (or is not enabled). */

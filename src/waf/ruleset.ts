@@ -127,12 +127,14 @@ export interface CompiledRule {
   /** Likewise for (selection, transformation chain): the transformed inputs, kept per transaction. -1 if none. */
   readonly inputs: number;
   /**
-   * The operator's required literals are set `literalSlot` of CompiledRuleSet.literalGroups[literalGroup],
-   * the group of every rule with the same selection and transformation chain: one scan of each input marks
-   * the rules that can match it, and the others are not run on it (./transaction.ts). -1 for rules without.
+   * The operator's required literal clauses are sets literalSlot … literalSlot + literalCount − 1 of
+   * CompiledRuleSet.literalGroups[literalGroup], the group of every rule with the same selection and
+   * transformation chain: one scan of each input marks the clauses it satisfies, and a rule is not run on an
+   * input missing one of its clauses (./transaction.ts). literalGroup is -1 for rules without.
    */
   readonly literalGroup: number;
   readonly literalSlot: number;
+  readonly literalCount: number;
   readonly multiMatch: boolean;
   readonly capture: boolean;
   /** Run for every matching value, whatever the rest of the chain does (ModSecurity v3 does so too). */

@@ -60,6 +60,15 @@ function lifetimeIds(lifetime: VariableDef['lifetime']): number[] {
   return VARIABLES.filter((def) => def.lifetime === lifetime).map((def) => def.id);
 }
 
+/** Whether the marks at `at` hold every literal clause of `rule` (CompiledRule.literalGroup). */
+function clausesMarked(rule: CompiledRule, marks: Uint32Array, at: number): boolean {
+  const end = rule.literalSlot + rule.literalCount;
+  for (let slot = rule.literalSlot; slot < end; slot++) {
+    if ((marks[at + (slot >>> 5)]! & (1 << (slot & 31))) === 0) return false;
+  }
+  return true;
+}
+
 let uniqueCounter = 0;
 const UNIQUE_PREFIX = `${Date.now().toString(36)}${process.pid.toString(36)}`;
 
@@ -369,20 +378,16 @@ export class Transaction implements MacroScope {
     const operator = rule.operator!;
     let marks: Uint32Array | null = null;
     let words = 0;
-    let word = 0;
-    let bit = 0;
-    if (rule.literalSlot !== -1) {
+    if (rule.literalGroup !== -1) {
       words = this.#ruleSet.literalGroups[rule.literalGroup]!.words;
       marks = this.#literalMarks[rule.literalGroup] ?? this.#markLiterals(rule, values, inputs);
       if (marks === null) return false;
-      word = rule.literalSlot >>> 5;
-      bit = 1 << (rule.literalSlot & 31);
-      // No input holds a literal this rule's operator needs: nothing to run.
-      if ((marks[values.length * words + word]! & bit) === 0) return false;
+      // No input satisfies a clause this rule's operator needs (the union of all inputs' marks): nothing to run.
+      if (!clausesMarked(rule, marks, values.length * words)) return false;
     }
     let matched = false;
     for (let i = 0; i < values.length; i++) {
-      if (marks !== null && (marks[i * words + word]! & bit) === 0) continue;
+      if (marks !== null && !clausesMarked(rule, marks, i * words)) continue;
       const input = inputs === undefined ? values[i]!.value : inputs[i]!;
       if (this.#operatorMatches(operator, input, rule.capture)) {
         this.#onValueMatch(rule, values[i]!, input);

@@ -1,14 +1,18 @@
 // `npm run conformance:crs`: replays the CRS 3.3.4 regression suite and prints the pass rate, a table per rule
 // file and every failure with its cause. In-process by default, at the paranoia level CRS's CI uses (4);
-// `--pl all` runs levels 1-4 in turn, `--target host:port` sends the stages over sockets to a running node.
+// `--pl all` runs levels 1-4 in turn. `--node` starts an L7 node (./node-target.ts) and sends the stages to it
+// over sockets, judged by the node's own rule-match log; `--target host:port` sends them to a node already
+// running, with no log (status and response expectations only).
 //
-//   node test/conformance/crs.ts [--pl 1|2|3|4|all] [--filter REGEX] [--target HOST:PORT] [--verbose]
+//   node test/conformance/crs.ts [--pl 1|2|3|4|all] [--filter REGEX] [--node | --target HOST:PORT] [--verbose]
 //
-// Exits 1 when the in-process run at PL4 differs from known-failures.json (a new failure, or a known one that
-// now passes) or passes fewer than 98% of the stages.
+// Exits 1 when the run at PL4 (in-process, or through a node with --node) differs from its known failures
+// (known-failures.json, node-known-failures.json: a new failure, or a known one that now passes) or passes
+// fewer than 98% of the stages.
 import { parseArgs } from 'node:util';
 import { CI_PARANOIA_LEVEL, PARANOIA_LEVELS, type ParanoiaLevel, ruleParanoiaLevels } from './crs-setup.ts';
 import { engineTarget } from './engine-target.ts';
+import { nodeTarget } from './node-target.ts';
 import { loadCorpus, type Stage } from './ftw.ts';
 import { compareWithKnown, formatFailures, formatSummary, loadKnownFailures, passRate, REQUIRED_PASS_RATE, summarize } from './report.ts';
 import { runStages } from './runner.ts';
@@ -20,6 +24,7 @@ const { values } = parseArgs({
     pl: { type: 'string', default: String(CI_PARANOIA_LEVEL) },
     filter: { type: 'string' },
     target: { type: 'string' },
+    node: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
   },
 });
@@ -43,7 +48,7 @@ const rates: string[] = [];
 let exitCode = 0;
 
 for (const level of levels) {
-  const target = openTarget(level);
+  const target = await openTarget(level);
   const started = performance.now();
   const results = await runStages(stages, target);
   await target.close();
@@ -54,9 +59,9 @@ for (const level of levels) {
   const rate = passRate(summary);
   rates.push(`PL${level}: ${summary.passed}/${summary.total} = ${(100 * rate).toFixed(2)}%`);
   if (values.target === undefined && level === CI_PARANOIA_LEVEL && filter === null) {
-    const known = loadKnownFailures();
+    const known = loadKnownFailures(values.node ? 'node' : 'engine');
     const { unexpected, fixed } = compareWithKnown(results, known);
-    console.log(`\nagainst known-failures.json: ${unexpected.length} unexpected failures, ${fixed.length} known failures now pass`);
+    console.log(`\nagainst ${values.node ? 'node-known-failures.json' : 'known-failures.json'}: ${unexpected.length} unexpected failures, ${fixed.length} known failures now pass`);
     for (const id of unexpected) console.log(`  new failure: ${id}`);
     for (const id of fixed) console.log(`  now passes: ${id} (known: ${known.stages[id]})`);
     if (unexpected.length > 0 || fixed.length > 0 || rate < REQUIRED_PASS_RATE) exitCode = 1;
@@ -66,7 +71,8 @@ for (const level of levels) {
 if (rates.length > 1) console.log(`\npass rate by paranoia level\n${rates.join('\n')}`);
 process.exit(exitCode);
 
-function openTarget(level: ParanoiaLevel): Target {
+async function openTarget(level: ParanoiaLevel): Promise<Target> {
+  if (values.node) return nodeTarget(level);
   if (values.target === undefined) {
     const { target, errors } = engineTarget(level);
     for (const error of errors) console.error(`rule set: ${error}`);

@@ -29,7 +29,10 @@ export async function startNode(opts: {
   threads?: number;
   mode?: 'tcp' | 'l7';
   env?: Record<string, string>;
+  /** output() keeps the last this many characters (a long run reads stdout itself, through proc). */
+  keepOutput?: number;
 }): Promise<NodeProcess> {
+  const keep = opts.keepOutput ?? Infinity;
   const dir = mkdtempSync(join(tmpdir(), 'secbeat-it-'));
   const port = await freePort();
   const metricsPort = await freePort();
@@ -70,8 +73,12 @@ ${opts.extraToml ?? ''}
   );
   let out = '';
   const proc = spawn(SECBEAT, ['run', '--config', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
-  proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  proc.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const append = (b: Buffer): void => {
+    out += b.toString();
+    if (out.length > keep) out = out.slice(-keep);
+  };
+  proc.stdout!.on('data', append);
+  proc.stderr!.on('data', append);
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
 
   const admin: NodeProcess['admin'] = (cmd, timeoutMs = 10_000) =>

@@ -5,6 +5,7 @@
 // a route with the WAF off neither refuses nor logs; a reload swaps the local rules with no restart.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,6 +35,22 @@ function send(port: number, host: string, path: string, method = 'GET', body?: s
     });
     req.on('error', reject);
     req.end(body);
+  });
+}
+
+/** Writes `text` on a new connection and reads until the node closes it (or 5 s pass). */
+function rawExchange(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(text));
+    let received = '';
+    const timer = setTimeout(() => socket.destroy(), 5_000);
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (received += chunk));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(received);
+    });
+    socket.on('error', reject);
   });
 }
 
@@ -155,6 +172,26 @@ ${route('shop.example')}${route('shadow.example', 'detection')}${route('off.exam
     expect(await send(node.port, 'shadow.example', '/upload', 'POST', `${attack}${pad}`)).toMatchObject({ status: 200, body: 'ok' });
     expect(lastBodyBytes).toBe(attack.length + pad.length);
     expect(await metric(/^secbeat_waf_partial_bodies_total/)).toBeGreaterThanOrEqual(2);
+  });
+
+  it('inspects upgrade and CONNECT requests too: an attack in an upgrade is refused, CONNECT gets 405', async () => {
+    const upgrade = (path: string) =>
+      rawExchange(node.port, `GET ${path} HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: waf-test\r\nAccept: */*\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    expect(await upgrade(SQLI)).toMatch(/^HTTP\/1\.1 403 /);
+    const blocked = (await events()).filter((e) => e.domain === 'shop.example' && e.action === 'blocked' && e.uri === SQLI);
+    expect(blocked.length).toBeGreaterThanOrEqual(2);
+    // CRS refuses the method where the WAF blocks (911100: CONNECT is not an allowed method). Elsewhere a
+    // reverse proxy opens no tunnels (405), and a target that is no host:port is malformed (400).
+    const connect = (host: string, target: string) => rawExchange(node.port, `CONNECT ${target} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: waf-test\r\nAccept: */*\r\n\r\n`);
+    expect(await connect('shop.example', 'origin.example:443')).toMatch(/^HTTP\/1\.1 403 /);
+    expect(await connect('off.example', 'origin.example:443')).toMatch(/^HTTP\/1\.1 405 /);
+    expect(await connect('off.example', 'origin.example')).toMatch(/^HTTP\/1\.1 400 /);
+  });
+
+  it('answers the request before bytes that are no request, then 400', async () => {
+    // A GET declaring no body, followed by a form: the GET is answered, then the stray bytes fail.
+    const reply = await rawExchange(node.port, 'GET / HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: waf-test\r\nAccept: */*\r\n\r\nhi=test\r\n');
+    expect(reply).toMatch(/^HTTP\/1\.1 200 [^]*\r\n\r\nokHTTP\/1\.1 400 /);
   });
 
   it('lets an attack through on a route in detection mode, and logs it', async () => {

@@ -15,10 +15,10 @@ export interface CompiledOperator {
    */
   match(input: string, captures: string[] | null): boolean;
   /**
-   * Strings one of which every matching input contains (A–Z folded to a–z; see ../prefilter.ts): the engine
-   * may skip the operator on an input that holds none. Absent or null when there are none to name.
+   * Clauses of strings every matching input satisfies, holding a string of each (A–Z folded to a–z; see
+   * ../prefilter.ts): the engine may skip the operator on an input that does not. Absent or null: none.
    */
-  readonly literals?: readonly string[] | null;
+  readonly literals?: readonly (readonly string[])[] | null;
 }
 
 /**
