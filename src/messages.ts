@@ -112,6 +112,14 @@ export const WafPolicySchema = strictObject({
     ),
     [],
   ),
+  /** Per rule (CRS or local): detection logs its matches but adds nothing to the score; off removes it. */
+  rule_modes: v.optional(
+    v.pipe(
+      v.array(strictObject({ rule_ids: v.pipe(v.array(int(1, 999_999)), v.minLength(1), v.maxLength(1000)), mode: v.picklist(['detection', 'off']) })),
+      v.maxLength(1000),
+    ),
+    [],
+  ),
 });
 export type WafPolicy = v.InferOutput<typeof WafPolicySchema>;
 

@@ -183,8 +183,11 @@ export class WafCheck {
     const matches = tx.matches;
     const blocked = hit !== null && this.#mode === 'blocking';
     if (matches.length === 0 && hit === null) return null;
-    const category = categoryOf(matches);
-    m.wafDetections.inc({ category, mode: this.#mode });
+    // Rules in detection mode (the policy's rule_modes) are reported as such, and name the category only
+    // when no other rule matched.
+    const effective = matches.filter((r) => !r.shadow);
+    const category = categoryOf(effective.length > 0 ? effective : matches);
+    m.wafDetections.inc({ category, mode: effective.length > 0 || hit !== null ? this.#mode : 'detection' });
     if (blocked) m.attacksBlocked.inc({ mode: 'l7', reason: `waf_${category}` });
     logSecurityEvent(this.#o.log, {
       event: 'waf.match',
@@ -196,6 +199,7 @@ export class WafCheck {
       uri: this.#uri.length > EVENT_URI_BYTES ? this.#uri.slice(0, EVENT_URI_BYTES) : this.#uri,
       anomalyScore: tx.anomalyScore,
       ruleIds: matches.map((r) => r.ruleId),
+      shadowRuleIds: matches.length === effective.length ? [] : matches.filter((r) => r.shadow).map((r) => r.ruleId),
       rules: matches.slice(0, EVENT_RULES).map((r) => ({ id: r.ruleId, msg: r.msg, variable: r.variable, data: r.data, severity: r.severity })),
       interruptedBy: hit === null ? null : hit.ruleId,
       reason: hit === null ? null : hit.reason,

@@ -171,7 +171,7 @@ function checkedWaf(config: Readonly<Config>, cwd: string): WafSettings {
     inspectBodyBytes: w.inspect_body_bytes,
     bodyOverLimit: w.body_over_limit,
     matchLog: w.match_log,
-    policy: w.policy_path === undefined ? { rules: [], exclusions: [], allowlist: [] } : readPolicy(resolve(cwd, w.policy_path)),
+    policy: w.policy_path === undefined ? { rules: [], exclusions: [], allowlist: [], rule_modes: [] } : readPolicy(resolve(cwd, w.policy_path)),
   };
   const { errors } = compileWaf(settings);
   if (errors.length > 0) {

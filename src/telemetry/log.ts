@@ -110,6 +110,8 @@ export type SecurityEvent =
       uri: string;
       anomalyScore: number;
       ruleIds: number[];
+      /** Of ruleIds, those in detection mode by the policy's rule_modes: logged, adding nothing to the score. */
+      shadowRuleIds: number[];
       rules: { id: number; msg: string; variable: string; data: string; severity: number | null }[];
       /** The rule that interrupted (0: the engine itself, a limit or the budget), null when none did. */
       interruptedBy: number | null;

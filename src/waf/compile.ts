@@ -40,6 +40,8 @@ interface Draft {
   errors: string[];
   /** Still expecting a chained rule. */
   open: boolean;
+  /** In detection mode (shadow_by_id). */
+  shadow?: boolean;
 }
 
 /** What SecDefaultAction gives the rules of its phase that follow it. */
@@ -63,7 +65,7 @@ type Entry = { kind: 'rule'; draft: Draft } | { kind: 'marker'; name: string };
 
 type Exception = Extract<
   Directive,
-  { kind: 'remove_by_id' | 'remove_by_tag' | 'remove_by_msg' | 'update_target_by_id' | 'update_target_by_tag' | 'update_action_by_id' }
+  { kind: 'remove_by_id' | 'remove_by_tag' | 'remove_by_msg' | 'update_target_by_id' | 'update_target_by_tag' | 'update_action_by_id' | 'shadow_by_id' }
 >;
 
 export function compileRuleSet(directives: readonly Directive[], options: CompileOptions = {}): CompileResult {
@@ -191,6 +193,9 @@ function applyExceptions(drafts: readonly Draft[], exceptions: readonly Exceptio
         break;
       case 'update_target_by_id':
         for (const d of byId(exception.ranges)) updateTargets(d, exception);
+        break;
+      case 'shadow_by_id':
+        for (const d of byId(exception.ranges)) d.shadow = true;
         break;
       case 'update_target_by_tag':
         for (const d of byPattern(exception, tags)) updateTargets(d, exception);
@@ -365,7 +370,7 @@ class RuleBuilder {
     const head = draft.links[0]!.actions;
     for (let i = draft.links.length - 1; i >= 0; i--) {
       const link = draft.links[i]!;
-      const built = this.#link(link, head, draft.defaults, phase, chain);
+      const built = this.#link(link, head, draft.defaults, phase, chain, draft.shadow === true);
       if (typeof built === 'string') return i === 0 ? built : `chained rule at line ${link.at.line}: ${built}`;
       chain = built;
     }
@@ -378,6 +383,7 @@ class RuleBuilder {
     defaults: DefaultActions,
     phase: Phase,
     chain: CompiledRule | null,
+    shadow: boolean,
   ): CompiledRule | string {
     const { actions } = link;
     const targets = compileTargets(link.variables);
@@ -413,6 +419,7 @@ class RuleBuilder {
       setenvs: actions.setenvs,
       ctls: actions.ctls,
       chain,
+      shadow,
       disruptive: resolveDisruptive(written, defaults),
       actionName: written.kind,
       status: head.status ?? defaults.status,

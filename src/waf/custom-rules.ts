@@ -10,6 +10,9 @@
 //   exclusion  {rule_ids, path?, parameter?, domains?}
 //              → SecRule REQUEST_FILENAME "@beginsWith path" "phase:1,pass,nolog,ctl:ruleRemoveTargetById=id;ARGS:parameter"
 //              (ctl:ruleRemoveById without a parameter), loaded before the CRS so phase 1 rules see it too
+//   rule mode  {rule_ids, mode: detection|off}
+//              → shadow_by_id (no SecLang spelling: the rules log their matches and change nothing, so they
+//              add nothing to the anomaly score) | SecRuleRemoveById; both apply wherever written
 import type { WafPolicy } from '../messages.ts';
 import type { ActionSpec, Directive, SourcePosition, VariableSelector } from './seclang/ast.ts';
 
@@ -36,7 +39,10 @@ const TARGET_VARIABLES: Record<CustomRuleTarget, VariableSelector[]> = {
 
 /** Directives to load before the CRS (exclusions) and after it (custom rules). */
 export function policyDirectives(policy: WafPolicy, file = '<waf policy>'): { before: Directive[]; after: Directive[] } {
-  const before = policy.exclusions.flatMap((exclusion, i) => exclusionDirectives(exclusion, EXCLUSION_ID_BASE - i, { file, line: i + 1 }));
+  const modes = policy.rule_modes.map(
+    (mode, i): Directive => ({ kind: mode.mode === 'detection' ? 'shadow_by_id' : 'remove_by_id', ranges: mode.rule_ids.map((id) => ({ from: id, to: id })), file, line: i + 1 }),
+  );
+  const before = [...modes, ...policy.exclusions.flatMap((exclusion, i) => exclusionDirectives(exclusion, EXCLUSION_ID_BASE - i, { file, line: i + 1 }))];
   const after = policy.rules.flatMap((rule, i) => ruleDirectives(rule, { file, line: i + 1 }));
   return { before, after };
 }

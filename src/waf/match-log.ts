@@ -30,6 +30,8 @@ export interface MatchRecord extends RuleMetadata {
   readonly disruptive: boolean;
   /** With `disruptive`, the response status. */
   readonly status: number | null;
+  /** The rule is in detection mode: it changed nothing (see the policy's rule_modes). */
+  readonly shadow: boolean;
 }
 
 /** Attacker-controlled text kept in a record: ModSecurity 2 cuts logdata at 512 bytes as well. */

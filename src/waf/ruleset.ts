@@ -146,6 +146,8 @@ export interface CompiledRule {
   readonly chain: CompiledRule | null;
 
   // What follows only means something on a chain head.
+  /** Detection mode for this rule alone: it matches and logs, and changes nothing (see shadow_by_id). */
+  readonly shadow: boolean;
   readonly disruptive: Disruptive;
   /** The action as written, `block` included, for the match log. */
   readonly actionName: string;

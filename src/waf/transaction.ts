@@ -295,7 +295,11 @@ export class Transaction implements MacroScope {
       this.#matchedVarsLength = 0;
       const matched = this.#evaluate(rule);
       if (this.#budgetExceeded) return this.#failed('budget');
-      if (matched) {
+      if (matched && rule.shadow) {
+        // A rule in detection mode logs its match and changes nothing, the flow included.
+        this.#onChainMatch(rule);
+        i++;
+      } else if (matched) {
         this.#onChainMatch(rule);
         if (this.#interruption !== null && phase !== 5) return this.#interruption;
         if (this.#allow !== 'none') break;
@@ -335,7 +339,7 @@ export class Transaction implements MacroScope {
   #evaluate(rule: CompiledRule): boolean {
     let matched = false;
     if (rule.operator === null) {
-      for (const setvar of rule.setvars) this.#setVar(setvar);
+      if (!this.#rule!.shadow) for (const setvar of rule.setvars) this.#setVar(setvar);
       matched = true;
     } else {
       const filters = this.#removedTargets.length === 0 ? NO_FILTERS : this.#filtersFor(rule);
@@ -351,6 +355,7 @@ export class Transaction implements MacroScope {
     }
     if (!matched) return false;
     if (rule.chain !== null && !this.#evaluate(rule.chain)) return false;
+    if (this.#rule!.shadow) return true;
     for (const ctl of rule.ctls) this.#applyCtl(ctl);
     for (const setenv of rule.setenvs) this.#setVar(setenv);
     return true;
@@ -605,15 +610,15 @@ export class Transaction implements MacroScope {
     this.#matchedVars[slot + 1] = input;
     this.#matchedVarsLength = slot + 2;
     this.#lastOperator = rule.operator;
-    for (const setvar of rule.setvars) this.#setVar(setvar);
+    if (!this.#rule!.shadow) for (const setvar of rule.setvars) this.#setVar(setvar);
   }
 
   /** The whole chain matched: log, then the disruptive action (only with the engine On). */
   #onChainMatch(rule: CompiledRule): void {
-    if (rule.severity !== null && rule.severity < this.#highestSeverity) this.#highestSeverity = rule.severity;
+    if (!rule.shadow && rule.severity !== null && rule.severity < this.#highestSeverity) this.#highestSeverity = rule.severity;
     let interruption: Interruption | null = null;
     // Logging (phase 5) comes after the response: nothing can be interrupted any more.
-    if (this.#mode === 'On' && rule.phase !== 5) {
+    if (this.#mode === 'On' && rule.phase !== 5 && !rule.shadow) {
       const action = rule.disruptive;
       switch (action.kind) {
         case 'deny':
@@ -658,6 +663,7 @@ export class Transaction implements MacroScope {
       action: rule.actionName,
       disruptive: interruption !== null,
       status: interruption?.status ?? null,
+      shadow: rule.shadow,
     };
   }
 

@@ -62,6 +62,7 @@ interface WafEvent {
   domain: string;
   uri: string;
   ruleIds: number[];
+  shadowRuleIds: number[];
   anomalyScore: number;
   interruptedBy: number | null;
 }
@@ -95,9 +96,13 @@ describe('WAF in L7 mode', () => {
     writeFileSync(
       policyFile,
       JSON.stringify({
-        rules: [{ id: 10100, name: 'WordPress login probe', pattern: '^/wp-(?:admin|login)', targets: ['path'], action: 'block', severity: 'warning', domains: ['shop.example'] }],
+        rules: [
+          { id: 10100, name: 'WordPress login probe', pattern: '^/wp-(?:admin|login)', targets: ['path'], action: 'block', severity: 'warning', domains: ['shop.example'] },
+          { id: 10200, name: 'Trial rule', pattern: '^/trial-probe', targets: ['path'], action: 'block' },
+        ],
         exclusions: [{ rule_ids: [10001], path: '/admin-tools', parameter: 'secret' }],
         allowlist: [{ path: '/healthz', domains: ['shop.example'] }],
+        rule_modes: [{ rule_ids: [10200], mode: 'detection' }],
       }),
     );
     origin = createServer((req, res) => {
@@ -220,6 +225,12 @@ ${route('shop.example')}${route('shadow.example', 'detection')}${route('off.exam
     // The allowlist wins over the CRS, for plain paths only.
     expect((await send(node.port, 'shop.example', `/healthz${SQLI.slice('/search'.length)}`)).status).toBe(200);
     expect((await send(node.port, 'shop.example', `/healthz/..%2Fsearch${SQLI.slice('/search'.length)}`)).status).toBe(403);
+  });
+
+  it('runs a rule in detection mode by the policy: logged as such, not blocking', async () => {
+    expect(await send(node.port, 'shop.example', '/trial-probe')).toMatchObject({ status: 200, body: 'ok' });
+    const event = (await events()).find((e) => e.ruleIds.includes(10200));
+    expect(event).toMatchObject({ action: 'detected', shadowRuleIds: [10200], interruptedBy: null });
   });
 
   it('swaps the local rules on a reload, with no restart', async () => {

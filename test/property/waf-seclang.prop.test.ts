@@ -179,7 +179,9 @@ const ranges = fc.array(idRange, { minLength: 1, maxLength: 4 });
 const KNOWN = new Set(['secrule', 'secaction', 'secdefaultaction', 'secmarker', 'secruleremovebyid', 'secruleremovebytag', 'secruleremovebymsg', 'secruleupdatetargetbyid', 'secruleupdatetargetbytag', 'secruleupdateactionbyid', 'include']);
 
 /** A directive without its position, as the generator makes it; `implicit` asks for `"^a"` rather than `"@rx ^a"`. */
-type Model = (Directive extends infer D ? (D extends unknown ? Omit<D, 'file' | 'line'> : never) : never) & { implicit?: boolean };
+/** Directives with a SecLang spelling (shadow_by_id is built from the JSON policy only). */
+type Written = Exclude<Directive, { kind: 'shadow_by_id' }>;
+type Model = (Written extends infer D ? (D extends unknown ? Omit<D, 'file' | 'line'> : never) : never) & { implicit?: boolean };
 
 const directive: fc.Arbitrary<Model> = fc.oneof(
   fc.record({ variables, operator, actions }).map(({ variables, operator: { implicit, ...op }, actions }) => ({ kind: 'rule' as const, variables, operator: op, actions, implicit })),

@@ -66,6 +66,12 @@ export type Directive =
   | ({ kind: 'update_target_by_id'; ranges: IdRange[] } & TargetUpdate & SourcePosition)
   | ({ kind: 'update_target_by_tag'; pattern: string } & TargetUpdate & SourcePosition)
   | ({ kind: 'update_action_by_id'; id: number; actions: ActionSpec[] } & SourcePosition)
+  /**
+   * Rules in detection mode: they match and log as before, but change nothing (no variable, no ctl, no
+   * disruptive action, no skip), so they add nothing to CRS's anomaly score. Built from the JSON policy's
+   * rule_modes only (../custom-rules.ts); SecLang has no spelling for it.
+   */
+  | ({ kind: 'shadow_by_id'; ranges: IdRange[] } & SourcePosition)
   | ({ kind: 'include'; path: string } & SourcePosition)
   /**
    * Any other directive (`SecRuleEngine On`, `SecRequestBodyLimit 13107200`, `SecComponentSignature …`):

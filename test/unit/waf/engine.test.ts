@@ -233,6 +233,28 @@ describe('exceptions and ctl', () => {
     expect(run(`SecAction "id:1,phase:1,pass,nolog,ctl:ruleRemoveByTag=attack-x"\n${target}`, { uri: '/?q=x' }).interruption).toBeNull();
   });
 
+  it('a rule in detection mode (shadow_by_id, from the policy) logs its match and changes nothing', () => {
+    const rules = [
+      `SecRule ARGS "@rx evil" "id:1,phase:2,pass,log,msg:'scored',setvar:tx.score=+5,skipAfter:END"`,
+      `SecRule ARGS "@rx worse" "id:2,phase:2,deny,status:403,log"`,
+      `SecRule TX:score "@ge 5" "id:3,phase:2,deny,status:403,log"`,
+      'SecMarker END',
+      `SecRule ARGS "@rx evil" "id:4,phase:2,pass,log"`,
+    ].join('\n');
+    // As written: 1 scores and skips to END, so 3 never runs; 4 logs.
+    const written = run(rules, { uri: '/?a=evil' });
+    expect({ logged: written.logged, score: written.tx.txValue('score') }).toEqual({ logged: [1, 4], score: '5' });
+    const shadow = { directives: { before: [{ kind: 'shadow_by_id' as const, ranges: [{ from: 1, to: 2 }], file: '<policy>', line: 1 }] } };
+    // Shadowed: 1 still logs (marked), but sets nothing and does not skip; 3 sees no score; nothing blocks.
+    const shadowed = run(rules, { uri: '/?a=evil' }, shadow);
+    expect({ logged: shadowed.logged, score: shadowed.tx.txValue('score'), interruption: shadowed.interruption }).toEqual({ logged: [1, 4], score: undefined, interruption: null });
+    expect(shadowed.tx.matches.map((m) => m.shadow)).toEqual([true, false]);
+    // 2 denies as written, and only logs in detection mode.
+    expect(run(rules, { uri: '/?a=worse' }).interruption?.ruleId).toBe(2);
+    const worse = run(rules, { uri: '/?a=worse' }, shadow);
+    expect({ logged: worse.logged, interruption: worse.interruption, disruptive: worse.tx.matches[0]?.disruptive }).toEqual({ logged: [2], interruption: null, disruptive: false });
+  });
+
   it('SecRuleUpdateTargetById adds exclusions, wherever it is written', () => {
     expect(run(`SecRuleUpdateTargetById 100 "!ARGS:q"\n${target}`, { uri: '/?q=x' }).interruption).toBeNull();
     expect(run(`${target}\nSecRuleUpdateTargetById 100 "!ARGS:q"`, { uri: '/?r=x' }).interruption?.ruleId).toBe(100);
