@@ -78,7 +78,7 @@ export const WafPolicySchema = strictObject({
           id: int(1, 99_999),
           name: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
           pattern: v.pipe(v.string(), v.minLength(1), v.maxLength(4096)),
-          action: v.picklist(['block', 'log']),
+          action: v.picklist(['block', 'log', 'challenge']),
           severity: v.optional(v.picklist(['critical', 'error', 'warning', 'notice']), 'critical'),
           targets: v.pipe(
             v.array(v.picklist(['args', 'args_names', 'path', 'uri', 'query', 'body', 'headers', 'cookies', 'method', 'user_agent', 'ip'])),
@@ -137,6 +137,7 @@ const WafSettingsSchema = strictObject({
   inspectBodyBytes: v.number(),
   bodyOverLimit: v.picklist(['partial', 'reject']),
   matchLog: v.boolean(),
+  challenge: strictObject({ secret: v.string(), difficultyBits: v.number(), ttlSeconds: v.number() }),
   policy: WafPolicySchema,
 });
 export type WafSettings = v.InferOutput<typeof WafSettingsSchema>;

@@ -247,6 +247,18 @@ const WafSchema = strictObject({
     v.pipe(v.picklist(['partial', 'reject']), v.description('A larger body: inspect its first inspect_body_bytes (partial) or refuse it with 413 (reject)')),
     'partial',
   ),
+  challenge_secret: v.optional(
+    v.pipe(
+      v.string(),
+      v.minLength(32),
+      v.description('Key of the challenge clearances (32+ characters; the same on every node lets a clearance from one serve on all); random per process when absent'),
+    ),
+  ),
+  challenge_difficulty_bits: v.optional(
+    v.pipe(int(1, 24), v.description('Leading zero bits of the proof of work a challenge page computes: 2^bits hashes on average')),
+    14,
+  ),
+  challenge_ttl_seconds: v.optional(v.pipe(int(60, 7 * 86_400), v.description('How long a challenge clearance lasts')), 3600),
   match_log: v.optional(
     v.pipe(v.boolean(), v.description('Also log each matched rule as one line in ModSecurity\'s error-log format (event waf.rule), as log tooling written for ModSecurity reads it')),
     false,

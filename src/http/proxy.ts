@@ -27,10 +27,9 @@ import { logSecurityEvent, type Logger } from '../telemetry/log.ts';
 import { beforeCollect, type Metrics } from '../telemetry/metrics.ts';
 import { RequestTally } from '../telemetry/request-tally.ts';
 import type { CertificateStore } from '../tls/cert-store.ts';
-import type { Interruption } from '../waf/engine.ts';
 import { clientIp } from './client-ip.ts';
 import { L7_ERRORS, type L7ErrorStatus } from './phases.ts';
-import type { WafGate } from './waf-gate.ts';
+import type { WafGate, WafVerdict } from './waf-gate.ts';
 import type { Route, RouteTable } from './routes.ts';
 import { OriginError, type OriginCall, type OriginHandler, type OriginRequest } from './origin-pool.ts';
 import type { Origin, OriginSet, Upstreams } from './upstream.ts';
@@ -762,7 +761,13 @@ export class L7Proxy implements DataPlane {
     return true;
   }
 
-  #wafRefuse(res: ClientResponse, hit: Interruption, startedAt: number): void {
+  #wafRefuse(res: ClientResponse, hit: WafVerdict, startedAt: number): void {
+    if (hit.action === 'challenge') {
+      this.#tally.record(hit.status, (performance.now() - startedAt) / 1000);
+      res.writeHead(hit.status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(hit.page) });
+      res.end(hit.page);
+      return;
+    }
     if (hit.action === 'drop') {
       this.#tally.record(403, (performance.now() - startedAt) / 1000);
       res.destroy();

@@ -13,6 +13,7 @@ import { L7Proxy, type L7Limits } from './proxy.ts';
 import { RouteTable, type RouteConfig } from './routes.ts';
 import { Upstreams, type UpstreamSettings } from './upstream.ts';
 import { compileWaf, WafGate, warmUp, type WafRules } from './waf-gate.ts';
+import { Challenge } from './challenge.ts';
 
 export interface L7Settings {
   listen: { host: string; port: number };
@@ -86,6 +87,7 @@ function wafGate(settings: WafSettings, deps: L7Deps): WafGate {
     inspectBodyBytes: settings.inspectBodyBytes,
     bodyOverLimit: settings.bodyOverLimit,
     matchLog: settings.matchLog,
+    challenge: new Challenge(settings.challenge),
     log: deps.log,
     metrics: deps.metrics,
   });

@@ -11,14 +11,26 @@ import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { WafSettings } from '../messages.ts';
 import { Allowlist } from '../waf/allowlist.ts';
-import { policyDirectives } from '../waf/custom-rules.ts';
+import { CHALLENGE_TAG, policyDirectives } from '../waf/custom-rules.ts';
 import type { Directive } from '../waf/seclang/ast.ts';
 import { createWaf, formatModsecLine, RuleSet, type ConfigError, type Interruption, type MatchRecord, type Transaction, type WafRequest } from '../waf/engine.ts';
+import type { Challenge } from './challenge.ts';
 import { hostName } from './routes.ts';
 import { logSecurityEvent, type Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 
 export type WafMode = WafSettings['mode'];
+
+/** A `challenge` rule matched a request without a valid clearance: answer with the challenge page. */
+export interface ChallengeVerdict {
+  readonly action: 'challenge';
+  readonly status: 403;
+  readonly ruleId: number;
+  readonly page: string;
+}
+
+/** What the gate asks the proxy to answer instead of forwarding the request. */
+export type WafVerdict = Interruption | ChallengeVerdict;
 /** What a body larger than the inspection limit gets: its first bytes inspected, or 413. */
 export type BodyOverLimit = WafSettings['bodyOverLimit'];
 
@@ -37,6 +49,7 @@ export interface WafGateOptions {
   bodyOverLimit: BodyOverLimit;
   /** Log each matched rule as a ModSecurity error-log line too (event `waf.rule`). */
   matchLog: boolean;
+  challenge: Challenge;
   log: Logger;
   metrics: Metrics;
 }
@@ -124,7 +137,8 @@ export class WafGate {
     const domain = hostName(authority);
     const uri = req.url ?? '/';
     if (allowlist.size > 0 && allowlist.allows(clientIp, domain, uri)) return null;
-    return new WafCheck(this.#o, ruleSet.begin(wafRequest(req, clientIp)), mode, domain, clientIp, uri);
+    const cookie = req.headers.cookie;
+    return new WafCheck(this.#o, ruleSet.begin(wafRequest(req, clientIp)), mode, domain, clientIp, uri, Array.isArray(cookie) ? cookie.join('; ') : cookie);
   }
 }
 
@@ -140,15 +154,25 @@ export class WafCheck {
   readonly #domain: string;
   readonly #clientIp: string;
   readonly #uri: string;
+  readonly #cookie: string | undefined;
   #reported = false;
 
-  constructor(options: WafGateOptions, tx: Transaction, mode: Exclude<WafMode, 'off'>, domain: string, clientIp: string, uri: string) {
+  constructor(
+    options: WafGateOptions,
+    tx: Transaction,
+    mode: Exclude<WafMode, 'off'>,
+    domain: string,
+    clientIp: string,
+    uri: string,
+    cookie: string | undefined,
+  ) {
     this.#o = options;
     this.#tx = tx;
     this.#mode = mode;
     this.#domain = domain;
     this.#clientIp = clientIp;
     this.#uri = uri;
+    this.#cookie = cookie;
   }
 
   /** Request body bytes to hold for phase 2. */
@@ -161,20 +185,20 @@ export class WafCheck {
   }
 
   /** Phase 1. */
-  headers(): Interruption | null {
+  headers(): WafVerdict | null {
     const hit = this.#tx.requestHeaders();
     return hit === null ? null : this.#outcome(hit);
   }
 
   /** Phase 2: `body` whole, or its first bytes when `partial`; null when the request has none. */
-  body(body: Buffer | null, partial: boolean): Interruption | null {
+  body(body: Buffer | null, partial: boolean): WafVerdict | null {
     if (partial) this.#o.metrics.wafPartialBodies.inc();
     const inspected = body === null ? null : body.toString('latin1', 0, partial ? Math.min(body.length, this.#o.inspectBodyBytes) : body.length);
     return this.#outcome(this.#tx.requestBody(inspected));
   }
 
   /** Logs and counts the request's matches once; what to answer with in blocking mode, else null. */
-  #outcome(hit: Interruption | null): Interruption | null {
+  #outcome(hit: Interruption | null): WafVerdict | null {
     if (this.#reported) return null;
     this.#reported = true;
     const tx = this.#tx;
@@ -189,9 +213,10 @@ export class WafCheck {
     const category = categoryOf(effective.length > 0 ? effective : matches);
     m.wafDetections.inc({ category, mode: effective.length > 0 || hit !== null ? this.#mode : 'detection' });
     if (blocked) m.attacksBlocked.inc({ mode: 'l7', reason: `waf_${category}` });
+    const challenged = blocked || this.#mode !== 'blocking' ? null : this.#challenge(effective);
     logSecurityEvent(this.#o.log, {
       event: 'waf.match',
-      action: blocked ? 'blocked' : 'detected',
+      action: blocked ? 'blocked' : challenged !== null ? 'challenged' : 'detected',
       mode: this.#mode,
       category,
       clientIp: this.#clientIp,
@@ -209,7 +234,21 @@ export class WafCheck {
       const context = { clientIp: this.#clientIp, hostname: this.#domain, uri: this.#uri, uniqueId: tx.uniqueId };
       for (const record of matches) this.#o.log.info({ event: 'waf.rule', transactionId: tx.uniqueId, line: formatModsecLine(record, context) }, 'waf rule matched');
     }
-    return blocked ? hit : null;
+    return blocked ? hit : challenged;
+  }
+
+  /** The challenge when a challenge rule matched and the request holds no valid clearance; null otherwise. */
+  #challenge(matches: readonly MatchRecord[]): ChallengeVerdict | null {
+    const rule = matches.find((r) => r.tags.includes(CHALLENGE_TAG));
+    if (rule === undefined) return null;
+    const { challenge, metrics } = this.#o;
+    const now = Math.floor(Date.now() / 1000);
+    if (challenge.cleared(this.#cookie, this.#clientIp, this.#domain, now)) {
+      metrics.wafChallenges.inc({ result: 'passed' });
+      return null;
+    }
+    metrics.wafChallenges.inc({ result: 'issued' });
+    return { action: 'challenge', status: 403, ruleId: rule.ruleId, page: challenge.page(this.#clientIp, this.#domain, now) };
   }
 }
 

@@ -147,6 +147,9 @@ function certificateSources(config: Readonly<Config>, cwd: string): CertificateS
   };
 }
 
+/** The challenge key when [waf] challenge_secret is not set: one per process, so reloads keep clearances valid. */
+const processChallengeSecret = randomBytes(32).toString('base64url');
+
 function routesOf(config: Readonly<Config>): L7Update['routes'] {
   return config.l7.routes.map((r) => (r.waf_mode === undefined ? { hosts: r.hosts, origins: r.origins } : { hosts: r.hosts, origins: r.origins, waf: r.waf_mode }));
 }
@@ -171,6 +174,7 @@ function checkedWaf(config: Readonly<Config>, cwd: string): WafSettings {
     inspectBodyBytes: w.inspect_body_bytes,
     bodyOverLimit: w.body_over_limit,
     matchLog: w.match_log,
+    challenge: { secret: w.challenge_secret ?? processChallengeSecret, difficultyBits: w.challenge_difficulty_bits, ttlSeconds: w.challenge_ttl_seconds },
     policy: w.policy_path === undefined ? { rules: [], exclusions: [], allowlist: [], rule_modes: [] } : readPolicy(resolve(cwd, w.policy_path)),
   };
   const { errors } = compileWaf(settings);

@@ -102,7 +102,8 @@ export type SecurityEvent =
   /** One request the WAF matched rules on (src/http/waf-gate.ts): every rule id, the first rules in detail. */
   | {
       event: 'waf.match';
-      action: 'blocked' | 'detected';
+      /** challenged: a `challenge` rule matched and the request held no valid clearance (src/http/challenge.ts). */
+      action: 'blocked' | 'detected' | 'challenged';
       mode: 'detection' | 'blocking';
       category: string;
       clientIp: string;

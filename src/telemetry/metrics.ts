@@ -192,6 +192,13 @@ export function createMetrics(registry: Registry = new Registry()) {
       ...r,
       ...sum,
     }),
+    wafChallenges: new Counter({
+      name: 'secbeat_waf_challenges_total',
+      help: 'Requests a challenge rule matched: sent the challenge page (issued) or carrying a valid clearance (passed)',
+      labelNames: ['result'] as const,
+      ...r,
+      ...sum,
+    }),
     wafBudgetExhausted: new Counter({
       name: 'secbeat_waf_budget_exhausted_total',
       help: 'Requests whose WAF evaluation budget ran out (then passed or refused by [waf] fail_open)',

@@ -4,9 +4,10 @@
 // match log as the CRS. Allowlists never reach the engine: the L7 gate skips the WAF for them, which is both
 // the cheapest check and the one that always wins.
 //
-//   rule       {id, name, pattern, action: block|log, severity, targets, domains?}
+//   rule       {id, name, pattern, action: block|log|challenge, severity, targets, domains?}
 //              → SecRule <targets> "@rx pattern" "id,phase:2,t:none,deny,status:403|pass,log,msg,severity,tag"
-//              (for some domains: a chain whose head matches the request's host)
+//              (for some domains: a chain whose head matches the request's host); challenge is `pass` with
+//              the tag CHALLENGE_TAG, which the L7 gate answers with its challenge (src/http/challenge.ts)
 //   exclusion  {rule_ids, path?, parameter?, domains?}
 //              → SecRule REQUEST_FILENAME "@beginsWith path" "phase:1,pass,nolog,ctl:ruleRemoveTargetById=id;ARGS:parameter"
 //              (ctl:ruleRemoveById without a parameter), loaded before the CRS so phase 1 rules see it too
@@ -19,6 +20,9 @@ import type { ActionSpec, Directive, SourcePosition, VariableSelector } from './
 type CustomRule = WafPolicy['rules'][number];
 type Exclusion = WafPolicy['exclusions'][number];
 type CustomRuleTarget = CustomRule['targets'][number];
+
+/** Marks the matches of `challenge` rules for the L7 gate. */
+export const CHALLENGE_TAG = 'secbeat-challenge';
 
 /** Exclusions get ids from here down: below the local-rule range custom rules use. */
 const EXCLUSION_ID_BASE = 99_999;
@@ -57,6 +61,7 @@ function ruleDirectives(rule: CustomRule, at: SourcePosition): Directive[] {
     { name: 'msg', value: rule.name },
     { name: 'severity', value: rule.severity.toUpperCase() },
     { name: 'tag', value: 'attack-custom' },
+    ...(rule.action === 'challenge' ? [{ name: 'tag', value: CHALLENGE_TAG }] : []),
     { name: 'logdata', value: 'Matched Data: %{MATCHED_VAR} found within %{MATCHED_VAR_NAME}' },
   ];
   const match: Directive = { kind: 'rule', variables: rule.targets.flatMap((t) => TARGET_VARIABLES[t]), operator: { name: 'rx', argument: rule.pattern, negated: false }, actions: [], ...at };

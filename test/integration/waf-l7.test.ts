@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { connect } from 'node:net';
+import { runInNewContext } from 'node:vm';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,9 +21,10 @@ interface Reply {
   errorId: string | undefined;
 }
 
-function send(port: number, host: string, path: string, method = 'GET', body?: string): Promise<Reply> {
+function send(port: number, host: string, path: string, method = 'GET', body?: string, cookie?: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { host, 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) waf-test', accept: 'text/html' };
+    if (cookie !== undefined) headers['cookie'] = cookie;
     if (body !== undefined) {
       headers['content-type'] = 'application/x-www-form-urlencoded';
       headers['content-length'] = String(Buffer.byteLength(body));
@@ -99,6 +101,7 @@ describe('WAF in L7 mode', () => {
         rules: [
           { id: 10100, name: 'WordPress login probe', pattern: '^/wp-(?:admin|login)', targets: ['path'], action: 'block', severity: 'warning', domains: ['shop.example'] },
           { id: 10200, name: 'Trial rule', pattern: '^/trial-probe', targets: ['path'], action: 'block' },
+          { id: 10300, name: 'Login challenge', pattern: '^/login', targets: ['path'], action: 'challenge' },
         ],
         exclusions: [{ rule_ids: [10001], path: '/admin-tools', parameter: 'secret' }],
         allowlist: [{ path: '/healthz', domains: ['shop.example'] }],
@@ -225,6 +228,22 @@ ${route('shop.example')}${route('shadow.example', 'detection')}${route('off.exam
     // The allowlist wins over the CRS, for plain paths only.
     expect((await send(node.port, 'shop.example', `/healthz${SQLI.slice('/search'.length)}`)).status).toBe(200);
     expect((await send(node.port, 'shop.example', `/healthz/..%2Fsearch${SQLI.slice('/search'.length)}`)).status).toBe(403);
+  });
+
+  it('answers a challenge rule with a page whose script earns a clearance cookie, which then passes', async () => {
+    const first = await send(node.port, 'shop.example', '/login');
+    expect(first.status).toBe(403);
+    expect(first.body).toContain('<script>');
+    expect((await events()).find((e) => e.ruleIds.includes(10300))).toMatchObject({ action: 'challenged', category: 'custom' });
+    // The page's own script, run as a browser runs it, sets the cookie and reloads.
+    const browser = { document: { cookie: '' }, location: { reload() {} }, Math };
+    runInNewContext(/<script>([^]*)<\/script>/.exec(first.body)![1]!, browser, { timeout: 30_000 });
+    const cookie = browser.document.cookie.split(';')[0]!;
+    expect(await send(node.port, 'shop.example', '/login', 'GET', undefined, cookie)).toMatchObject({ status: 200, body: 'ok' });
+    // The clearance is for this domain only (other.example takes the default route, blocking too).
+    expect((await send(node.port, 'other.example', '/login', 'GET', undefined, cookie)).status).toBe(403);
+    expect(await metric(/^secbeat_waf_challenges_total\{.*result="issued"/)).toBeGreaterThanOrEqual(1);
+    expect(await metric(/^secbeat_waf_challenges_total\{.*result="passed"/)).toBeGreaterThanOrEqual(1);
   });
 
   it('runs a rule in detection mode by the policy: logged as such, not blocking', async () => {
