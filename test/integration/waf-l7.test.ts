@@ -5,12 +5,15 @@
 // a route with the WAF off neither refuses nor logs; a reload swaps the local rules with no restart.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
+import { connect as connectHttp2 } from 'node:http2';
 import { connect } from 'node:net';
 import { runInNewContext } from 'node:vm';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testCa, testCert } from '../helpers/certs.ts';
 import { startNode, type NodeProcess } from '../helpers/node-process.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const API_TOKEN = 'waf-test-token';
 const SQLI = "/search?q=1'%20or%20'1'='1";
@@ -75,6 +78,7 @@ describe('WAF in L7 mode', () => {
   let node: NodeProcess;
   let rulesFile = '';
   let originRequests = 0;
+  let tlsPort = 0;
   let lastBodyBytes = 0;
 
   const events = async (): Promise<WafEvent[]> => {
@@ -119,6 +123,10 @@ describe('WAF in L7 mode', () => {
     });
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     const originPort = (origin.address() as { port: number }).port;
+    const cert = testCert(['shop.example']);
+    writeFileSync(join(dir, 'shop.pem'), cert.cert);
+    writeFileSync(join(dir, 'shop.key'), cert.key);
+    tlsPort = await freePort();
     const route = (host: string, mode?: string): string =>
       `\n[[l7.routes]]\nhosts = ["${host}"]\norigins = ["http://127.0.0.1:${originPort}"]\n${mode === undefined ? '' : `waf_mode = "${mode}"\n`}`;
     node = await startNode({
@@ -126,6 +134,14 @@ describe('WAF in L7 mode', () => {
       backendPort: originPort,
       env: { SECBEAT_ADMIN__API_TOKEN: API_TOKEN },
       extraToml: `
+[tls]
+enabled = true
+cert_path = "${join(dir, 'shop.pem')}"
+key_path = "${join(dir, 'shop.key')}"
+
+[l7]
+tls_bind_address = "127.0.0.1:${tlsPort}"
+
 [waf]
 enabled = true
 mode = "blocking"
@@ -180,6 +196,34 @@ ${route('shop.example')}${route('shadow.example', 'detection')}${route('off.exam
     expect(await send(node.port, 'shadow.example', '/upload', 'POST', `${attack}${pad}`)).toMatchObject({ status: 200, body: 'ok' });
     expect(lastBodyBytes).toBe(attack.length + pad.length);
     expect(await metric(/^secbeat_waf_partial_bodies_total/)).toBeGreaterThanOrEqual(2);
+  });
+
+  it('inspects HTTP/2 requests as HTTP/1.1 ones: the query, the form body, and benign traffic passes', async () => {
+    const session = connectHttp2(`https://shop.example:${tlsPort}`, { ca: testCa(), host: '127.0.0.1', port: tlsPort, servername: 'shop.example' });
+    const h2 = (path: string, body?: string): Promise<{ status: number; text: string }> =>
+      new Promise((resolve, reject) => {
+        const headers: Record<string, string> = { ':path': path, ':method': body === undefined ? 'GET' : 'POST', 'user-agent': 'Mozilla/5.0 waf-test', accept: 'text/html' };
+        if (body !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';
+        const stream = session.request(headers);
+        let status = 0;
+        let text = '';
+        stream.on('response', (h) => (status = Number(h[':status'])));
+        stream.setEncoding('latin1');
+        stream.on('data', (c: string) => (text += c));
+        stream.on('end', () => resolve({ status, text }));
+        stream.on('error', reject);
+        stream.end(body);
+      });
+    try {
+      expect(await h2('/products?page=2&q=hello')).toEqual({ status: 200, text: 'ok' });
+      expect(await h2('/comment', 'name=bob&text=hello+there')).toEqual({ status: 200, text: 'ok' });
+      expect((await h2(SQLI)).status).toBe(403);
+      expect((await h2('/comment', 'name=bob&text=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E')).status).toBe(403);
+    } finally {
+      session.close();
+    }
+    const h2Events = (await events()).filter((e) => e.domain === 'shop.example' && e.action === 'blocked' && (e.uri === SQLI || e.uri === '/comment'));
+    expect(h2Events.map((e) => e.category)).toEqual(expect.arrayContaining(['sqli', 'xss']));
   });
 
   it('inspects upgrade and CONNECT requests too: an attack in an upgrade is refused, CONNECT gets 405', async () => {
