@@ -745,10 +745,6 @@ export class L7Proxy implements DataPlane {
   }
 
   /**
-   * A WAF interruption in blocking mode: `drop` closes the connection, `redirect` answers with its Location,
-   * `deny` with its status (an error body naming the error id, as every refusal of the proxy's own).
-   */
-  /**
    * The WAF on a request answered on its raw socket (an upgrade, CONNECT): phases 1 and 2 with no body (an
    * upgraded connection's bytes are no request body). True when it refused the request, which is then answered.
    */
@@ -761,6 +757,11 @@ export class L7Proxy implements DataPlane {
     return true;
   }
 
+  /**
+   * A WAF verdict in blocking mode: `challenge` answers with the challenge page, `drop` closes the connection,
+   * `redirect` answers with its Location, `deny` with its status (an error body naming the error id, as every
+   * refusal of the proxy's own).
+   */
   #wafRefuse(res: ClientResponse, hit: WafVerdict, startedAt: number): void {
     if (hit.action === 'challenge') {
       this.#tally.record(hit.status, (performance.now() - startedAt) / 1000);

@@ -6,7 +6,9 @@
 // never interrupts: shadow mode) and blocking. A detection is one security event per request naming every
 // rule that matched, and counts secbeat_waf_detections_total by category; a block also counts
 // secbeat_attacks_blocked_total{reason="waf_<category>"}. A request whose evaluation budget ran out is
-// counted and then passes or is refused by the configured policy (the engine decides, ../waf/budget.ts).
+// counted and then passes or is refused by the configured policy (the engine decides, ../waf/budget.ts). In
+// blocking mode a matched `challenge` rule (the JSON policy) answers with ./challenge.ts's page unless the
+// request holds a valid clearance; rules the policy runs in detection mode are logged and change nothing.
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { WafSettings } from '../messages.ts';
