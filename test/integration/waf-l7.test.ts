@@ -219,6 +219,10 @@ ${route('shop.example')}${route('shadow.example', 'detection')}${route('off.exam
       expect(await h2('/comment', 'name=bob&text=hello+there')).toEqual({ status: 200, text: 'ok' });
       expect((await h2(SQLI)).status).toBe(403);
       expect((await h2('/comment', 'name=bob&text=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E')).status).toBe(403);
+      // A refused body larger than the stream and connection windows leaves the connection usable.
+      const attack = `q=1%27%20or%20%271%27%3D%271&pad=${'x'.repeat(1_000_000)}`;
+      expect((await h2('/upload', attack)).status).toBe(403);
+      expect(await h2('/products?page=3')).toEqual({ status: 200, text: 'ok' });
     } finally {
       session.close();
     }
