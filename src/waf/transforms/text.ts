@@ -106,6 +106,9 @@ export const cmdLine: Transform = (input) => {
   const out = outputBuffer(n);
   let o = 0;
   let afterSpace = false;
+  // Most values come out as they went in (a lower-case word, a number): then the input itself is the answer,
+  // and no string is built.
+  let changed = false;
   for (let i = 0; i < n; i++) {
     const c = input.charCodeAt(i);
     const kind = c < 256 ? CMD_CLASS[c]! : CMD_COPY;
@@ -115,17 +118,24 @@ export const cmdLine: Transform = (input) => {
     } else if (kind === CMD_UPPER) {
       out[o++] = c + 0x20;
       afterSpace = false;
+      changed = true;
     } else if (kind === CMD_SEPARATOR) {
+      if (c !== 0x20 || afterSpace) changed = true;
       if (!afterSpace) out[o++] = 0x20;
       afterSpace = true;
     } else if (kind === CMD_PATH_OR_CALL) {
-      if (afterSpace) o--;
+      if (afterSpace) {
+        o--;
+        changed = true;
+      }
       out[o++] = c;
       afterSpace = false;
+    } else {
+      // CMD_DELETE writes nothing and, as in ModSecurity, leaves `afterSpace` as it was.
+      changed = true;
     }
-    // CMD_DELETE writes nothing and, as in ModSecurity, leaves `afterSpace` as it was.
   }
-  return byteString(out, o);
+  return changed ? byteString(out, o) : input;
 };
 
 /** Sets or clears bit 7 of each byte so that the byte has even parity (ModSecurity counts all 8 bits). */
