@@ -4,6 +4,9 @@
 /** Actor and thread names: short, printable, no separators. */
 export const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
+/** The pseudo-actor that receives a system's ask replies (outside NAME, so no real actor can take it). */
+export const ASK_ACTOR = '$ask';
+
 /** Location-transparent address of an actor. */
 export interface Address {
   readonly region: string;

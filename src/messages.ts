@@ -7,7 +7,7 @@
 // - `type` is a lowercase dot path "<actor>.<verb>".
 // - Delivery is at-most-once and FIFO per sender→receiver pair; chaos rules may break both on purpose.
 import * as v from 'valibot';
-import type { ErrorData } from './errors.ts';
+import { isErrorCode, type ErrorData } from './errors.ts';
 import { NAME, type Address } from './address.ts';
 import { decode, int, refuseArrays, strictObject, type Decoded } from './validation.ts';
 
@@ -15,6 +15,7 @@ import { decode, int, refuseArrays, strictObject, type Decoded } from './validat
 // Addresses
 
 export const NameSchema = v.pipe(v.string(), v.regex(NAME, 'names use letters, digits, "_", "." and "-" (1–64 chars)'));
+import { ASK_ACTOR } from './address.ts';
 export { formatAddress, parseAddress, type Address } from './address.ts';
 export type { Decoded } from './validation.ts';
 
@@ -282,6 +283,38 @@ export interface ReplyEnvelope {
   to: Address;
   askId: number;
   outcome: { ok: true; value: unknown } | { ok: false; error: ErrorData };
+}
+
+/** An address as a delivery carries it: a reply goes to the sender's ask pseudo-actor. */
+const DeliveryAddressSchema = strictObject({ region: NameSchema, node: NameSchema, thread: NameSchema, actor: v.union([NameSchema, v.literal(ASK_ACTOR)]) });
+
+/** The wire form of a Delivery between nodes (src/runtime/nats-transport.ts), checked on arrival. */
+const ErrorDataSchema = strictObject({ code: v.custom<ErrorData['code']>(isErrorCode, 'unknown error code'), message: v.string() });
+export const DeliverySchema = v.variant('kind', [
+  strictObject({
+    kind: v.literal('msg'),
+    envelope: strictObject({
+      to: DeliveryAddressSchema,
+      from: v.nullable(DeliveryAddressSchema),
+      msg: AnyMsgSchema,
+      askId: v.optional(int(0, Number.MAX_SAFE_INTEGER)),
+      replyTo: v.optional(DeliveryAddressSchema),
+    }),
+  }),
+  strictObject({
+    kind: v.literal('reply'),
+    reply: strictObject({
+      to: DeliveryAddressSchema,
+      askId: int(0, Number.MAX_SAFE_INTEGER),
+      outcome: v.variant('ok', [strictObject({ ok: v.literal(true), value: v.unknown() }), strictObject({ ok: v.literal(false), error: ErrorDataSchema })]),
+    }),
+  }),
+  strictObject({ kind: v.literal('crash'), to: DeliveryAddressSchema, ruleId: v.pipe(v.string(), v.maxLength(128)) }),
+]);
+
+/** An inbound delivery from another node; never throws. */
+export function decodeDelivery(input: unknown): Decoded<Delivery> {
+  return decode(DeliverySchema, input) as Decoded<Delivery>;
 }
 
 /** What travels between systems: a message, an ask's answer, or a chaos-injected crash of the receiver. */

@@ -17,6 +17,7 @@ import { parseHostPort, type Config } from '../config/schema.ts';
 import { createConnLimitsState, ConnLimits } from '../proxy/conn-limits.ts';
 import { realClock, type Clock, type TimerHandle } from '../runtime/clock.ts';
 import { Supervisor, type SupervisorEvent } from '../runtime/supervisor.ts';
+import { NatsTransport } from '../runtime/nats-transport.ts';
 import { ActorSystem } from '../runtime/system.ts';
 import { WorkerThread, type RuntimeSettings, type ThreadBoot } from '../runtime/thread.ts';
 import { logSecurityEvent, rootLogger, setLogLevel, type Logger } from '../telemetry/log.ts';
@@ -105,6 +106,8 @@ export class SecbeatNode {
   readonly #l7: L7SettingsSource | null;
   #purgeTimer: TimerHandle | null = null;
   #stopping: Promise<void> | null = null;
+  /** The node transport when [nats] is enabled; without it the node runs alone. */
+  #nats: NatsTransport | null = null;
   #resolveStopped: (code: number) => void = () => {};
 
   private constructor(options: NodeOptions, l7: L7SettingsSource | null) {
@@ -198,6 +201,7 @@ export class SecbeatNode {
     const problems = startRequirements(options.config);
     if (problems.length > 0) throw new SecbeatError('SECBEAT_ERR_CONFIG_INVALID', problems.join('; '));
     const node = new SecbeatNode(options, await l7SettingsFor(options));
+    await node.#startNats();
     await node.root.start((reason) => {
       node.log.fatal({ reason }, 'root supervisor gave up; stopping the node');
       void node.shutdown(0, 1);
@@ -298,10 +302,28 @@ export class SecbeatNode {
       if (this.#purgeTimer) this.clock.clearTimeout(this.#purgeTimer);
       if (drainTimeoutMs > 0 && this.root.status === 'running') await this.drain(drainTimeoutMs);
       await this.root.stop();
+      await this.#nats?.close();
       this.log.info('node stopped');
       this.#resolveStopped(exitCode);
     })();
     return this.#stopping;
+  }
+
+  /** Connects to NATS in the background when [nats] is enabled: the node serves alone until it is up. */
+  async #startNats(): Promise<void> {
+    const { nats, platform } = this.#config;
+    if (!nats.enabled) return;
+    this.#nats = new NatsTransport({
+      servers: nats.urls,
+      region: platform.region,
+      node: platform.node_id,
+      ...(nats.name === undefined ? {} : { name: nats.name }),
+      ...(nats.token === undefined ? {} : { token: nats.token }),
+      ...(nats.user === undefined ? {} : { user: nats.user, password: nats.password ?? '' }),
+      log: this.log.child({ component: 'nats' }),
+    });
+    this.system.setNodeTransport(this.#nats);
+    await this.#nats.start((delivery) => this.system.receive(delivery));
   }
 
   #threadBoot(name: string, index: number): ThreadBoot {

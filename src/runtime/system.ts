@@ -2,7 +2,7 @@
 // deadlines, dead letters, and routing of everything else to the thread transport (other threads of this
 // node) or the node transport (other nodes, over NATS). Chaos rules sit here, in the delivery path.
 import { SecbeatError, fromErrorData, toErrorData, type ErrorData } from '../errors.ts';
-import { formatAddress } from '../address.ts';
+import { ASK_ACTOR, formatAddress } from '../address.ts';
 import type {
   ActorInfo,
   ActorStatus,
@@ -50,7 +50,6 @@ interface PendingAsk {
   timer: TimerHandle;
 }
 
-const ASK_ACTOR = '$ask';
 
 export class ActorSystem {
   readonly options: SystemOptions;

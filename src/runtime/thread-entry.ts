@@ -37,6 +37,16 @@ system.setThreadTransport((_thread, delivery) => {
   toMain.push(delivery);
   return true;
 });
+// Deliveries for other nodes go the same way: the main thread holds the node transport (NATS).
+system.setNodeTransport({
+  kind: 'main-thread',
+  send: (delivery) => {
+    toMain.push(delivery);
+    return true;
+  },
+  start: async () => {},
+  close: async () => {},
+});
 
 const { behaviors } = (await import(boot.behaviorsModule)) as { behaviors: Record<string, AnyBehavior> };
 const root = new Supervisor(

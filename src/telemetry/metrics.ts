@@ -107,6 +107,13 @@ export function createMetrics(registry: Registry = new Registry()) {
       ...r,
       ...sum,
     }),
+    natsDeliveries: new Counter({
+      name: 'secbeat_nats_deliveries_total',
+      help: 'Deliveries between nodes over NATS: sent, received, or dropped on arrival as malformed',
+      labelNames: ['result'] as const,
+      ...r,
+      ...sum,
+    }),
     threadRestarts: new Counter({
       name: 'secbeat_thread_restarts_total',
       help: 'Worker thread restarts (crash, exit or missed heartbeats)',
