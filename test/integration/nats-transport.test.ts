@@ -13,6 +13,10 @@ import { Supervisor } from '../../src/runtime/supervisor.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { rootLogger } from '../../src/telemetry/log.ts';
 import { metrics } from '../../src/telemetry/metrics.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startRegionServers, type RegionServer } from '../../scripts/lib/regions.ts';
 import { startNatsServer, type NatsServer } from '../helpers/nats-server.ts';
 import { startNode } from '../helpers/node-process.ts';
 import { freePort } from '../helpers/ports.ts';
@@ -35,7 +39,7 @@ interface FakeNode {
   stop(): Promise<void>;
 }
 
-async function startFakeNode(region: string, node: string, server: NatsServer): Promise<FakeNode> {
+async function startFakeNode(region: string, node: string, server: { url: string }): Promise<FakeNode> {
   const system = new ActorSystem({ region, node, thread: 'main', clock: realClock, mailboxCapacity: 64, askTimeoutMs: 2_000, deadLetterCapacity: 64, chaosEnabled: false });
   const supervisor = new Supervisor(
     { name: 'root', strategy: 'one_for_one', maxRestarts: 3, periodMs: 1000, backoffInitialMs: 0, backoffMaxMs: 0, clock: realClock },
@@ -146,3 +150,50 @@ describe('a node with [nats]', () => {
     expect(await node.stop()).toBe(0);
   }, 30_000);
 });
+
+describe('three regions, one server each, joined by gateways', () => {
+  const regions = ['us-east', 'eu-west', 'apac'];
+  let dir = '';
+  let servers: RegionServer[] = [];
+  let nodes: FakeNode[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'secbeat-regions-'));
+    const ports = await Promise.all(regions.map(async (region) => ({ region, client: await freePort(), gateway: await freePort() })));
+    servers = await startRegionServers(ports, dir);
+    nodes = await Promise.all(servers.map((server) => startFakeNode(server.region, 'n1', server)));
+    await until(() => nodes.every((n) => n.transport.connected), 'every node connected to its region');
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await Promise.all(servers.map((s) => s.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('carries asks between every pair of regions through the gateways', async () => {
+    for (const from of nodes) {
+      for (const region of regions) {
+        if (region === from.system.here.region) continue;
+        // The gateways learn each other's interest in a moment: the first ask may find none yet.
+        const deadline = Date.now() + 15_000;
+        let answer: unknown;
+        for (;;) {
+          try {
+            answer = await from.system.ask(counterAddress(region), { type: 'listener.stats' }, 1_000);
+            break;
+          } catch (error) {
+            if (Date.now() > deadline) throw error;
+          }
+        }
+        expect(typeof answer).toBe('number');
+      }
+    }
+    // Each node's counter was asked once by each of the two other regions (plus any retried asks).
+    for (const node of nodes) expect(await node.system.ask(counterAddress(node.system.here.region), { type: 'listener.stats' })).toBeGreaterThanOrEqual(2);
+  }, 60_000);
+});
+
+function counterAddress(region: string): Address {
+  return { region, node: 'n1', thread: 'main', actor: 'counter' };
+}

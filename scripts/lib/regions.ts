@@ -1,0 +1,117 @@
+// The multi-region NATS topology NATS recommends, on loopback: one nats-server per region (a one-server
+// cluster), the regions joined by gateways, so a subject's messages cross to another region only where that
+// region has a subscriber. Used by scripts/dev-cluster.ts (the dev cluster) and by the tests that need regions.
+// Every server is a child process with its own config file in `dir`, stopped by PID.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { connect, createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+
+const NATS_SERVER = '/usr/sbin/nats-server';
+const READY_TIMEOUT_MS = 10_000;
+
+export interface RegionPorts {
+  region: string;
+  /** Client port (nats://127.0.0.1:<client>). */
+  client: number;
+  gateway: number;
+}
+
+export interface RegionServer {
+  readonly region: string;
+  readonly url: string;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+/** The server config of `self`: its client listener and a gateway to every region of `all`. */
+export function regionServerConfig(self: RegionPorts, all: readonly RegionPorts[]): string {
+  const gateways = all.map((r) => `    { name: ${JSON.stringify(r.region)}, url: "nats://127.0.0.1:${r.gateway}" }`).join('\n');
+  return [
+    `listen: "127.0.0.1:${self.client}"`,
+    `server_name: ${JSON.stringify(`${self.region}-0`)}`,
+    'gateway {',
+    `  name: ${JSON.stringify(self.region)}`,
+    `  listen: "127.0.0.1:${self.gateway}"`,
+    '  gateways: [',
+    gateways,
+    '  ]',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** Starts one server per region, each ready (accepting clients) when this resolves. */
+export async function startRegionServers(regions: readonly RegionPorts[], dir: string): Promise<RegionServer[]> {
+  const started: RegionServer[] = [];
+  try {
+    for (const region of regions) started.push(await startRegionServer(region, regions, dir));
+  } catch (error) {
+    await Promise.all(started.map((s) => s.stop()));
+    throw error;
+  }
+  return started;
+}
+
+async function startRegionServer(self: RegionPorts, all: readonly RegionPorts[], dir: string): Promise<RegionServer> {
+  const configFile = join(dir, `nats-${self.region}.conf`);
+  writeFileSync(configFile, regionServerConfig(self, all));
+  const server = await startNatsProcess(['-c', configFile], self.client, `nats-server for ${self.region}`);
+  return { region: self.region, url: `nats://127.0.0.1:${self.client}`, ...server };
+}
+
+/** A nats-server child process started with `args`, once it accepts clients on `clientPort`; stopped by PID. */
+export async function startNatsProcess(args: readonly string[], clientPort: number, label: string): Promise<{ pid: number; stop(signal?: NodeJS.Signals): Promise<void> }> {
+  const proc: ChildProcess = spawn(NATS_SERVER, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const keep = (b: Buffer): void => {
+    output = (output + b.toString()).slice(-8192);
+  };
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.kill(signal);
+    const killer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(killer);
+  };
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (!(await accepts(clientPort))) {
+    if (proc.exitCode !== null) throw new Error(`${label} exited with ${proc.exitCode}:\n${output}`);
+    if (Date.now() > deadline) {
+      await stop('SIGKILL');
+      throw new Error(`${label} did not listen on ${clientPort} within ${READY_TIMEOUT_MS} ms:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { pid: proc.pid!, stop };
+}
+
+/** `count` distinct loopback ports free now: all bound at once (port 0), read, then released. */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      servers.push(server);
+      await new Promise<void>((done) => server.listen({ host: '127.0.0.1', port: 0 }, done));
+    }
+    return servers.map((s) => (s.address() as { port: number }).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((done) => s.close(() => done()))));
+  }
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+export function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
