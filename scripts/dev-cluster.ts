@@ -4,9 +4,10 @@
 // Prints every address, then runs until Ctrl-C (SIGINT) or SIGTERM, and stops everything it started by PID:
 // nodes first (SIGTERM, so they drain), then the servers, then the temp dir.
 //
-//   node scripts/dev-cluster.ts [--nodes-per-region N]
+//   node scripts/dev-cluster.ts [--nodes-per-region N] [--delay-ms D]
 //
-// Not yet here (issue 5): the optional one-way delay between regions.
+// --delay-ms adds D ms of one-way delay on every link between two regions, both ways, through userspace
+// relays (scripts/lib/delay-relay.ts): a cross-region ask then takes at least 2·D.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -21,7 +22,12 @@ const REGIONS = ['us-east', 'eu-west', 'apac'] as const;
 const NODE_STOP_TIMEOUT_MS = 10_000;
 const NODE_START_TIMEOUT_MS = 60_000;
 
-const { values } = parseArgs({ options: { 'nodes-per-region': { type: 'string', default: '1' } } });
+const { values } = parseArgs({ options: { 'nodes-per-region': { type: 'string', default: '1' }, 'delay-ms': { type: 'string', default: '0' } } });
+const delayMs = Number(values['delay-ms']);
+if (!Number.isInteger(delayMs) || delayMs < 0 || delayMs > 10_000) {
+  console.error('--delay-ms must be 0 to 10000');
+  process.exit(2);
+}
 const perRegion = Number(values['nodes-per-region']);
 if (!Number.isInteger(perRegion) || perRegion < 1 || perRegion > 4) {
   console.error('--nodes-per-region must be 1 to 4');
@@ -56,6 +62,7 @@ try {
   servers = await startRegionServers(
     REGIONS.map((region) => ({ region, client: port(), gateway: port() })),
     dir,
+    delayMs,
   );
   for (const server of servers) {
     for (let i = 1; i <= perRegion; i++) {
@@ -81,7 +88,7 @@ try {
       await new Promise((done) => setTimeout(done, 100));
     }
   }
-  console.log(`\ndev-cluster: origin http://127.0.0.1:${originPort}, state in ${dir}`);
+  console.log(`\ndev-cluster: origin http://127.0.0.1:${originPort}, state in ${dir}${delayMs > 0 ? `, ${delayMs} ms one-way between regions` : ''}`);
   for (const s of servers) console.log(`  region ${s.region.padEnd(8)} nats ${s.url} (pid ${s.pid})`);
   for (const n of nodes) console.log(`  node   ${n.name.padEnd(10)} http://127.0.0.1:${n.port}  metrics :${n.metricsPort}  (pid ${n.proc.pid})`);
   console.log('Ctrl-C stops it all.\n');

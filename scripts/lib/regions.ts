@@ -1,11 +1,14 @@
 // The multi-region NATS topology NATS recommends, on loopback: one nats-server per region (a one-server
 // cluster), the regions joined by gateways, so a subject's messages cross to another region only where that
 // region has a subscriber. Used by scripts/dev-cluster.ts (the dev cluster) and by the tests that need regions.
-// Every server is a child process with its own config file in `dir`, stopped by PID.
+// Every server is a child process with its own config file in `dir`, stopped by PID. With `delayMs`, each
+// region reaches every other through a relay of its own that delays what it sends by that much
+// (./delay-relay.ts): a one-way delay on every link, both ways.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
+import { startDelayRelay, type DelayRelay } from './delay-relay.ts';
 
 const NATS_SERVER = '/usr/sbin/nats-server';
 const READY_TIMEOUT_MS = 10_000;
@@ -24,9 +27,12 @@ export interface RegionServer {
   stop(): Promise<void>;
 }
 
-/** The server config of `self`: its client listener and a gateway to every region of `all`. */
-export function regionServerConfig(self: RegionPorts, all: readonly RegionPorts[]): string {
-  const gateways = all.map((r) => `    { name: ${JSON.stringify(r.region)}, url: "nats://127.0.0.1:${r.gateway}" }`).join('\n');
+/**
+ * The server config of `self`: its client listener and a gateway to every region of `all`, reached on the port
+ * `via` gives (the region's own gateway port, or a relay's).
+ */
+export function regionServerConfig(self: RegionPorts, all: readonly RegionPorts[], via: (to: RegionPorts) => number = (to) => to.gateway): string {
+  const gateways = all.map((r) => `    { name: ${JSON.stringify(r.region)}, url: "nats://127.0.0.1:${r === self ? r.gateway : via(r)}" }`).join('\n');
   return [
     `listen: "127.0.0.1:${self.client}"`,
     `server_name: ${JSON.stringify(`${self.region}-0`)}`,
@@ -41,21 +47,49 @@ export function regionServerConfig(self: RegionPorts, all: readonly RegionPorts[
   ].join('\n');
 }
 
-/** Starts one server per region, each ready (accepting clients) when this resolves. */
-export async function startRegionServers(regions: readonly RegionPorts[], dir: string): Promise<RegionServer[]> {
+/**
+ * Starts one server per region, each ready (accepting clients) when this resolves; with `delayMs` > 0, the
+ * delay relays between them too (stopped with the servers).
+ */
+export async function startRegionServers(regions: readonly RegionPorts[], dir: string, delayMs = 0): Promise<RegionServer[]> {
   const started: RegionServer[] = [];
+  const relays: DelayRelay[] = [];
   try {
-    for (const region of regions) started.push(await startRegionServer(region, regions, dir));
+    for (const self of regions) {
+      const via = new Map<RegionPorts, number>();
+      if (delayMs > 0) {
+        for (const to of regions) {
+          if (to === self) continue;
+          const [listenPort] = await freePorts(1);
+          relays.push(await startDelayRelay({ listenPort: listenPort!, targetPort: to.gateway, delayMs }));
+          via.set(to, listenPort!);
+        }
+      }
+      started.push(await startRegionServer(self, regions, dir, (to) => via.get(to) ?? to.gateway));
+    }
   } catch (error) {
-    await Promise.all(started.map((s) => s.stop()));
+    await Promise.all([...started.map((s) => s.stop()), ...relays.map((r) => r.close())]);
     throw error;
   }
-  return started;
+  // The relays go when the last server does.
+  let left = started.length;
+  return started.map((server) => {
+    let stopped = false;
+    return {
+      ...server,
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        await server.stop();
+        if (--left === 0) await Promise.all(relays.map((r) => r.close()));
+      },
+    };
+  });
 }
 
-async function startRegionServer(self: RegionPorts, all: readonly RegionPorts[], dir: string): Promise<RegionServer> {
+async function startRegionServer(self: RegionPorts, all: readonly RegionPorts[], dir: string, via: (to: RegionPorts) => number): Promise<RegionServer> {
   const configFile = join(dir, `nats-${self.region}.conf`);
-  writeFileSync(configFile, regionServerConfig(self, all));
+  writeFileSync(configFile, regionServerConfig(self, all, via));
   const server = await startNatsProcess(['-c', configFile], self.client, `nats-server for ${self.region}`);
   return { region: self.region, url: `nats://127.0.0.1:${self.client}`, ...server };
 }

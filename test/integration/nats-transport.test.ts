@@ -194,6 +194,37 @@ describe('three regions, one server each, joined by gateways', () => {
   }, 60_000);
 });
 
+describe('two regions with a one-way delay on the link', () => {
+  it('delays every crossing: an ask there and back takes at least twice the delay', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'secbeat-delay-'));
+    const delayMs = 150;
+    const ports = await Promise.all(['near', 'far'].map(async (region) => ({ region, client: await freePort(), gateway: await freePort() })));
+    const servers = await startRegionServers(ports, dir, delayMs);
+    const nodes = await Promise.all(servers.map((server) => startFakeNode(server.region, 'n1', server)));
+    try {
+      await until(() => nodes.every((n) => n.transport.connected), 'both connected');
+      const near = nodes[0]!;
+      // The first asks may meet gateways that are still learning interest.
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        try {
+          await near.system.ask(counterAddress('far'), { type: 'listener.stats' }, 2_000);
+          break;
+        } catch (error) {
+          if (Date.now() > deadline) throw error;
+        }
+      }
+      const started = performance.now();
+      await near.system.ask(counterAddress('far'), { type: 'listener.stats' }, 5_000);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(2 * delayMs);
+    } finally {
+      await Promise.all(nodes.map((n) => n.stop()));
+      await Promise.all(servers.map((s) => s.stop()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
 function counterAddress(region: string): Address {
   return { region, node: 'n1', thread: 'main', actor: 'counter' };
 }
