@@ -48,7 +48,13 @@ describe('dev cluster', () => {
       expect(pids.filter(alive)).toEqual([]);
       expect(existsSync(stateDir)).toBe(false);
     } finally {
-      if (proc.exitCode === null) proc.kill('SIGKILL');
+      // On a failed check: the script's own stop (it kills what it started by PID), SIGKILL only as a last resort.
+      if (proc.exitCode === null) {
+        proc.kill('SIGINT');
+        const killer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+        await exited;
+        clearTimeout(killer);
+      }
     }
   }, 120_000);
 });
