@@ -132,7 +132,12 @@ export class NatsTransport implements NodeTransport {
     this.#nc = nc;
     this.#connected = true;
     o.log.info({ server: nc.getServer() }, 'nats: connected');
-    nc.subscribe(deliverySubject(o.region, o.node), { callback: (error, msg) => (error === null ? this.#receive(msg, deliver) : undefined) });
+    nc.subscribe(deliverySubject(o.region, o.node), {
+      callback: (error, msg) => {
+        if (error === null) this.#receive(msg, deliver);
+        else o.log.error({ err: error }, 'nats: subscription failed; deliveries for this node are lost until it is back');
+      },
+    });
     void this.#watch(nc);
   }
 
