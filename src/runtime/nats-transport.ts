@@ -82,6 +82,7 @@ export class NatsTransport implements NodeTransport {
 
   /** Connects in the background (resolves at once) and hands every valid inbound delivery to `deliver`. */
   async start(deliver: (delivery: Delivery) => void): Promise<void> {
+    this.#setConnected(false);
     void this.#firstConnection(deliver);
   }
 
@@ -90,6 +91,7 @@ export class NatsTransport implements NodeTransport {
     this.#closing = true;
     const nc = this.#nc;
     if (nc !== null && !nc.isClosed()) await nc.drain().catch(() => nc.close());
+    this.#setConnected(false);
   }
 
   /**
@@ -130,7 +132,7 @@ export class NatsTransport implements NodeTransport {
       return;
     }
     this.#nc = nc;
-    this.#connected = true;
+    this.#setConnected(true);
     o.log.info({ server: nc.getServer() }, 'nats: connected');
     nc.subscribe(deliverySubject(o.region, o.node), {
       callback: (error, msg) => {
@@ -144,14 +146,19 @@ export class NatsTransport implements NodeTransport {
   async #watch(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
       if (status.type === 'disconnect') {
-        this.#connected = false;
+        this.#setConnected(false);
         this.#bufferedWhileDown = 0;
         this.#o.log.warn({ server: status.server }, 'nats: disconnected; reconnecting');
       } else if (status.type === 'reconnect') {
-        this.#connected = true;
+        this.#setConnected(true);
         this.#o.log.info({ server: status.server }, 'nats: reconnected');
       }
     }
+  }
+
+  #setConnected(connected: boolean): void {
+    this.#connected = connected;
+    metrics().natsConnected.set(connected ? 1 : 0);
   }
 
   #receive(msg: Msg, deliver: (delivery: Delivery) => void): void {

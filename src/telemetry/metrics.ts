@@ -107,6 +107,12 @@ export function createMetrics(registry: Registry = new Registry()) {
       ...r,
       ...sum,
     }),
+    natsConnected: new Gauge({
+      name: 'secbeat_nats_connected',
+      help: '1 while the node has a NATS connection (only a node with [nats] enabled sets it)',
+      ...r,
+      aggregator: 'max',
+    }),
     natsDeliveries: new Counter({
       name: 'secbeat_nats_deliveries_total',
       help: 'Deliveries between nodes over NATS: sent, received, or dropped on arrival as malformed',

@@ -139,6 +139,7 @@ describe('a node with [nats]', () => {
     await using server = await startNatsServer();
     await using node = await startNode({ backendPort: 1, threads: 1, extraToml: natsToml(server.url) });
     await until(() => node.output().includes('nats: connected'), 'the connection log line');
+    expect(await natsConnectedGauge(node.metricsPort)).toBe(1);
   }, 30_000);
 
   it('starts and serves with its server down, trying in the background, and stops cleanly', async () => {
@@ -146,6 +147,7 @@ describe('a node with [nats]', () => {
     await using node = await startNode({ backendPort: 1, threads: 1, extraToml: natsToml(`nats://127.0.0.1:${port}`) });
     expect(await node.admin({ cmd: 'ping' })).toMatchObject({ ok: true });
     expect(node.output()).not.toContain('nats: connected');
+    expect(await natsConnectedGauge(node.metricsPort)).toBe(0);
     // And stops cleanly (exit 0; a node stuck waiting for the server would be killed after 10 s, exit null).
     expect(await node.stop()).toBe(0);
   }, 30_000);
@@ -224,6 +226,13 @@ describe('two regions with a one-way delay on the link', () => {
     }
   }, 60_000);
 });
+
+/** secbeat_nats_connected as a node's /metrics shows it. */
+async function natsConnectedGauge(metricsPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('secbeat_nats_connected '));
+  return line === undefined ? NaN : Number(line.split(' ')[1]);
+}
 
 function counterAddress(region: string): Address {
   return { region, node: 'n1', thread: 'main', actor: 'counter' };
