@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { accepts, freePorts, startRegionServers, type RegionServer } from './lib/regions.ts';
+import { freePorts, waitForConnect } from './lib/loopback.ts';
+import { regionPorts, startRegionServers, type RegionServer } from './lib/regions.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const REGIONS = ['us-east', 'eu-west', 'apac'] as const;
@@ -57,13 +58,9 @@ process.once('SIGINT', () => void stopAll(0));
 process.once('SIGTERM', () => void stopAll(0));
 
 try {
-  const ports = await freePorts(REGIONS.length * (2 + 2 * perRegion));
+  servers = await startRegionServers(await regionPorts(REGIONS), dir, delayMs);
+  const ports = await freePorts(2 * REGIONS.length * perRegion);
   const port = (): number => ports.pop()!;
-  servers = await startRegionServers(
-    REGIONS.map((region) => ({ region, client: port(), gateway: port() })),
-    dir,
-    delayMs,
-  );
   for (const server of servers) {
     for (let i = 1; i <= perRegion; i++) {
       const name = `${server.region}-${i}`;
@@ -81,13 +78,7 @@ try {
     }
   }
   // Ready when every node accepts connections.
-  const deadline = Date.now() + NODE_START_TIMEOUT_MS;
-  for (const n of nodes) {
-    while (!(await accepts(n.port))) {
-      if (Date.now() > deadline) throw new Error(`${n.name} did not listen on ${n.port} within ${NODE_START_TIMEOUT_MS} ms`);
-      await new Promise((done) => setTimeout(done, 100));
-    }
-  }
+  for (const n of nodes) await waitForConnect(n.port, NODE_START_TIMEOUT_MS, () => n.proc.exitCode === null);
   console.log(`\ndev-cluster: origin http://127.0.0.1:${originPort}, state in ${dir}${delayMs > 0 ? `, ${delayMs} ms one-way between regions` : ''}`);
   for (const s of servers) console.log(`  region ${s.region.padEnd(8)} nats ${s.url} (pid ${s.pid})`);
   for (const n of nodes) console.log(`  node   ${n.name.padEnd(10)} http://127.0.0.1:${n.port}  metrics :${n.metricsPort}  (pid ${n.proc.pid})`);

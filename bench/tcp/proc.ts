@@ -4,7 +4,6 @@
 // Linux only (taskset from util-linux, /proc); nothing here knows which proxy is under test.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
 
 /** Linux USER_HZ: the unit of utime/stime in /proc/<pid>/stat (100 on every Linux x86-64/arm64 build). */
 export const CLOCK_TICKS_PER_S = 100;
@@ -101,41 +100,7 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** A port the kernel just handed out; racy in principle, but nothing else on the box binds loopback ports this fast. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address !== 'object') throw new Error('no port');
-  return address.port;
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.setTimeout(500, () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-/** Polls a TCP connect until it succeeds (the readiness signal of both proxies), bounded by `timeoutMs`. */
-export async function waitForConnect(port: number, timeoutMs: number, alive: () => boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!alive()) throw new Error(`process meant to listen on ${port} exited`);
-    if (await canConnect(port)) return;
-    await sleep(50);
-  }
-  throw new Error(`nothing accepted on 127.0.0.1:${port} within ${timeoutMs} ms`);
-}
+export { freePort, waitForConnect } from '../../scripts/lib/loopback.ts';
 
 /** Polls /proc/net/tcp until `port` is in LISTEN, bounded by `timeoutMs`. */
 export async function waitForListen(port: number, timeoutMs: number): Promise<void> {

@@ -6,9 +6,9 @@
 // (./delay-relay.ts): a one-way delay on every link, both ways.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { startDelayRelay, type DelayRelay } from './delay-relay.ts';
+import { freePort, freePorts, waitForConnect } from './loopback.ts';
 
 const NATS_SERVER = '/usr/sbin/nats-server';
 const READY_TIMEOUT_MS = 10_000;
@@ -25,6 +25,12 @@ export interface RegionServer {
   readonly url: string;
   readonly pid: number;
   stop(): Promise<void>;
+}
+
+/** A client port and a gateway port for each region, all distinct and free now. */
+export async function regionPorts(regions: readonly string[]): Promise<RegionPorts[]> {
+  const ports = await freePorts(2 * regions.length);
+  return regions.map((region, i) => ({ region, client: ports[2 * i]!, gateway: ports[2 * i + 1]! }));
 }
 
 /**
@@ -60,9 +66,9 @@ export async function startRegionServers(regions: readonly RegionPorts[], dir: s
       if (delayMs > 0) {
         for (const to of regions) {
           if (to === self) continue;
-          const [listenPort] = await freePorts(1);
-          relays.push(await startDelayRelay({ listenPort: listenPort!, targetPort: to.gateway, delayMs }));
-          via.set(to, listenPort!);
+          const listenPort = await freePort();
+          relays.push(await startDelayRelay({ listenPort, targetPort: to.gateway, delayMs }));
+          via.set(to, listenPort);
         }
       }
       started.push(await startRegionServer(self, regions, dir, (to) => via.get(to) ?? to.gateway));
@@ -111,41 +117,11 @@ export async function startNatsProcess(args: readonly string[], clientPort: numb
     await exited;
     clearTimeout(killer);
   };
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (!(await accepts(clientPort))) {
-    if (proc.exitCode !== null) throw new Error(`${label} exited with ${proc.exitCode}:\n${output}`);
-    if (Date.now() > deadline) {
-      await stop('SIGKILL');
-      throw new Error(`${label} did not listen on ${clientPort} within ${READY_TIMEOUT_MS} ms:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  try {
+    await waitForConnect(clientPort, READY_TIMEOUT_MS, () => proc.exitCode === null);
+  } catch (error) {
+    await stop('SIGKILL');
+    throw new Error(`${label}: ${(error as Error).message}\n${output}`);
   }
   return { pid: proc.pid!, stop };
-}
-
-/** `count` distinct loopback ports free now: all bound at once (port 0), read, then released. */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((done) => server.listen({ host: '127.0.0.1', port: 0 }, done));
-    }
-    return servers.map((s) => (s.address() as { port: number }).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((done) => s.close(() => done()))));
-  }
-}
-
-/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
-export function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }

@@ -7,11 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { startRegionServers } from '../../scripts/lib/regions.ts';
+import { regionPorts, startRegionServers } from '../../scripts/lib/regions.ts';
 import { RateSync } from '../../src/crdt/rate-sync.ts';
 import { RateWindows } from '../../src/crdt/rate-windows.ts';
 import { rateSubject } from '../../src/runtime/subjects.ts';
-import { freePort } from '../helpers/ports.ts';
 
 const ATTACKER = '203.0.113.7';
 const LIMIT = 100;
@@ -22,8 +21,7 @@ describe('global rate limit across three regions', () => {
   it('every region sees the attacker’s 300 requests, over the limit of 100, after sync', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'secbeat-rates-'));
     const regions = ['us-east', 'eu-west', 'apac'];
-    const ports = await Promise.all(regions.map(async (region) => ({ region, client: await freePort(), gateway: await freePort() })));
-    const servers = await startRegionServers(ports, dir);
+    const servers = await startRegionServers(await regionPorts(regions), dir);
     const connections: NatsConnection[] = [];
     const syncs: RateSync[] = [];
     try {

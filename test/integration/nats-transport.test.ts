@@ -16,7 +16,7 @@ import { metrics } from '../../src/telemetry/metrics.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startRegionServers, type RegionServer } from '../../scripts/lib/regions.ts';
+import { regionPorts, startRegionServers, type RegionServer } from '../../scripts/lib/regions.ts';
 import { startNatsServer, type NatsServer } from '../helpers/nats-server.ts';
 import { startNode } from '../helpers/node-process.ts';
 import { freePort } from '../helpers/ports.ts';
@@ -161,8 +161,7 @@ describe('three regions, one server each, joined by gateways', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'secbeat-regions-'));
-    const ports = await Promise.all(regions.map(async (region) => ({ region, client: await freePort(), gateway: await freePort() })));
-    servers = await startRegionServers(ports, dir);
+    servers = await startRegionServers(await regionPorts(regions), dir);
     nodes = await Promise.all(servers.map((server) => startFakeNode(server.region, 'n1', server)));
     await until(() => nodes.every((n) => n.transport.connected), 'every node connected to its region');
   }, 30_000);
@@ -177,18 +176,7 @@ describe('three regions, one server each, joined by gateways', () => {
     for (const from of nodes) {
       for (const region of regions) {
         if (region === from.system.here.region) continue;
-        // The gateways learn each other's interest in a moment: the first ask may find none yet.
-        const deadline = Date.now() + 15_000;
-        let answer: unknown;
-        for (;;) {
-          try {
-            answer = await from.system.ask(counterAddress(region), { type: 'listener.stats' }, 1_000);
-            break;
-          } catch (error) {
-            if (Date.now() > deadline) throw error;
-          }
-        }
-        expect(typeof answer).toBe('number');
+        expect(typeof (await askOnceGatewaysKnow(from.system, counterAddress(region)))).toBe('number');
       }
     }
     // Each node's counter was asked once by each of the two other regions (plus any retried asks).
@@ -200,22 +188,12 @@ describe('two regions with a one-way delay on the link', () => {
   it('delays every crossing: an ask there and back takes at least twice the delay', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'secbeat-delay-'));
     const delayMs = 150;
-    const ports = await Promise.all(['near', 'far'].map(async (region) => ({ region, client: await freePort(), gateway: await freePort() })));
-    const servers = await startRegionServers(ports, dir, delayMs);
+    const servers = await startRegionServers(await regionPorts(['near', 'far']), dir, delayMs);
     const nodes = await Promise.all(servers.map((server) => startFakeNode(server.region, 'n1', server)));
     try {
       await until(() => nodes.every((n) => n.transport.connected), 'both connected');
       const near = nodes[0]!;
-      // The first asks may meet gateways that are still learning interest.
-      const deadline = Date.now() + 15_000;
-      for (;;) {
-        try {
-          await near.system.ask(counterAddress('far'), { type: 'listener.stats' }, 2_000);
-          break;
-        } catch (error) {
-          if (Date.now() > deadline) throw error;
-        }
-      }
+      await askOnceGatewaysKnow(near.system, counterAddress('far'));
       const started = performance.now();
       await near.system.ask(counterAddress('far'), { type: 'listener.stats' }, 5_000);
       expect(performance.now() - started).toBeGreaterThanOrEqual(2 * delayMs);
@@ -226,6 +204,21 @@ describe('two regions with a one-way delay on the link', () => {
     }
   }, 60_000);
 });
+
+/**
+ * Asks `to` for its count, again until answered: gateways learn each other's interest in a moment, so the first
+ * asks across regions may find none yet. Fails after 15 s.
+ */
+async function askOnceGatewaysKnow(system: ActorSystem, to: Address): Promise<unknown> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await system.ask(to, { type: 'listener.stats' as const }, 2_000);
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+  }
+}
 
 /** secbeat_nats_connected as a node's /metrics shows it. */
 async function natsConnectedGauge(metricsPort: number): Promise<number> {
