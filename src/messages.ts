@@ -286,7 +286,7 @@ export interface ReplyEnvelope {
 }
 
 /** An address as a delivery carries it: a reply goes to the sender's ask pseudo-actor. */
-const DeliveryAddressSchema = strictObject({ region: NameSchema, node: NameSchema, thread: NameSchema, actor: v.union([NameSchema, v.literal(ASK_ACTOR)]) });
+const DeliveryAddressSchema = strictObject({ ...AddressSchema.entries, actor: v.union([NameSchema, v.literal(ASK_ACTOR)]) });
 
 /** The wire form of a Delivery between nodes (src/runtime/nats-transport.ts), checked on arrival. */
 const ErrorDataSchema = strictObject({ code: v.custom<ErrorData['code']>(isErrorCode, 'unknown error code'), message: v.string() });

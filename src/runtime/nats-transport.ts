@@ -18,7 +18,7 @@ import { decodeDelivery, type Delivery } from '../messages.ts';
 import type { Logger } from '../telemetry/log.ts';
 import { metrics } from '../telemetry/metrics.ts';
 import { deliverySubject } from './subjects.ts';
-import type { NodeTransport } from './transport.ts';
+import { deliveryTarget, type NodeTransport } from './transport.ts';
 
 export interface NatsTransportOptions {
   servers: readonly string[];
@@ -65,7 +65,7 @@ export class NatsTransport implements NodeTransport {
     const nc = this.#nc;
     if (nc === null || this.#closing) return false;
     if (!this.#connected && this.#bufferedWhileDown >= MAX_BUFFERED_WHILE_DOWN) return false;
-    const to = delivery.kind === 'msg' ? delivery.envelope.to : delivery.kind === 'reply' ? delivery.reply.to : delivery.to;
+    const to = deliveryTarget(delivery);
     let payload: Uint8Array;
     try {
       payload = encoder.encode(JSON.stringify(delivery));
@@ -177,7 +177,7 @@ export class NatsTransport implements NodeTransport {
     const decoded = decodeDelivery(parsed);
     if (!decoded.ok) return dropped(decoded.issues.slice(0, 3).join('; '));
     const delivery = decoded.value;
-    const to = delivery.kind === 'msg' ? delivery.envelope.to : delivery.kind === 'reply' ? delivery.reply.to : delivery.to;
+    const to = deliveryTarget(delivery);
     if (to.region !== this.#o.region || to.node !== this.#o.node) return dropped(`addressed to ${to.region}/${to.node}`);
     metrics().natsDeliveries.inc({ result: 'received' });
     deliver(delivery);

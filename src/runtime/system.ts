@@ -21,7 +21,7 @@ import type { Clock, TimerHandle } from './clock.ts';
 import { DeadLetters } from './dead-letters.ts';
 import { Mailbox, type OverflowPolicy } from './mailbox.ts';
 import type { ChildSpec, ExitReason, RestartType, Supervisor } from './supervisor.ts';
-import type { NodeTransport } from './transport.ts';
+import { deliveryTarget, type NodeTransport } from './transport.ts';
 
 export interface SystemOptions {
   region: string;
@@ -134,7 +134,7 @@ export class ActorSystem {
   }
 
   #routeUnfiltered(delivery: Delivery): void {
-    const to = delivery.kind === 'msg' ? delivery.envelope.to : delivery.kind === 'reply' ? delivery.reply.to : delivery.to;
+    const to = deliveryTarget(delivery);
     if (to.region !== this.options.region || to.node !== this.options.node) {
       if (this.#nodeTransport?.send(delivery)) return;
       return this.#undeliverable(delivery, 'no_transport');

@@ -3,7 +3,12 @@
 // NATS transport (issue #5) implements. A node without NATS has no node transport: messages to other nodes
 // become dead letters with reason "no_transport".
 import type { MessagePort, Worker } from 'node:worker_threads';
-import type { Delivery } from '../messages.ts';
+import type { Address, Delivery } from '../messages.ts';
+
+/** Where a delivery goes. */
+export function deliveryTarget(delivery: Delivery): Address {
+  return delivery.kind === 'msg' ? delivery.envelope.to : delivery.kind === 'reply' ? delivery.reply.to : delivery.to;
+}
 
 /** Cross-node transport (NATS). Subjects and encoding are its own business; inbound input is untrusted. */
 export interface NodeTransport {
