@@ -227,6 +227,35 @@ export class SqliState {
     return false;
   }
 
+  /** Whether the input has more tokens, as #readUntil left it. */
+  #more = true;
+
+  /**
+   * Tokenizes into tokens[pos …], unless `more` says the input has ended, until `count` tokens stand past `left`
+   * or the input ends (#more is false then); a comment is kept aside as the last one, not counted. Returns the
+   * next free slot. (Upstream writes this loop out twice in the fold; a closure over the fold's locals measured
+   * ~25 % slower.)
+   */
+  #readUntil(pos: number, left: number, count: number, more: boolean): number {
+    const t = this.tokens;
+    const lastComment = this.#lastComment;
+    this.#more = more;
+    while (this.#more && pos <= MAX_TOKENS && pos - left < count) {
+      this.current = t[pos]!;
+      if (!this.tokenize()) {
+        this.#more = false;
+        break;
+      }
+      if (this.current.type === 'c') {
+        lastComment.copyFrom(this.current);
+      } else {
+        lastComment.type = '';
+        pos++;
+      }
+    }
+    return pos;
+  }
+
   /**
    * libinjection_sqli_fold: tokenizes and folds (merges "UNION" "ALL", drops unary operators, collapses
    * "1+1" to "1", ...) until five tokens are settled; returns how many. The index arithmetic on `pos` (next free
@@ -266,17 +295,8 @@ export class SqliState {
       }
 
       // Get up to two tokens.
-      while (more && pos <= MAX_TOKENS && pos - left < 2) {
-        this.current = t[pos]!;
-        more = this.tokenize();
-        if (more) {
-          if (this.current.type === 'c') lastComment.copyFrom(this.current);
-          else {
-            lastComment.type = '';
-            pos++;
-          }
-        }
-      }
+      pos = this.#readUntil(pos, left, 2, more);
+      more = this.#more;
       if (pos - left < 2) {
         left = pos;
         continue;
@@ -359,17 +379,8 @@ export class SqliState {
       }
 
       // Get a third token.
-      while (more && pos <= MAX_TOKENS && pos - left < 3) {
-        this.current = t[pos]!;
-        more = this.tokenize();
-        if (more) {
-          if (this.current.type === 'c') lastComment.copyFrom(this.current);
-          else {
-            lastComment.type = '';
-            pos++;
-          }
-        }
-      }
+      pos = this.#readUntil(pos, left, 3, more);
+      more = this.#more;
       if (pos - left < 3) {
         left = pos;
         continue;
