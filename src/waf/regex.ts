@@ -113,7 +113,11 @@ export class BoundedRegex {
    * pattern has none.
    */
   readonly literals: readonly Clause[] | null;
-  readonly #prefilter: LiteralSets | null;
+  /**
+   * Built on first use: most patterns are only ever run behind the rule engine's own literal groups
+   * (./transaction.ts), which hold the same literals, and never need an automaton of their own.
+   */
+  #prefilter: LiteralSets | null = null;
   /** Where #passes marks the clauses found (one word: at most 3 clauses), and the mark of all of them. */
   readonly #marks = new Uint32Array(1);
   readonly #allClauses: number;
@@ -131,7 +135,6 @@ export class BoundedRegex {
     fix: MatchFix;
   }) {
     this.literals = parts.literals;
-    this.#prefilter = parts.literals === null ? null : new LiteralSets(parts.literals);
     this.#allClauses = parts.literals === null ? 0 : 2 ** parts.literals.length - 1;
     this.#irregexp = parts.irregexp;
     this.#linear = parts.linear;
@@ -160,7 +163,8 @@ export class BoundedRegex {
 
   /** Whether `input` holds a string of every clause (always, without clauses). */
   #passes(input: string): boolean {
-    if (this.#prefilter === null) return true;
+    if (this.literals === null) return true;
+    this.#prefilter ??= new LiteralSets(this.literals);
     this.#marks[0] = 0;
     this.#prefilter.scan(input, this.#marks, 0);
     return this.#marks[0] === this.#allClauses;
