@@ -2,20 +2,18 @@
 // clearance the server accepts for that client and domain only, until it expires; tampered, foreign, expired
 // or oversized clearances are refused.
 import { createHash } from 'node:crypto';
-import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { Challenge, CLEARANCE_COOKIE } from '../../../src/http/challenge.ts';
+import { solveChallengePage } from '../../helpers/challenge-page.ts';
 
 const NOW = 1_800_000_000;
 const challenge = new Challenge({ secret: 'a-test-secret-of-enough-length-0123456789', difficultyBits: 10, ttlSeconds: 600 });
 
-/** Runs the page's script with a document and location of its own; the cookie it sets. */
+/** The cookie the page's script sets, checking it reloaded once. */
 function solvePage(page: string): string {
-  const script = /<script>([^]*)<\/script>/.exec(page)![1]!;
-  const browser = { document: { cookie: '' }, location: { reloads: 0, reload() { this.reloads++; } }, Math };
-  runInNewContext(script, browser, { timeout: 30_000 });
-  expect(browser.location.reloads).toBe(1);
-  return browser.document.cookie.split(';')[0]!;
+  const { cookie, reloads } = solveChallengePage(page);
+  expect(reloads).toBe(1);
+  return cookie;
 }
 
 describe('challenge', () => {
