@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # Debian packages used by tests and benches: nats-server (cluster tests), haproxy and iperf3 (TCP bench),
 # nginx, wrk and nghttp2-client's h2load (L7 bench, with haproxy), modsecurity-crs (the OWASP CRS 3.3.4 the WAF
 # loads) and libnginx-mod-http-modsecurity (nginx + ModSecurity v3, the WAF bench's peer), iproute2 (network
-# namespaces), procps (ps/pgrep in helpers), openssl (test certificates); g++, make and python3 build the native addon.
-DEBIAN_PACKAGES=(g++ make python3 openssl nats-server haproxy iperf3 nginx wrk nghttp2-client modsecurity-crs libnginx-mod-http-modsecurity iproute2 procps util-linux)
+# namespaces), procps (ps/pgrep in helpers), openssl (test certificates); g++, make and python3 build the native addon;
+# wfuzz and sqlmap ship the attack payload lists the WAF detection bench sends (bench/waf/corpus.ts).
+DEBIAN_PACKAGES=(g++ make python3 openssl nats-server haproxy iperf3 nginx wrk nghttp2-client modsecurity-crs libnginx-mod-http-modsecurity iproute2 procps util-linux wfuzz sqlmap)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -130,6 +130,8 @@ const WafSettingsSchema = strictObject({
   paranoiaLevel: v.picklist([1, 2, 3, 4]),
   crsSetupPath: v.string(),
   crsRulesDir: v.string(),
+  /** Run SecBeat's supplement rules (../config/waf) with the CRS. */
+  supplement: v.boolean(),
   anomalyThreshold: v.number(),
   rulesPath: v.nullable(v.string()),
   failOpen: v.boolean(),

@@ -231,6 +231,13 @@ const WafSchema = strictObject({
   crs_path: v.optional(v.pipe(FilePath, v.description('Directory of the OWASP Core Rule Set (its rules/ holds the *.conf and *.data files)')), '/usr/share/modsecurity-crs'),
   crs_setup_path: v.optional(v.pipe(FilePath, v.description('The CRS setup file loaded before the rules')), '/etc/modsecurity/crs/crs-setup.conf'),
   anomaly_threshold: v.optional(v.pipe(int(1, 10_000), v.description('CRS inbound anomaly score at which a request is refused')), 5),
+  supplement: v.optional(
+    v.pipe(
+      v.boolean(),
+      v.description('Also run SecBeat\'s rules for what the CRS misses (config/waf: SSRF, NoSQL, prototype pollution, template injection, XXE, JNDI lookups, re-encoded payloads)'),
+    ),
+    true,
+  ),
   rules_path: v.optional(v.pipe(FilePath, v.description('SecLang file of local rules and exclusions, loaded after the CRS (Include allowed)'))),
   policy_path: v.optional(v.pipe(FilePath, v.description('JSON policy: custom rules, exclusions by rule, path and parameter, allowlist (docs/waf.md)'))),
   fail_open: v.optional(v.pipe(v.boolean(), v.description('When a request\'s evaluation budget runs out or the engine fails: pass it (true) or refuse it (false)')), false),

@@ -15,6 +15,7 @@ import type { WafSettings } from '../messages.ts';
 import { Allowlist } from '../waf/allowlist.ts';
 import { CHALLENGE_TAG, policyDirectives } from '../waf/custom-rules.ts';
 import type { Directive } from '../waf/seclang/ast.ts';
+import { SECBEAT_RULES_DIR } from '../waf/load.ts';
 import { createWaf, formatModsecLine, RuleSet, type ConfigError, type Interruption, type MatchRecord, type Transaction, type WafRequest } from '../waf/engine.ts';
 import type { Challenge } from './challenge.ts';
 import { hostName } from './routes.ts';
@@ -57,8 +58,8 @@ export interface WafGateOptions {
 }
 
 /**
- * The rules `settings` describe: the policy's exclusions, the CRS at its paranoia level and threshold, the
- * local rules file, the policy's custom rules. The engine always runs in blocking form (SecRuleEngine On) and
+ * The rules `settings` describe: the policy's exclusions, the CRS at its paranoia level and threshold (with
+ * SecBeat's supplement rules among its files), the local rules file, the policy's custom rules. The engine always runs in blocking form (SecRuleEngine On) and
  * the gate applies a route's mode, so one compiled set serves routes in detection and blocking mode alike.
  */
 export function compileWaf(settings: WafSettings): { rules: WafRules; errors: readonly ConfigError[] } {
@@ -70,6 +71,7 @@ export function compileWaf(settings: WafSettings): { rules: WafRules; errors: re
     crs: {
       setupFile: settings.crsSetupPath,
       rulesDir: settings.crsRulesDir,
+      ...(settings.supplement ? { supplementDir: SECBEAT_RULES_DIR } : {}),
       paranoiaLevel: settings.paranoiaLevel,
       anomalyThresholds: { inbound: settings.anomalyThreshold, outbound: 4 },
     },
@@ -104,8 +106,8 @@ export function warmUp(ruleSet: RuleSet): void {
   post.requestBody(form);
 }
 
-/** Attack categories as CRS tags them (`attack-sqli` …); anything else counts as `other`, keeping labels bounded. */
-const CATEGORIES = new Set(['sqli', 'xss', 'rce', 'lfi', 'rfi', 'php', 'nodejs', 'java', 'protocol', 'reputation-scanner', 'session-fixation', 'multipart-header', 'generic', 'disclosure', 'custom']);
+/** Attack categories as CRS and SecBeat's supplement tag them (`attack-sqli` …); anything else counts as `other`, keeping labels bounded. */
+const CATEGORIES = new Set(['sqli', 'xss', 'rce', 'lfi', 'rfi', 'php', 'nodejs', 'java', 'protocol', 'reputation-scanner', 'session-fixation', 'multipart-header', 'generic', 'disclosure', 'custom', 'ssrf', 'nosql', 'prototype-pollution', 'ssti', 'xxe']);
 
 /** Rules named in one event: a request matching more is summarised by the ids list. */
 const EVENT_RULES = 10;

@@ -166,6 +166,7 @@ function checkedWaf(config: Readonly<Config>, cwd: string): WafSettings {
     paranoiaLevel: w.paranoia_level as WafSettings['paranoiaLevel'],
     crsSetupPath: resolve(cwd, w.crs_setup_path),
     crsRulesDir: resolve(cwd, w.crs_path, 'rules'),
+    supplement: w.supplement,
     anomalyThreshold: w.anomaly_threshold,
     rulesPath: w.rules_path === undefined ? null : resolve(cwd, w.rules_path),
     failOpen: w.fail_open,

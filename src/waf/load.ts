@@ -4,7 +4,8 @@
 // the directive list ./compile.ts compiles; problems are collected with file and line, never thrown.
 
 import { globSync, readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ConfigError } from './compile.ts';
 import type { Directive, SourcePosition } from './seclang/ast.ts';
 import { parseSecLang } from './seclang/parser.ts';
@@ -117,10 +118,18 @@ export interface CrsOptions {
    * without them CRS never sees inside XML and JSON bodies.
    */
   bodyProcessorRules?: boolean;
+  /**
+   * A directory of rule files run with the CRS (SECBEAT_RULES_DIR: SecBeat's own): its *.conf files are
+   * merged into the CRS's rule files in name order, so `REQUEST-945-…` runs after REQUEST-944 and before
+   * REQUEST-949's blocking evaluation and scores like a CRS rule.
+   */
+  supplementDir?: string;
 }
 
 export const CRS_SETUP_FILE = '/etc/modsecurity/crs/crs-setup.conf';
 export const CRS_RULES_DIR = '/usr/share/modsecurity-crs/rules';
+/** SecBeat's rules for what CRS 3.3 misses ([waf] supplement; config/waf/*.conf says what they cover). */
+export const SECBEAT_RULES_DIR = fileURLToPath(new URL('../../config/waf', import.meta.url));
 
 /** modsecurity.conf-recommended's body-processor rules, verbatim but for the ids' quotes. */
 const BODY_PROCESSOR_RULES = `
@@ -152,10 +161,21 @@ export function loadCrs(options: CrsOptions, files: FileAccess = NODE_FILES): Lo
   if (typeof ruleFiles === 'string' || ruleFiles.length === 0) {
     loaded.errors.push({ file: rulesDir, line: 0, message: `no CRS rule files (*.conf) in ${rulesDir}${typeof ruleFiles === 'string' ? `: ${ruleFiles}` : ''}` });
   } else {
-    add(loadConfigFiles(ruleFiles, files));
+    const supplement = options.supplementDir === undefined ? [] : globbed(files, join(options.supplementDir, '*.conf'));
+    if (typeof supplement === 'string' || (options.supplementDir !== undefined && supplement.length === 0)) {
+      const why = typeof supplement === 'string' ? `: ${supplement}` : '';
+      loaded.errors.push({ file: options.supplementDir ?? '', line: 0, message: `no rule files (*.conf) in ${options.supplementDir}${why}` });
+    } else {
+      add(loadConfigFiles(inNameOrder([...ruleFiles, ...supplement]), files));
+    }
   }
   if (extra.after !== undefined) add(loadConfigText(extra.after, join(dirname(setupFile), '<extra after CRS>'), files));
   return loaded;
+}
+
+/** Paths sorted by file name alone, as the CRS's own files are ordered. */
+function inNameOrder(paths: readonly string[]): string[] {
+  return [...paths].sort((a, b) => (basename(a) < basename(b) ? -1 : basename(a) > basename(b) ? 1 : 0));
 }
 
 /** Ids in CRS's setup range that neither CRS 3.3 nor its example setup file uses. */

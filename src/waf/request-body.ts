@@ -15,6 +15,11 @@ export interface RequestBodyOutcome {
    * the suite says must pass); null otherwise and for an empty body.
    */
   requestBody: string | null;
+  /**
+   * The body bytes inspected, whatever the processor ('' when body access is off): FULL_REQUEST ends with
+   * them, as libmodsecurity 3 builds it from the request's buffer, not from REQUEST_BODY.
+   */
+  inspected: string;
   /** REQUEST_BODY_LENGTH: bytes received. */
   length: number;
   /** INBOUND_DATA_ERROR: the body was longer than the limit and only its start was inspected. */
@@ -51,6 +56,7 @@ export interface BodyContext {
 export function processRequestBody(body: string, context: BodyContext): RequestBodyOutcome {
   const outcome: RequestBodyOutcome = {
     requestBody: context.access && body.length > 0 && (context.processor === 'URLENCODED' || context.forceRequestBody) ? body : null,
+    inspected: context.access ? body : '',
     length: body.length,
     limitExceeded: context.limitExceeded,
     args: [],

@@ -158,11 +158,11 @@ export class RequestData {
         return scalar(def, String(body.length));
       case 'FULL_REQUEST': {
         const head = this.request.headers.map(([name, value]) => `${name}: ${value}\n`).join('');
-        return scalar(def, `${head}\n\n${body.requestBody ?? ''}`);
+        return scalar(def, `${head}\n\n${body.inspected}`);
       }
       case 'FULL_REQUEST_LENGTH': {
         const head = this.request.headers.reduce((sum, [name, value]) => sum + name.length + value.length + 3, 0);
-        return scalar(def, String(head + 2 + (body.requestBody?.length ?? 0)));
+        return scalar(def, String(head + 2 + body.inspected.length));
       }
       case 'REQBODY_ERROR':
       case 'REQBODY_PROCESSOR_ERROR':

@@ -127,6 +127,19 @@ describe('loadCrs', () => {
     expect(tx.txValue('paranoia_level')).toBe('2');
   });
 
+  it('merges a supplement directory into the CRS files by file name', () => {
+    const files = memoryFiles({ ...crs, '/sup/REQUEST-945-LOCAL.conf': rule(945001), '/sup/ZZZ-LAST.conf': rule(999001), '/sup/readme.txt': 'no' });
+    const loaded = loadCrs({ setupFile: '/crs/setup.conf', rulesDir: '/crs/rules', paranoiaLevel: 1, bodyProcessorRules: false, supplementDir: '/sup' }, files);
+    expect(loaded.errors).toEqual([]);
+    const ids = loaded.directives.map((d) => ('actions' in d ? d.actions.find((a) => a.name === 'id')?.value : d.kind));
+    expect(ids).toEqual([undefined, '900995', '901120', '945001', '949110', '999001']);
+  });
+
+  it('says so when the supplement directory holds no rule file', () => {
+    const { errors } = loadCrs({ setupFile: '/crs/setup.conf', rulesDir: '/crs/rules', paranoiaLevel: 1, supplementDir: '/nothing' }, memoryFiles(crs));
+    expect(errors).toEqual([{ file: '/nothing', line: 0, message: 'no rule files (*.conf) in /nothing' }]);
+  });
+
   it('says so when the rules directory holds no rule file', () => {
     const { errors } = loadCrs({ setupFile: '/crs/setup.conf', rulesDir: '/empty', paranoiaLevel: 1 }, memoryFiles(crs));
     expect(errors).toEqual([{ file: '/empty', line: 0, message: 'no CRS rule files (*.conf) in /empty' }]);
