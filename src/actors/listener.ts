@@ -5,6 +5,7 @@
 import { assertNever, SecbeatError } from '../errors.ts';
 import type { L7Applied, L7Update, ListenerMsg } from '../messages.ts';
 import { SharedBlocklist } from '../blocklist/shared-blocklist.ts';
+import { RateCounter } from '../ratelimit/shared-counters.ts';
 import { withUpdate } from '../http/reload.ts';
 import type { L7Settings } from '../http/setup.ts';
 import { loadNative, type NativeBinding } from '../native/binding.ts';
@@ -28,6 +29,8 @@ export interface ListenerInput {
   connLimitsState: SharedArrayBuffer;
   blocklistState: SharedArrayBuffer;
   cidrBlocklistState: SharedArrayBuffer;
+  /** Per-client request counts of every thread (../ratelimit/shared-counters.ts); null without [rate_limit]. */
+  rateCountersState: SharedArrayBuffer | null;
   /** L7 mode's settings; null in TCP mode. */
   l7: L7Settings | null;
 }
@@ -48,7 +51,9 @@ export const listener: Behavior<ListenerState, ListenerMsg, ListenerInput> = {
     if (input.l7 !== null) {
       // Loaded only in L7 mode: node:http, node:http2 and the L7 modules cost a TCP-mode thread megabytes of RSS.
       const { buildL7Proxy } = await import('../http/setup.ts');
-      const { proxy, reconfigure } = buildL7Proxy(input.l7, { connLimits: limits, blockList, metrics: metrics(), log: ctx.log, threadName: ctx.self.thread });
+      const rate = input.l7.rateLimit;
+      const rateCounter = rate === null || input.rateCountersState === null ? null : new RateCounter(input.rateCountersState, input.threadIndex, rate.windowMs);
+      const { proxy, reconfigure } = buildL7Proxy(input.l7, { connLimits: limits, blockList, rateCounter, metrics: metrics(), log: ctx.log, threadName: ctx.self.thread });
       const bound = await proxy.listen();
       ctx.log.info({ listen: bound, tlsPort: proxy.tlsPort || null }, 'l7 listener ready');
       return { proxy, reconfigure, input };

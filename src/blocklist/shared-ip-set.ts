@@ -33,7 +33,8 @@ export function createIpSetState(capacity: number): SharedArrayBuffer {
   return sab;
 }
 
-function hashWords(w: Uint32Array): number {
+/** A 32-bit hash of an address's four words (also the rate counters' slot hash, src/ratelimit/shared-counters.ts). */
+export function hashWords(w: Uint32Array): number {
   // murmur3 fmix32 over an FNV-style fold: cheap and well mixed for sequential addresses.
   let h = 0x811c9dc5;
   for (let i = 0; i < 4; i++) h = Math.imul(h ^ w[i]!, 0x01000193);

@@ -284,6 +284,25 @@ const OrchestratorSchema = v.pipe(
   ),
 );
 
+const RateLimitSchema = strictObject({
+  enabled: v.optional(v.pipe(v.boolean(), v.description('Limit requests per client IP in l7 mode, counted across the node\'s threads and, with [nats], the fleet')), false),
+  requests: v.optional(v.pipe(int(1, 1_000_000_000), v.description('Requests a client IP may make per window; more are answered 429')), 100),
+  window_seconds: v.optional(
+    v.pipe(v.picklist([1, 2, 5, 10, 15, 30, 60]), v.description('Length of the fixed counting window (a divisor of a day, so every node agrees where windows start)')),
+    1,
+  ),
+  block_seconds: v.optional(
+    v.pipe(int(0, 86_400), v.description('A client over the limit is blocked on every node for this long (0: only its requests over the limit are refused)')),
+    60,
+  ),
+  sync_interval_ms: v.optional(v.pipe(int(10, 10_000), v.description('How often a node publishes its counts and merges the others\'')), 100),
+  max_counter_age_seconds: v.optional(v.pipe(int(1, 3_600), v.description('Counts of windows older than this are dropped')), 10),
+  clients_per_thread: v.optional(
+    v.pipe(int(1_024, 4_194_304), v.description('Client IPs each thread counts per window (shared-memory slots); beyond it a client is let through uncounted')),
+    65_536,
+  ),
+});
+
 const MetricsSchema = strictObject({
   enabled: v.optional(v.pipe(v.boolean(), v.description('Serve Prometheus metrics')), true),
   bind_address: v.optional(v.pipe(HostPort, v.description('Address of /metrics, /health and the REST API (/api/v1/)')), '127.0.0.1:9191'),
@@ -382,6 +401,7 @@ export const ConfigSchema = strictObject({
   l7: v.optional(L7Schema, {}),
   syn_proxy: v.optional(SynProxySchema, {}),
   waf: v.optional(WafSchema, {}),
+  rate_limit: v.optional(RateLimitSchema, {}),
   orchestrator: v.optional(OrchestratorSchema, {}),
   metrics: v.optional(MetricsSchema, {}),
   logging: v.optional(LoggingSchema, {}),

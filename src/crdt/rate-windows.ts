@@ -54,6 +54,25 @@ export class RateWindows {
     perReplica.set(this.replica, (perReplica.get(this.replica) ?? 0) + n);
   }
 
+  /**
+   * Sets this replica's count of `key` in the window starting at `windowStart` to `count`, where larger
+   * (a node counting in shared memory, ../ratelimit/shared-counters.ts, hands over its running totals).
+   */
+  record(key: string, windowStart: number, count: number): void {
+    const perReplica = this.#replicas(windowStart, key);
+    if (count > (perReplica.get(this.replica) ?? 0)) perReplica.set(this.replica, count);
+  }
+
+  /** This replica's own count of `key` in the window of `nowMs`. */
+  own(key: string, nowMs: number): number {
+    return this.#counts.get(this.windowOf(nowMs))?.get(key)?.get(this.replica) ?? 0;
+  }
+
+  /** The keys counted in the window of `nowMs`, by any replica. */
+  keys(nowMs: number): IterableIterator<string> {
+    return (this.#counts.get(this.windowOf(nowMs)) ?? new Map<string, unknown>()).keys();
+  }
+
   /** Hits of `key` in the window of `nowMs`, summed over every replica known here. */
   total(key: string, nowMs: number): number {
     const perReplica = this.#counts.get(this.windowOf(nowMs))?.get(key);

@@ -1,5 +1,5 @@
 // The phases an L7 request goes through, in order, as plain function calls on one thread (src/http/proxy.ts).
-// Guards and, later, the WAF and the rate limiter plug in at a phase; each either lets the request continue
+// Guards, the rate limiter and the WAF plug in at a phase; each either lets the request continue
 // or ends it with a response (an outcome, not an error).
 //
 //   accept ─▶ tls ─▶ request_headers ─▶ request_body ─▶ upstream ─▶ response
@@ -17,6 +17,8 @@ export const L7_ERRORS = {
   /** CONNECT: a reverse proxy opens no tunnels (src/http/proxy.ts). */
   405: 'method_not_allowed',
   413: 'payload_too_large',
+  /** Over the rate limit, or a client the fleet blocked (../ratelimit). */
+  429: 'too_many_requests',
   431: 'request_header_fields_too_large',
   /** A bug of the proxy's own, caught before it could take the thread down (logged at error level). */
   500: 'internal_error',

@@ -30,6 +30,7 @@ import type { CertificateStore } from '../tls/cert-store.ts';
 import { clientIp } from './client-ip.ts';
 import { L7_ERRORS, type L7ErrorStatus } from './phases.ts';
 import type { WafGate, WafVerdict } from './waf-gate.ts';
+import type { RateCounter } from '../ratelimit/shared-counters.ts';
 import type { Route, RouteTable } from './routes.ts';
 import { OriginError, type OriginCall, type OriginHandler, type OriginRequest } from './origin-pool.ts';
 import type { Origin, OriginSet, Upstreams } from './upstream.ts';
@@ -73,6 +74,8 @@ export interface L7ProxyOptions {
   blockList: IpBlockCheck;
   /** The WAF phases; null when [waf] is disabled. */
   waf: WafGate | null;
+  /** Requests per client and window across the fleet (../ratelimit/shared-counters.ts); null when disabled. */
+  rateLimit: { counter: RateCounter; requests: number } | null;
   metrics: Metrics;
   log: Logger;
   threadName: string;
@@ -509,6 +512,7 @@ export class L7Proxy implements DataPlane {
 
     const peer = this.#peerOf(req.socket);
     const client = clientIp(peer, req.headers['x-forwarded-for'], this.#o.trustedProxies).address;
+    if (this.#o.rateLimit !== null && this.#rateLimited(res, client, startedAt, !('stream' in req))) return;
     const waf = this.#o.waf?.begin(req, route.waf, authority ?? '', client) ?? null;
     const early = waf?.headers() ?? null;
     if (early !== null) return this.#wafRefuse(res, early, startedAt);
@@ -781,6 +785,26 @@ export class L7Proxy implements DataPlane {
       return;
     }
     this.#fail(res, hit.status in L7_ERRORS ? (hit.status as L7ErrorStatus) : 403, 'waf', startedAt);
+  }
+
+  /**
+   * Phase request_headers, rate limit: the request counts for its client (the address X-Forwarded-For gives
+   * from a trusted proxy, else the peer's); over the fleet's limit it gets 429. A client the fleet blocked
+   * gets 429 and, over HTTP/1.1, the connection closed: the next one is refused at accept, and a client
+   * behind a trusted proxy, whose connections come from the proxy, is still refused request by request.
+   */
+  #rateLimited(res: ClientResponse, client: string, startedAt: number, h1: boolean): boolean {
+    const limit = this.#o.rateLimit!;
+    if (client !== '' && this.#o.blockList.check(client)) {
+      this.#o.metrics.rateLimited.inc({ reason: 'blocked' });
+      this.#fail(res, 429, 'client_blocked', startedAt, h1);
+      return true;
+    }
+    const total = limit.counter.hit(client, Date.now());
+    if (total <= limit.requests) return false;
+    this.#o.metrics.rateLimited.inc({ reason: 'over_limit' });
+    this.#fail(res, 429, 'rate_limited', startedAt);
+    return true;
   }
 
   /** `closeConnection` (HTTP/1.1 only: HTTP/2 forbids the field) when the rest of the request will not be read. */

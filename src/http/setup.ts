@@ -4,6 +4,7 @@
 // (src/node/l7-settings.ts).
 import { CidrSet } from '../net/cidr.ts';
 import type { ConnLimits } from '../proxy/conn-limits.ts';
+import type { RateCounter } from '../ratelimit/shared-counters.ts';
 import type { IpBlockCheck } from '../proxy/data-plane.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -27,11 +28,15 @@ export interface L7Settings {
   upstream: UpstreamSettings;
   /** null: the WAF is disabled. */
   waf: WafSettings | null;
+  /** null: no rate limit ([rate_limit] disabled). */
+  rateLimit: { requests: number; windowMs: number } | null;
 }
 
 export interface L7Deps {
   connLimits: ConnLimits;
   blockList: IpBlockCheck;
+  /** This thread's view of the node's shared rate counters; null when settings.rateLimit is. */
+  rateCounter: RateCounter | null;
   metrics: Metrics;
   log: Logger;
   threadName: string;
@@ -62,6 +67,7 @@ export function buildL7Proxy(settings: L7Settings, deps: L7Deps): L7DataPlane {
     connLimits: deps.connLimits,
     blockList: deps.blockList,
     waf,
+    rateLimit: settings.rateLimit === null || deps.rateCounter === null ? null : { counter: deps.rateCounter, requests: settings.rateLimit.requests },
     metrics: deps.metrics,
     log: deps.log,
     threadName: deps.threadName,

@@ -115,6 +115,7 @@ async function initialSettings(config: Readonly<Config>, cwd: string, loader: Ce
       h2ResetRate: l7.h2_reset_rate,
     },
     waf: config.waf.enabled ? checkedWaf(config, cwd) : null,
+    rateLimit: config.rate_limit.enabled ? { requests: config.rate_limit.requests, windowMs: config.rate_limit.window_seconds * 1000 } : null,
     upstream: {
       connectTimeoutMs: server.connect_timeout_ms,
       headersTimeoutMs: l7.upstream_timeout_ms,

@@ -21,7 +21,10 @@ import { NatsTransport } from '../runtime/nats-transport.ts';
 import { ActorSystem } from '../runtime/system.ts';
 import { WorkerThread, type RuntimeSettings, type ThreadBoot } from '../runtime/thread.ts';
 import { logSecurityEvent, rootLogger, setLogLevel, type Logger } from '../telemetry/log.ts';
-import { collectThreadMetrics, type MetricsJson } from '../telemetry/metrics.ts';
+import { collectThreadMetrics, metrics, type MetricsJson } from '../telemetry/metrics.ts';
+import { FleetRateLimiter } from '../ratelimit/fleet-limiter.ts';
+import { createRateCountersState } from '../ratelimit/shared-counters.ts';
+import { rateSubject } from '../runtime/subjects.ts';
 import { executeAdminCommand } from './commands.ts';
 import type { L7SettingsSource } from './l7-settings.ts';
 import { startRequirements } from './requirements.ts';
@@ -108,6 +111,9 @@ export class SecbeatNode {
   #stopping: Promise<void> | null = null;
   /** The node transport when [nats] is enabled; without it the node runs alone. */
   #nats: NatsTransport | null = null;
+  /** [rate_limit] in l7 mode: the threads' shared counts and the main thread's side of the fleet's limit. */
+  readonly #rateCountersState: SharedArrayBuffer | null = null;
+  readonly #rateLimiter: FleetRateLimiter | null = null;
   #resolveStopped: (code: number) => void = () => {};
 
   private constructor(options: NodeOptions, l7: L7SettingsSource | null) {
@@ -131,6 +137,22 @@ export class SecbeatNode {
     });
     this.blocklist = new SharedIpSetWriter(createIpSetState(BLOCKLIST_CAPACITY));
     this.cidrBlocklist = new SharedCidrTableWriter(createCidrTableState(CIDR_TABLE_CAPACITY));
+    const rate = config.rate_limit;
+    if (rate.enabled && config.server.mode === 'l7') {
+      this.#rateCountersState = createRateCountersState({ threads: config.server.worker_threads, slotsPerRegion: rate.clients_per_thread });
+      this.#rateLimiter = new FleetRateLimiter({
+        state: this.#rateCountersState,
+        replica: `${config.platform.region}/${config.platform.node_id}/${this.startedAt}`,
+        requests: rate.requests,
+        windowMs: rate.window_seconds * 1000,
+        blockMs: rate.block_seconds * 1000,
+        intervalMs: rate.sync_interval_ms,
+        maxAgeMs: rate.max_counter_age_seconds * 1000,
+        publish: (text) => void this.#nats?.broadcast(rateSubject(), text),
+        block: (client, untilMs, origin) => this.#rateBlock(client, untilMs, origin),
+        now: () => this.clock.now(),
+      });
+    }
     this.#connLimitsState = createConnLimitsState({
       threads: config.server.worker_threads,
       maxConnections: config.server.max_connections,
@@ -202,6 +224,7 @@ export class SecbeatNode {
     if (problems.length > 0) throw new SecbeatError('SECBEAT_ERR_CONFIG_INVALID', problems.join('; '));
     const node = new SecbeatNode(options, await l7SettingsFor(options));
     await node.#startNats();
+    node.#startRateLimiter();
     await node.root.start((reason) => {
       node.log.fatal({ reason }, 'root supervisor gave up; stopping the node');
       void node.shutdown(0, 1);
@@ -300,6 +323,7 @@ export class SecbeatNode {
     this.#stopping ??= (async () => {
       this.log.info({ drainTimeoutMs }, 'node shutting down');
       if (this.#purgeTimer) this.clock.clearTimeout(this.#purgeTimer);
+      this.#rateLimiter?.stop();
       if (drainTimeoutMs > 0 && this.root.status === 'running') await this.drain(drainTimeoutMs);
       await this.root.stop();
       await this.#nats?.close();
@@ -326,6 +350,27 @@ export class SecbeatNode {
     await this.#nats.start((delivery) => this.system.receive(delivery));
   }
 
+  /** Runs the fleet's rate limit: snapshots out every sync interval, and in from NATS when it is enabled. */
+  #startRateLimiter(): void {
+    const limiter = this.#rateLimiter;
+    if (limiter === null) return;
+    this.#nats?.listen(rateSubject(), (text) => {
+      if (!limiter.receive(text)) metrics().rateLimitSyncMalformed.inc();
+    });
+    limiter.start();
+  }
+
+  /** A rate-limit block, decided here or learnt from the fleet: into the blocklist every thread checks. */
+  #rateBlock(client: string, untilMs: number, origin: 'local' | 'fleet'): void {
+    const expiresAt = Math.ceil(untilMs / 1000);
+    if (this.blocklist.add(client, expiresAt) === 'full') {
+      this.log.warn({ client }, 'rate limit: the blocklist is full; the client is only refused over the limit');
+      return;
+    }
+    metrics().rateLimitBlocks.inc({ origin });
+    logSecurityEvent(this.log, { event: 'ip.blocked', ip: client, durationSec: Math.max(0, expiresAt - Math.floor(this.clock.now() / 1000)), source: `rate_limit_${origin}` });
+  }
+
   #threadBoot(name: string, index: number): ThreadBoot {
     const c = this.#config;
     const listen = parseHostPort(c.server.bind_address);
@@ -342,6 +387,7 @@ export class SecbeatNode {
       connLimitsState: this.#connLimitsState,
       blocklistState: this.blocklist.state,
       cidrBlocklistState: this.cidrBlocklist.state,
+      rateCountersState: this.#rateCountersState,
       l7: this.#l7?.settings ?? null,
     };
     return {

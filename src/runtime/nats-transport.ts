@@ -13,6 +13,9 @@
 //   NATS keeps nothing for a subscriber that is away.)
 // - Inbound data is untrusted: anything oversized, not JSON, not a valid Delivery (../messages.ts
 //   DeliverySchema) or addressed to another node is counted and dropped, never thrown.
+// - Fleet-wide state (../crdt: rate-limit counts) goes out with broadcast() on a subject every node listens
+//   to; it is not buffered while down, since each publication supersedes the one before. Its listeners get
+//   the text (oversized or not UTF-8: dropped) and check it themselves.
 import { connect, type NatsConnection, type Msg } from '@nats-io/transport-node';
 import { decodeDelivery, type Delivery } from '../messages.ts';
 import type { Logger } from '../telemetry/log.ts';
@@ -51,6 +54,7 @@ export class NatsTransport implements NodeTransport {
   #connected = false;
   #bufferedWhileDown = 0;
   #closing = false;
+  readonly #listeners: { subject: string; handler: (text: string) => void }[] = [];
 
   constructor(options: NatsTransportOptions) {
     this.#o = options;
@@ -78,6 +82,25 @@ export class NatsTransport implements NodeTransport {
     if (!this.#connected) this.#bufferedWhileDown++;
     metrics().natsDeliveries.inc({ result: 'sent' });
     return true;
+  }
+
+  /** Publishes `text` to every node listening on `subject`; false when not connected (nothing is kept). */
+  broadcast(subject: string, text: string): boolean {
+    const nc = this.#nc;
+    if (nc === null || !this.#connected || this.#closing) return false;
+    try {
+      nc.publish(subject, encoder.encode(text));
+      return true;
+    } catch (error) {
+      this.#o.log.warn({ err: error, subject }, 'nats: broadcast not sent');
+      return false;
+    }
+  }
+
+  /** Hands `handler` the text of every message on `subject`, from now on and after every reconnection. */
+  listen(subject: string, handler: (text: string) => void): void {
+    this.#listeners.push({ subject, handler });
+    if (this.#nc !== null) this.#subscribe(this.#nc, subject, handler);
   }
 
   /** Connects in the background (resolves at once) and hands every valid inbound delivery to `deliver`. */
@@ -140,7 +163,24 @@ export class NatsTransport implements NodeTransport {
         else o.log.error({ err: error }, 'nats: subscription failed; deliveries for this node are lost until it is back');
       },
     });
+    for (const { subject, handler } of this.#listeners) this.#subscribe(nc, subject, handler);
     void this.#watch(nc);
+  }
+
+  #subscribe(nc: NatsConnection, subject: string, handler: (text: string) => void): void {
+    nc.subscribe(subject, {
+      callback: (error, msg) => {
+        if (error !== null) return void this.#o.log.error({ err: error, subject }, 'nats: subscription failed');
+        if (msg.data.length > MAX_INBOUND_BYTES) return void metrics().natsDeliveries.inc({ result: 'malformed' });
+        let text: string;
+        try {
+          text = decoder.decode(msg.data);
+        } catch {
+          return void metrics().natsDeliveries.inc({ result: 'malformed' });
+        }
+        handler(text);
+      },
+    });
   }
 
   async #watch(nc: NatsConnection): Promise<void> {

@@ -90,7 +90,7 @@ export type SecurityEvent =
       reason: 'blocklist' | 'max_connections' | 'per_ip_limit' | 'draining' | 'proxy_protocol';
       clientIp: string;
     }
-  | { event: 'ip.blocked'; ip: string; durationSec: number | null; source: 'admin' | 'api' | 'config' }
+  | { event: 'ip.blocked'; ip: string; durationSec: number | null; source: 'admin' | 'api' | 'config' | 'rate_limit_local' | 'rate_limit_fleet' }
   | { event: 'ip.unblocked'; ip: string; source: 'admin' | 'api' | 'expiry' }
   | { event: 'cidr.blocked'; cidr: string; durationSec: number | null; source: 'admin' | 'api' }
   | { event: 'cidr.unblocked'; cidr: string; source: 'admin' | 'api' | 'expiry' }

@@ -120,6 +120,26 @@ export function createMetrics(registry: Registry = new Registry()) {
       ...r,
       ...sum,
     }),
+    rateLimited: new Counter({
+      name: 'secbeat_rate_limited_total',
+      help: 'Requests answered 429: over the rate limit, or from a client the fleet blocked',
+      labelNames: ['reason'] as const,
+      ...r,
+      ...sum,
+    }),
+    rateLimitBlocks: new Counter({
+      name: 'secbeat_rate_limit_blocks_total',
+      help: 'Clients blocked for going over the rate limit: decided by this node (local) or learnt from another (fleet)',
+      labelNames: ['origin'] as const,
+      ...r,
+      ...sum,
+    }),
+    rateLimitSyncMalformed: new Counter({
+      name: 'secbeat_rate_limit_sync_malformed_total',
+      help: 'Rate-limit snapshots from other nodes dropped as malformed',
+      ...r,
+      ...sum,
+    }),
     threadRestarts: new Counter({
       name: 'secbeat_thread_restarts_total',
       help: 'Worker thread restarts (crash, exit or missed heartbeats)',

@@ -41,6 +41,7 @@ export async function startL7Proxy(certs: CertificateStore | null, limits: Parti
     trustedProxies: new CidrSet([]),
     proxyProtocol: false,
     waf: null,
+    rateLimit: null,
     limits: {
       headerTimeoutMs: 5_000,
       requestTimeoutMs: 10_000,

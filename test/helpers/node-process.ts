@@ -31,6 +31,9 @@ export async function startNode(opts: {
   env?: Record<string, string>;
   /** output() keeps the last this many characters (a long run reads stdout itself, through proc). */
   keepOutput?: number;
+  /** [platform]: nodes of one fleet need distinct names. */
+  region?: string;
+  nodeId?: string;
 }): Promise<NodeProcess> {
   const keep = opts.keepOutput ?? Infinity;
   const dir = mkdtempSync(join(tmpdir(), 'secbeat-it-'));
@@ -41,8 +44,8 @@ export async function startNode(opts: {
   writeFileSync(
     configFile,
     `[platform]
-region = "test"
-node_id = "it-node"
+region = "${opts.region ?? 'test'}"
+node_id = "${opts.nodeId ?? 'it-node'}"
 
 [server]
 mode = "${opts.mode ?? 'tcp'}"

@@ -81,10 +81,12 @@ describe('L7Proxy (fuzz)', () => {
         },
         upstream: { connectTimeoutMs: 500, headersTimeoutMs: 1_000, bodyTimeoutMs: 1_000, connectionsPerOrigin: 4, ejectAfterFailures: 5, ejectMs: 1_000, originCa: null, verifyOrigins: true },
         waf: null,
+        rateLimit: null,
       },
       {
         connLimits: new ConnLimits(createConnLimitsState({ threads: 1, maxConnections: 1000, perIpMaxConnections: 0 }), 0),
         blockList: new SharedIpSetWriter(createIpSetState(16)),
+        rateCounter: null,
         metrics: createMetrics(),
         log: rootLogger(),
         threadName: 'fuzz',

@@ -18,7 +18,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   'errors.ts': [],
   net: [],
   tls: ['errors.ts', 'messages.ts'],
-  http: ['messages.ts', 'errors.ts', 'telemetry', 'net', 'tls', 'proxy', 'waf'],
+  http: ['messages.ts', 'errors.ts', 'telemetry', 'net', 'tls', 'proxy', 'waf', 'ratelimit'],
   waf: ['net', 'messages.ts'],
   blocklist: ['messages.ts', 'errors.ts', 'telemetry', 'net'],
   proxy: ['messages.ts', 'errors.ts', 'telemetry', 'blocklist', 'config', 'native'],
@@ -27,6 +27,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   admin: ['messages.ts', 'errors.ts', 'telemetry', 'net'],
   cli: ['messages.ts', 'errors.ts', 'admin'],
   crdt: [],
+  ratelimit: ['crdt', 'net', 'blocklist'],
 };
 
 function files(dir: string): string[] {

@@ -14,6 +14,7 @@ import { createIpSetState, SharedIpSetWriter } from '../../../src/blocklist/shar
 import { buildL7Proxy, type L7Settings } from '../../../src/http/setup.ts';
 import type { L7Proxy } from '../../../src/http/proxy.ts';
 import { ConnLimits, createConnLimitsState } from '../../../src/proxy/conn-limits.ts';
+import { createRateCountersState, RateCounter, RateCountersReader, windowIndex } from '../../../src/ratelimit/shared-counters.ts';
 import { rootLogger } from '../../../src/telemetry/log.ts';
 import { createMetrics, type Metrics } from '../../../src/telemetry/metrics.ts';
 import { certificateSet, testCa, testCert } from '../../helpers/certs.ts';
@@ -89,6 +90,8 @@ interface Started {
   tlsPort: number;
   metrics: Metrics;
   blockList: SharedIpSetWriter;
+  /** The shared rate counters (one thread region and the fleet's), when settings.rateLimit is set. */
+  rateCounters: SharedArrayBuffer;
 }
 
 async function startProxy(over: Partial<L7Settings> & { defaultOrigins: string[] }): Promise<Started> {
@@ -103,18 +106,22 @@ async function startProxy(over: Partial<L7Settings> & { defaultOrigins: string[]
     limits: LIMITS,
     upstream: UPSTREAM,
     waf: null,
+    rateLimit: null,
     ...over,
   };
+  const rateCounters = createRateCountersState({ threads: 1, slotsPerRegion: 1024 });
+  const rateCounter = settings.rateLimit === null ? null : new RateCounter(rateCounters, 0, settings.rateLimit.windowMs);
   const { proxy } = buildL7Proxy(settings, {
     connLimits: new ConnLimits(createConnLimitsState({ threads: 1, maxConnections: 1000, perIpMaxConnections: 0 }), 0),
     blockList,
+    rateCounter,
     metrics,
     log: rootLogger(),
     threadName: 'test',
   });
   const { port } = await proxy.listen();
   cleanups.push(() => proxy.close());
-  return { proxy, port, tlsPort: proxy.tlsPort, metrics, blockList };
+  return { proxy, port, tlsPort: proxy.tlsPort, metrics, blockList, rateCounters };
 }
 
 const agent = new Agent({ keepAliveTimeout: 1_000 });
@@ -382,6 +389,46 @@ describe('L7Proxy over HTTP/1.1', () => {
   });
 });
 
+describe('L7Proxy rate limit', () => {
+  // A minute-long window: the test's requests all fall in one (a window boundary would reset the count).
+  const RATE = { requests: 5, windowMs: 60_000 };
+
+  it('answers 429 past the limit, per client as X-Forwarded-For names it from a trusted proxy', async () => {
+    const o = await origin((_req, res) => res.end('ok'));
+    const started = await startProxy({ defaultOrigins: [`http://127.0.0.1:${o}`], trustedProxies: ['127.0.0.0/8'], rateLimit: RATE });
+    const from = (client: string) => get(started.port, '/', { 'x-forwarded-for': client });
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++) statuses.push((await from('203.0.113.7')).status);
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429]);
+    // Another client has a count of its own.
+    expect((await from('198.51.100.1')).status).toBe(200);
+    expect(await metric(started, 'secbeat_rate_limited_total', { reason: 'over_limit' })).toBe(2);
+    const reader = new RateCountersReader(started.rateCounters);
+    expect(reader.nodeCounts(windowIndex(Date.now(), RATE.windowMs)).get('203.0.113.7')).toBe(7);
+  });
+
+  it('adds what the rest of the fleet counted to the thread\'s own count', async () => {
+    const o = await origin((_req, res) => res.end('ok'));
+    const started = await startProxy({ defaultOrigins: [`http://127.0.0.1:${o}`], trustedProxies: ['127.0.0.0/8'], rateLimit: RATE });
+    new RateCountersReader(started.rateCounters).setFleetCount('203.0.113.8', windowIndex(Date.now(), RATE.windowMs), 4);
+    const first = await get(started.port, '/', { 'x-forwarded-for': '203.0.113.8' });
+    const second = await get(started.port, '/', { 'x-forwarded-for': '203.0.113.8' });
+    expect([first.status, second.status]).toEqual([200, 429]);
+  });
+
+  it('refuses a blocked client request by request and closes its connection', async () => {
+    const o = await origin((_req, res) => res.end('ok'));
+    const started = await startProxy({ defaultOrigins: [`http://127.0.0.1:${o}`], trustedProxies: ['127.0.0.0/8'], rateLimit: RATE });
+    started.blockList.add('203.0.113.9', null);
+    const res = await get(started.port, '/', { 'x-forwarded-for': '203.0.113.9' });
+    expect(res.status).toBe(429);
+    expect(res.headers['connection']).toBe('close');
+    expect(res.text).toMatch(/too_many_requests/);
+    expect((await get(started.port, '/', { 'x-forwarded-for': '203.0.113.10' })).status).toBe(200);
+    expect(await metric(started, 'secbeat_rate_limited_total', { reason: 'blocked' })).toBe(1);
+  });
+});
+
 describe('L7Proxy with PROXY protocol', () => {
   /** Sends `prefix` then an HTTP/1.1 request on one connection; resolves with the whole reply. */
   function rawExchange(port: number, prefix: Buffer | string): Promise<string> {
@@ -541,6 +588,24 @@ describe('L7Proxy over TLS', () => {
     );
     const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('requests after the resets never got a response')), 3_000));
     expect(await Promise.race([Promise.all(statuses), deadline])).toEqual(Array(16).fill(200));
+  });
+
+  it('refuses a blocked client over HTTP/2 with 429 and no connection header, the session still usable', async () => {
+    const o = await origin((_req, res) => res.end('ok'));
+    const started = await startTls(o, { trustedProxies: ['127.0.0.0/8'], rateLimit: { requests: 100, windowMs: 60_000 } });
+    started.blockList.add('203.0.113.9', null);
+    const session = h2connect(`https://a.example:${started.tlsPort}`, { ca: testCa(), servername: 'a.example', host: '127.0.0.1', port: started.tlsPort } as never);
+    cleanups.push(() => void session.close());
+    const status = (client: string) =>
+      new Promise<number>((resolve, reject) => {
+        const stream = session.request({ ':path': '/', ':authority': 'a.example', 'x-forwarded-for': client });
+        stream.on('response', (h) => resolve(Number(h[':status'])));
+        stream.on('error', reject);
+        stream.resume();
+        stream.end();
+      });
+    expect(await status('203.0.113.9')).toBe(429);
+    expect(await status('198.51.100.3')).toBe(200);
   });
 
   it('proxies HTTP/2 with many concurrent streams and HTTP/1.1 over TLS on the same port', async () => {

@@ -61,10 +61,12 @@ async function setup(): Promise<{ proxy: L7Proxy; port: number }> {
       },
       upstream: { connectTimeoutMs: 1_000, headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, connectionsPerOrigin: 16, ejectAfterFailures: 5, ejectMs: 1_000, originCa: null, verifyOrigins: true },
       waf: null,
+      rateLimit: null,
     },
     {
       connLimits: new ConnLimits(createConnLimitsState({ threads: 1, maxConnections: 10_000, perIpMaxConnections: 0 }), 0),
       blockList: new SharedIpSetWriter(createIpSetState(16)),
+      rateCounter: null,
       metrics: createMetrics(),
       log: rootLogger(),
       threadName: 'slow',
