@@ -485,6 +485,9 @@ const CidrSchema = v.pipe(v.string(), v.maxLength(64), v.check(isCidr, 'expected
 export const EVENT_FILTERS = ['all', 'attack'] as const;
 export type EventFilter = (typeof EVENT_FILTERS)[number];
 
+/** Domains one `domains.upsert` or `domains.remove` call may carry (a 20,000-domain upload is about 1.4 MB of JSON). */
+export const MAX_DOMAINS_PER_CALL = 20_000;
+
 export const AdminCommandSchema = v.variant('cmd', [
   strictObject({ cmd: v.literal('ping') }),
   strictObject({ cmd: v.literal('threads.list') }),
@@ -536,6 +539,10 @@ export const AdminCommandSchema = v.variant('cmd', [
     type: v.optional(v.picklist(EVENT_FILTERS), 'all'),
     limit: v.optional(int(1, 10_000), 100),
   }),
+  /** The fleet's tenant configuration (src/node/tenants.ts): each domain is checked there, the batch refused whole on an error. */
+  strictObject({ cmd: v.literal('domains.upsert'), domains: v.pipe(v.array(v.unknown()), v.minLength(1), v.maxLength(MAX_DOMAINS_PER_CALL)) }),
+  strictObject({ cmd: v.literal('domains.remove'), hosts: v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(253))), v.minLength(1), v.maxLength(MAX_DOMAINS_PER_CALL)) }),
+  strictObject({ cmd: v.literal('domains.list'), limit: v.optional(int(1, 10_000), 100) }),
   /** L7 mode's installed certificate names, soonest expiry first; bounded by `limit` (the counts cover all). */
   strictObject({ cmd: v.literal('certs.list'), limit: v.optional(int(1, 10_000), 100) }),
   strictObject({ cmd: v.literal('node.drain'), timeoutMs: v.optional(int(0, 3_600_000), 30_000) }),

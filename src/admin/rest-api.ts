@@ -16,10 +16,10 @@ import type { AdminHandler } from './server.ts';
 export const API_PREFIX = '/api/';
 
 /**
- * Request bodies the management listener accepts. The largest API body is an address or network and a
- * duration, a few dozen bytes; /health and /metrics take none.
+ * Request bodies the management listener accepts: the largest is a bulk domain upload (POST /api/v1/domains,
+ * up to MAX_DOMAINS_PER_CALL domains, ~1.4 MB); /health and /metrics take none.
  */
-export const MAX_API_BODY_BYTES = 16 * 1024;
+export const MAX_API_BODY_BYTES = 4 * 1024 * 1024;
 
 interface ArgSpec {
   /** The admin command's name for the argument. */
@@ -52,6 +52,9 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { method: 'GET', path: '/api/v1/emergency-block', cmd: 'cidr.list' },
   { method: 'POST', path: '/api/v1/emergency-block', cmd: 'cidr.block', args: { cidr: { arg: 'cidr' }, duration: DURATION } },
   { method: 'DELETE', path: '/api/v1/emergency-block', cmd: 'cidr.unblock', args: { cidr: { arg: 'cidr' } } },
+  { method: 'GET', path: '/api/v1/domains', cmd: 'domains.list', args: { limit: LIMIT } },
+  { method: 'POST', path: '/api/v1/domains', cmd: 'domains.upsert', args: { domains: { arg: 'domains' } } },
+  { method: 'DELETE', path: '/api/v1/domains', cmd: 'domains.remove', args: { hosts: { arg: 'hosts' } } },
 ];
 
 /** The HTTP status of each failure a request can meet (docs/admin.md lists them); any other code is a 500. */

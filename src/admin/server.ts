@@ -28,7 +28,8 @@ export interface AdminServerOptions {
 }
 
 export const ADMIN_SERVER_DEFAULTS = {
-  maxLineBytes: 1024 * 1024,
+  // A bulk domain upload (domains.upsert, up to MAX_DOMAINS_PER_CALL domains) is one line of ~1.4 MB.
+  maxLineBytes: 4 * 1024 * 1024,
   maxInFlightPerConnection: 16,
   maxConnections: 64,
   // The longest deadline a request can carry itself (actor.inject timeoutMs ≤ 60 s) plus a grace period.

@@ -141,6 +141,18 @@ const COMMANDS: Record<string, CtlCommandSpec> = {
     help: 'L7 certificate counts and the names that expire first (default 100)',
     build: (_, f) => ({ cmd: 'certs.list', ...limit(f) }),
   },
+  domains: {
+    operands: [],
+    flags: ['limit'],
+    help: 'the fleet\'s tenant domains: count, peers, the first ones by name (default 100)',
+    build: (_, f) => ({ cmd: 'domains.list', ...limit(f) }),
+  },
+  'domains add': {
+    operands: ['HOST', 'ORIGIN'],
+    help: 'add or replace one domain, e.g. shop.example http://10.0.0.5:8080 (bulk: POST /api/v1/domains)',
+    build: ([host, origin]) => ({ cmd: 'domains.upsert', domains: [{ host, origins: [origin] }] }),
+  },
+  'domains rm': { operands: ['HOST'], help: 'remove one domain from the fleet', build: ([host]) => ({ cmd: 'domains.remove', hosts: [host] }) },
   drain: { operands: [], flags: ['timeout-ms'], help: 'stop accepting, let connections finish (default 30000 ms)', build: (_, f) => drainCommand('node.drain', f) },
   shutdown: { operands: [], flags: ['timeout-ms'], help: 'drain, then stop the node', build: (_, f) => drainCommand('node.shutdown', f) },
 };

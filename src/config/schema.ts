@@ -146,6 +146,14 @@ const OriginUrl = v.pipe(
 
 const WafModeSchema = v.picklist(['off', 'detection', 'blocking']);
 
+/** A customer domain in the fleet's tenant configuration (src/node/tenants.ts): admin `domains.upsert`. */
+export const TenantDomainSchema = strictObject({
+  host: v.pipe(v.string(), v.regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/, 'expected a host name'), v.maxLength(253)),
+  origins: v.pipe(v.array(OriginUrl), v.minLength(1), v.maxLength(64)),
+  waf_mode: v.optional(WafModeSchema),
+});
+export type TenantDomain = v.InferOutput<typeof TenantDomainSchema>;
+
 const RouteSchema = strictObject({
   hosts: v.pipe(v.array(RouteHost), v.minLength(1), v.maxLength(1000), v.description('Host names (Host / :authority / SNI) this route serves')),
   origins: v.pipe(v.array(OriginUrl), v.minLength(1), v.maxLength(64), v.description('Origins, used round robin with passive health checks')),

@@ -107,6 +107,12 @@ export async function executeAdminCommand(node: SecbeatNode, req: AdminRequest, 
       return { events: await securityEvents(node, req.type, req.limit) };
     case 'certs.list':
       return node.certificates(req.limit);
+    case 'domains.upsert':
+      return node.tenantsOrThrow().upsert(req.domains);
+    case 'domains.remove':
+      return node.tenantsOrThrow().remove(req.hosts);
+    case 'domains.list':
+      return node.tenantsOrThrow().list(req.limit);
     case 'node.drain':
       return { threads: await node.drain(req.timeoutMs) };
     case 'node.shutdown':

@@ -28,11 +28,15 @@ export class L7SettingsSource {
   readonly #cwd: string;
   readonly #certificates: CertificateLoader;
   #settings: L7Settings;
+  /** Routes from [[l7.routes]], and from the fleet's tenant configuration: threads get both, file first. */
+  #configRoutes: L7Update['routes'];
+  #tenantRoutes: L7Update['routes'] = [];
 
   private constructor(cwd: string, certificates: CertificateLoader, settings: L7Settings) {
     this.#cwd = cwd;
     this.#certificates = certificates;
     this.#settings = settings;
+    this.#configRoutes = settings.routes.map((r) => ({ ...r, hosts: [...r.hosts], origins: [...r.origins] }));
   }
 
   /** Reads and checks every certificate; rejects with SECBEAT_ERR_TLS_CERT or SECBEAT_ERR_CONFIG_INVALID. */
@@ -60,7 +64,19 @@ export class L7SettingsSource {
     // TLS turned off is a restart-only change: until then, the running certificates stay.
     const sources = tls === null ? null : certificateSources(config, this.#cwd);
     const certificates = tls === null ? null : sources === null ? tls.certificates : await loadCertificates(this.#certificates, tls, sources);
-    const update: L7Update = { routes: routesOf(config), certificates, waf: this.#settings.waf === null ? null : checkedWaf(config, this.#cwd) };
+    this.#configRoutes = routesOf(config);
+    const update: L7Update = { routes: [...this.#configRoutes, ...this.#tenantRoutes], certificates, waf: this.#settings.waf === null ? null : checkedWaf(config, this.#cwd) };
+    this.#settings = withUpdate(this.#settings, update);
+    return update;
+  }
+
+  /**
+   * The fleet's tenant domains (./tenants.ts) as routes after the config file's own, as an update for running
+   * threads (certificates and WAF rules unchanged); threads started from now on boot with them too.
+   */
+  tenantUpdate(routes: L7Update['routes']): L7Update {
+    this.#tenantRoutes = routes;
+    const update: L7Update = { routes: [...this.#configRoutes, ...routes], certificates: null, waf: null };
     this.#settings = withUpdate(this.#settings, update);
     return update;
   }

@@ -3,6 +3,7 @@
 // the state every thread shares without messages (connection limits, blocklist). main.ts starts it;
 // commands.ts executes operator commands against it.
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import type { ResourceLimits } from 'node:worker_threads';
 import { SecbeatError, type ErrorData } from '../errors.ts';
 import type { AdminRequest, CertificateList, ChaosRule, L7Applied, L7Update, ListenerMsg, LogLevel, Replies, ThreadControl } from '../messages.ts';
@@ -23,6 +24,7 @@ import { WorkerThread, type RuntimeSettings, type ThreadBoot } from '../runtime/
 import { logSecurityEvent, rootLogger, setLogLevel, type Logger } from '../telemetry/log.ts';
 import { collectThreadMetrics, metrics, type MetricsJson } from '../telemetry/metrics.ts';
 import { FleetRateLimiter } from '../ratelimit/fleet-limiter.ts';
+import { Tenants } from './tenants.ts';
 import { createRateCountersState } from '../ratelimit/shared-counters.ts';
 import { rateSubject } from '../runtime/subjects.ts';
 import { executeAdminCommand } from './commands.ts';
@@ -114,6 +116,8 @@ export class SecbeatNode {
   /** [rate_limit] in l7 mode: the threads' shared counts and the main thread's side of the fleet's limit. */
   readonly #rateCountersState: SharedArrayBuffer | null = null;
   readonly #rateLimiter: FleetRateLimiter | null = null;
+  /** L7 mode: the fleet's tenant domains, synced over NATS and persisted in [state] dir. */
+  readonly #tenants: Tenants | null = null;
   #resolveStopped: (code: number) => void = () => {};
 
   private constructor(options: NodeOptions, l7: L7SettingsSource | null) {
@@ -137,6 +141,15 @@ export class SecbeatNode {
     });
     this.blocklist = new SharedIpSetWriter(createIpSetState(BLOCKLIST_CAPACITY));
     this.cidrBlocklist = new SharedCidrTableWriter(createCidrTableState(CIDR_TABLE_CAPACITY));
+    if (l7 !== null) {
+      this.#tenants = new Tenants({
+        stateDir: resolve(options.source.cwd ?? process.cwd(), config.state.dir),
+        region: config.platform.region,
+        node: config.platform.node_id,
+        log: this.log.child({ component: 'tenants' }),
+        onRoutes: (routes) => this.#applyTenantRoutes(routes),
+      });
+    }
     const rate = config.rate_limit;
     if (rate.enabled && config.server.mode === 'l7') {
       this.#rateCountersState = createRateCountersState({ threads: config.server.worker_threads, slotsPerRegion: rate.clients_per_thread });
@@ -225,6 +238,7 @@ export class SecbeatNode {
     const node = new SecbeatNode(options, await l7SettingsFor(options));
     await node.#startNats();
     node.#startRateLimiter();
+    node.#tenants?.attach(node.#nats);
     await node.root.start((reason) => {
       node.log.fatal({ reason }, 'root supervisor gave up; stopping the node');
       void node.shutdown(0, 1);
@@ -324,6 +338,7 @@ export class SecbeatNode {
       this.log.info({ drainTimeoutMs }, 'node shutting down');
       if (this.#purgeTimer) this.clock.clearTimeout(this.#purgeTimer);
       this.#rateLimiter?.stop();
+      this.#tenants?.stop();
       if (drainTimeoutMs > 0 && this.root.status === 'running') await this.drain(drainTimeoutMs);
       await this.root.stop();
       await this.#nats?.close();
@@ -348,6 +363,26 @@ export class SecbeatNode {
     });
     this.system.setNodeTransport(this.#nats);
     await this.#nats.start((delivery) => this.system.receive(delivery));
+  }
+
+  /** The tenant configuration of an L7 node, or the admin error a TCP node answers with. */
+  tenantsOrThrow(): Tenants {
+    if (this.#tenants === null) throw new SecbeatError('SECBEAT_ERR_ADMIN_INVALID_ARGS', 'domains are served in l7 mode only; this node runs tcp mode');
+    return this.#tenants;
+  }
+
+  /**
+   * Tenant domains changed (here or on another node): routes for threads booting from now on, and for the
+   * running ones. At construction the threads are not up yet and boot with them.
+   */
+  #applyTenantRoutes(routes: L7Update['routes']): void {
+    const l7 = this.#l7;
+    if (l7 === null) return;
+    const update = l7.tenantUpdate(routes);
+    if (this.root?.status !== 'running') return;
+    void this.#reconfigureListeners(update).then((missed) => {
+      for (const line of missed) this.log.warn(line);
+    });
   }
 
   /** Runs the fleet's rate limit: snapshots out every sync interval, and in from NATS when it is enabled. */

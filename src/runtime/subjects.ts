@@ -4,6 +4,8 @@
 //
 //   secbeat.v1.deliver.<region>.<node>   deliveries (messages, ask replies, chaos crashes) for one node
 //   secbeat.v1.rates                     every node's rate-limit counters (../crdt/rate-sync.ts), to all
+//   secbeat.v1.config.hello              every node's tenant-config heads (../crdt/config-sync.ts), to all
+//   secbeat.v1.config.sync.<region>.<node>  tenant-config sync messages for one node
 
 const PREFIX = 'secbeat.v1';
 
@@ -19,4 +21,14 @@ export function deliverySubject(region: string, node: string): string {
 /** Where every node publishes its rate-limit counters and hears everyone else's. */
 export function rateSubject(): string {
   return `${PREFIX}.rates`;
+}
+
+/** Where every node announces the heads of its tenant-config document. */
+export function configHelloSubject(): string {
+  return `${PREFIX}.config.hello`;
+}
+
+/** Where tenant-config sync messages for the node `node` of `region` are published. */
+export function configSyncSubject(region: string, node: string): string {
+  return `${PREFIX}.config.sync.${token(region)}.${token(node)}`;
 }

@@ -210,13 +210,21 @@ export class WorkerThread {
     { heartbeatIntervalMs, heartbeatTimeoutMs }: RuntimeSettings,
     onMissed: (silentMs: number) => void,
   ): void {
-    const check = (): void => {
-      if (this.#status !== 'running') return;
-      const silentMs = this.#o.clock.now() - (this.#lastHeartbeat ?? this.#o.clock.now());
-      if (silentMs > heartbeatTimeoutMs) return onMissed(silentMs);
-      this.#heartbeatTimer = this.#o.clock.setTimeout(check, heartbeatIntervalMs);
+    const arm = (delayMs: number): void => {
+      const due = this.#o.clock.now() + delayMs;
+      this.#heartbeatTimer = this.#o.clock.setTimeout(() => check(due), delayMs);
     };
-    this.#heartbeatTimer = this.#o.clock.setTimeout(check, heartbeatIntervalMs);
+    const check = (due: number): void => {
+      if (this.#status !== 'running') return;
+      const now = this.#o.clock.now();
+      // This timer fired late: the main thread itself was held up (a large sync, a bulk upload), and the
+      // heartbeats the worker sent meanwhile still wait in the port, read after timers. Judge next turn.
+      if (now - due > heartbeatIntervalMs) return arm(0);
+      const silentMs = now - (this.#lastHeartbeat ?? now);
+      if (silentMs > heartbeatTimeoutMs) return onMissed(silentMs);
+      arm(heartbeatIntervalMs);
+    };
+    arm(heartbeatIntervalMs);
   }
 
   async #stopWorker(worker: Worker): Promise<void> {

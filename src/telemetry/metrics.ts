@@ -140,6 +140,18 @@ export function createMetrics(registry: Registry = new Registry()) {
       ...r,
       ...sum,
     }),
+    tenantInvalidEntries: new Counter({
+      name: 'secbeat_tenant_invalid_entries_total',
+      help: 'Tenant-config entries that failed the checks when applied (each keeps its last good value)',
+      ...r,
+      ...sum,
+    }),
+    tenantSyncMalformed: new Counter({
+      name: 'secbeat_tenant_sync_malformed_total',
+      help: 'Tenant-config sync messages and announcements dropped: malformed, stale or unreadable',
+      ...r,
+      ...sum,
+    }),
     threadRestarts: new Counter({
       name: 'secbeat_thread_restarts_total',
       help: 'Worker thread restarts (crash, exit or missed heartbeats)',

@@ -31,6 +31,8 @@ export async function startNode(opts: {
   env?: Record<string, string>;
   /** output() keeps the last this many characters (a long run reads stdout itself, through proc). */
   keepOutput?: number;
+  /** [state] dir: give the same one to a restarted node (default: in the node's own temp dir). */
+  stateDir?: string;
   /** [platform]: nodes of one fleet need distinct names. */
   region?: string;
   nodeId?: string;
@@ -65,7 +67,7 @@ socket_path = "${socketPath}"
 level = "info"
 
 [state]
-dir = "${join(dir, 'state')}"
+dir = "${opts.stateDir ?? join(dir, 'state')}"
 
 [runtime]
 heartbeat_interval_ms = 200

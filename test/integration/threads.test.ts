@@ -111,6 +111,18 @@ describe('worker threads', () => {
     expect(threads[1]!.info().restarts).toBe(0);
   });
 
+  it('a main thread held up longer than the heartbeat timeout restarts no healthy thread', async () => {
+    const { threads, where } = await startTwoThreads();
+    // The heartbeats keep coming meanwhile; they wait in the ports while the main thread is busy.
+    const until = Date.now() + 3 * RUNTIME.heartbeatTimeoutMs;
+    while (Date.now() < until) {
+      // busy: a large sync or bulk upload on the main thread
+    }
+    await new Promise((r) => setTimeout(r, 4 * RUNTIME.heartbeatIntervalMs));
+    expect(threads.map((t) => t.info().restarts)).toEqual([0, 0]);
+    await expect(where('w0')).resolves.toEqual({ thread: 'w0' });
+  });
+
   it('a thread runs with the V8 heap limits it is given', async () => {
     const system = mainSystem();
     const thread = new WorkerThread({

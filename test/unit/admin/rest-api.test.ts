@@ -119,6 +119,9 @@ describe('RestApi routing and arguments', () => {
     ['POST', '/api/v1/emergency-block', '{"cidr":"203.0.113.0/24"}', { cmd: 'cidr.block', cidr: '203.0.113.0/24' }],
     ['POST', '/api/v1/emergency-block', '{"cidr":"2001:db8::/32","duration":3600}', { cmd: 'cidr.block', cidr: '2001:db8::/32', durationSec: 3600 }],
     ['DELETE', '/api/v1/emergency-block?cidr=203.0.113.0/24', '', { cmd: 'cidr.unblock', cidr: '203.0.113.0/24' }],
+    ['GET', '/api/v1/domains?limit=5', '', { cmd: 'domains.list', limit: 5 }],
+    ['POST', '/api/v1/domains', '{"domains":[{"host":"shop.example","origins":["http://10.0.0.5:8080"]}]}', { cmd: 'domains.upsert', domains: [{ host: 'shop.example', origins: ['http://10.0.0.5:8080'] }] }],
+    ['DELETE', '/api/v1/domains', '{"hosts":["shop.example"]}', { cmd: 'domains.remove', hosts: ['shop.example'] }],
   ])('%s %s %s runs %j', async (method, target, body, command) => {
     const { call, seen } = harness();
     const r = await call(method, target, { body });
@@ -129,7 +132,7 @@ describe('RestApi routing and arguments', () => {
 
   it('covers every route in the table above', () => {
     const tested = new Set(['GET /api/v1/stats', 'GET /api/v1/events', 'GET /api/v1/certificates', 'POST /api/v1/reload', 'GET /api/v1/block-ip', 'POST /api/v1/block-ip', 'DELETE /api/v1/block-ip']);
-    for (const p of ['GET', 'POST', 'DELETE']) tested.add(`${p} /api/v1/emergency-block`);
+    for (const p of ['GET', 'POST', 'DELETE']) tested.add(`${p} /api/v1/emergency-block`).add(`${p} /api/v1/domains`);
     expect(new Set(API_ROUTES.map((r) => `${r.method} ${r.path}`))).toEqual(tested);
   });
 
@@ -211,6 +214,6 @@ describe('the management listener’s own refusals', () => {
     const { port } = server.address() as { port: number };
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/block-ip`, { method: 'POST', body: 'x'.repeat(MAX_API_BODY_BYTES + 1) });
     expect(res.status).toBe(413);
-    expect(await res.json()).toEqual(error('SECBEAT_ERR_HTTP_REQUEST', /body larger than 16384 bytes/));
+    expect(await res.json()).toEqual(error('SECBEAT_ERR_HTTP_REQUEST', new RegExp(`body larger than ${MAX_API_BODY_BYTES} bytes`)));
   });
 });

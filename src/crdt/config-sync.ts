@@ -1,0 +1,168 @@
+// Keeps replicas' ConfigDoc (./config-doc.ts) in step over a lossy transport (core NATS: messages may be
+// lost, duplicated or reordered). Automerge's sync protocol assumes a reliable ordered stream, and breaks both
+// ways without one: a lost message stalls the pair (each side's sync state remembers what it sent and will not
+// send it again), and a duplicated or late one confuses what each side believes the other has. So the stream
+// between two replicas is made ordered and the loss left over is repaired:
+//
+// - Each message carries its sender's epoch (one per ConfigSync, i.e. per node start) and a sequence number
+//   per receiver; a receiver drops a message not newer than the last it took from that sender. Duplicates and
+//   late messages become losses.
+// - Every `intervalMs` a replica announces its heads to all (a small broadcast) and, for every peer whose
+//   announced heads differ from its own, forgets what it had in flight to that peer (a sync state encoded and
+//   decoded keeps only what both sides are known to share) and sends a fresh sync message. A lost message is
+//   resent within an interval.
+// - Nothing is sent in reply to a message: only at a tick, at a local change and on meeting a peer whose
+//   heads differ. Replying at once converges faster but, with messages lost or reordered, two replicas can
+//   answer each other without end (the property test found such storms); this way a replica sends at most
+//   one message per peer and interval, and a pair converges within a few intervals.
+// - What arrives is untrusted: a message Automerge cannot decode is counted and dropped, never thrown; peer
+//   names, heads and envelopes are checked by the caller's transport decoding.
+//
+// Transport-free: `send` carries an envelope to one peer, `announce` the heads to all; the node wires both
+// to NATS.
+import * as A from '@automerge/automerge';
+import type { ConfigDoc } from './config-doc.ts';
+
+/** A sync message on its way to one peer. */
+export interface SyncEnvelope {
+  /** The sender's incarnation: a later one starts a new stream. */
+  epoch: number;
+  /** Per sender and receiver, from 1. */
+  seq: number;
+  data: Uint8Array;
+}
+
+export interface ConfigSyncOptions {
+  doc: ConfigDoc;
+  send: (peer: string, envelope: SyncEnvelope) => void;
+  announce: (heads: string[]) => void;
+  /** The document changed by a received message (not by this replica's own changes). */
+  onRemoteChange: () => void;
+  intervalMs?: number;
+  /** This replica's incarnation (default: the time it was created). */
+  epoch?: number;
+}
+
+interface Peer {
+  state: A.SyncState;
+  /** What the peer last announced. */
+  heads: string[];
+  /** Last sequence number sent to it. */
+  sent: number;
+  /** The newest of its messages taken: its epoch and sequence number. */
+  takenEpoch: number;
+  takenSeq: number;
+}
+
+export const DEFAULT_CONFIG_SYNC_INTERVAL_MS = 500;
+
+export class ConfigSync {
+  readonly #o: Required<ConfigSyncOptions>;
+  readonly #peers = new Map<string, Peer>();
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #malformed = 0;
+  #stale = 0;
+
+  constructor(options: ConfigSyncOptions) {
+    this.#o = { intervalMs: DEFAULT_CONFIG_SYNC_INTERVAL_MS, epoch: Date.now(), ...options };
+  }
+
+  /** Messages dropped since start because Automerge could not read them. */
+  get malformed(): number {
+    return this.#malformed;
+  }
+
+  /** Messages dropped since start as duplicates or older than one already taken. */
+  get stale(): number {
+    return this.#stale;
+  }
+
+  get peers(): number {
+    return this.#peers.size;
+  }
+
+  start(): void {
+    this.#timer ??= setInterval(() => this.tick(), this.#o.intervalMs);
+    this.#timer.unref?.();
+    this.tick();
+  }
+
+  stop(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  /** Announces this replica's heads and resends to every peer that is not known to be level with it. */
+  tick(): void {
+    const heads = this.#o.doc.heads();
+    this.#o.announce(heads);
+    for (const [name, peer] of this.#peers) {
+      if (sameHeads(peer.heads, heads)) continue;
+      peer.state = A.decodeSyncState(A.encodeSyncState(peer.state));
+      this.#sendTo(name, peer);
+    }
+  }
+
+  /** This replica changed its document: tell every peer now rather than at the next tick. */
+  changed(): void {
+    this.#o.announce(this.#o.doc.heads());
+    for (const [name, peer] of this.#peers) this.#sendTo(name, peer);
+  }
+
+  /** A peer's announcement: a new peer is met, and one whose heads differ is synced with. */
+  hello(name: string, heads: string[]): void {
+    const peer = this.#peer(name);
+    peer.heads = heads;
+    if (!sameHeads(heads, this.#o.doc.heads())) this.#sendTo(name, peer);
+  }
+
+  /**
+   * A sync message from a peer (untrusted bytes); false, and counted, when it is stale (a duplicate, or older
+   * than one taken) or Automerge cannot read it.
+   */
+  receive(name: string, envelope: SyncEnvelope): boolean {
+    const peer = this.#peer(name);
+    if (envelope.epoch < peer.takenEpoch || (envelope.epoch === peer.takenEpoch && envelope.seq <= peer.takenSeq)) {
+      this.#stale++;
+      return false;
+    }
+    if (envelope.epoch > peer.takenEpoch) {
+      // The peer restarted: what this side had in flight to its old incarnation is gone with it.
+      peer.state = A.decodeSyncState(A.encodeSyncState(peer.state));
+    }
+    peer.takenEpoch = envelope.epoch;
+    peer.takenSeq = envelope.seq;
+    const before = this.#o.doc.heads();
+    try {
+      const [doc, state] = A.receiveSyncMessage(this.#o.doc.doc, peer.state, envelope.data);
+      this.#o.doc.doc = doc;
+      peer.state = state;
+    } catch {
+      this.#malformed++;
+      return false;
+    }
+    if (!sameHeads(before, this.#o.doc.heads())) this.#o.onRemoteChange();
+    return true;
+  }
+
+  #peer(name: string): Peer {
+    let peer = this.#peers.get(name);
+    if (peer === undefined) {
+      peer = { state: A.initSyncState(), heads: [], sent: 0, takenEpoch: 0, takenSeq: 0 };
+      this.#peers.set(name, peer);
+    }
+    return peer;
+  }
+
+  #sendTo(name: string, peer: Peer): void {
+    const [state, message] = A.generateSyncMessage(this.#o.doc.doc, peer.state);
+    peer.state = state;
+    if (message !== null) this.#o.send(name, { epoch: this.#o.epoch, seq: ++peer.sent, data: message });
+  }
+}
+
+function sameHeads(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const set = new Set(a);
+  return b.every((h) => set.has(h));
+}
