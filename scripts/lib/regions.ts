@@ -23,8 +23,11 @@ export interface RegionPorts {
 export interface RegionServer {
   readonly region: string;
   readonly url: string;
+  /** The running server's process (the last one, once stopped). */
   readonly pid: number;
   stop(): Promise<void>;
+  /** Starts it again after stop(), on the same ports and configuration: a region's link cut, then healed. */
+  restart(): Promise<void>;
 }
 
 /** A client port and a gateway port for each region, all distinct and free now. */
@@ -58,7 +61,8 @@ export function regionServerConfig(self: RegionPorts, all: readonly RegionPorts[
  * delay relays between them too (stopped with the servers).
  */
 export async function startRegionServers(regions: readonly RegionPorts[], dir: string, delayMs = 0): Promise<RegionServer[]> {
-  const started: RegionServer[] = [];
+  const started: ProcessServer[] = [];
+  const restarts: (() => Promise<ProcessServer>)[] = [];
   const relays: DelayRelay[] = [];
   try {
     for (const self of regions) {
@@ -72,6 +76,7 @@ export async function startRegionServers(regions: readonly RegionPorts[], dir: s
         }
       }
       started.push(await startRegionServer(self, regions, dir, (to) => via.get(to) ?? to.gateway));
+      restarts.push(() => startRegionServer(self, regions, dir, (to) => via.get(to) ?? to.gateway));
     }
   } catch (error) {
     await Promise.all([...started.map((s) => s.stop()), ...relays.map((r) => r.close())]);
@@ -79,25 +84,44 @@ export async function startRegionServers(regions: readonly RegionPorts[], dir: s
   }
   // The relays go when the last server does.
   let left = started.length;
-  return started.map((server) => {
-    let stopped = false;
+  return started.map((first, i) => {
+    let server: ProcessServer | null = first;
+    let pid = first.pid;
     return {
-      ...server,
+      region: first.region,
+      url: first.url,
+      get pid() {
+        return pid;
+      },
       stop: async () => {
-        if (stopped) return;
-        stopped = true;
-        await server.stop();
+        if (server === null) return;
+        const running = server;
+        server = null;
+        await running.stop();
         if (--left === 0) await Promise.all(relays.map((r) => r.close()));
+      },
+      restart: async () => {
+        if (server !== null) return;
+        server = await restarts[i]!();
+        pid = server.pid;
+        left++;
       },
     };
   });
 }
 
-async function startRegionServer(self: RegionPorts, all: readonly RegionPorts[], dir: string, via: (to: RegionPorts) => number): Promise<RegionServer> {
+interface ProcessServer {
+  readonly region: string;
+  readonly url: string;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+async function startRegionServer(self: RegionPorts, all: readonly RegionPorts[], dir: string, via: (to: RegionPorts) => number): Promise<ProcessServer> {
   const configFile = join(dir, `nats-${self.region}.conf`);
   writeFileSync(configFile, regionServerConfig(self, all, via));
   const server = await startNatsProcess(['-c', configFile], self.client, `nats-server for ${self.region}`);
-  return { region: self.region, url: `nats://127.0.0.1:${self.client}`, ...server };
+  return { region: self.region, url: `nats://127.0.0.1:${self.client}`, pid: server.pid, stop: () => server.stop() };
 }
 
 /** A nats-server child process started with `args`, once it accepts clients on `clientPort`; stopped by PID. */

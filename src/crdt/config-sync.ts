@@ -7,10 +7,14 @@
 // - Each message carries its sender's epoch (one per ConfigSync, i.e. per node start) and a sequence number
 //   per receiver; a receiver drops a message not newer than the last it took from that sender. Duplicates and
 //   late messages become losses.
-// - Every `intervalMs` a replica announces its heads to all (a small broadcast) and, for every peer whose
-//   announced heads differ from its own, forgets what it had in flight to that peer (a sync state encoded and
-//   decoded keeps only what both sides are known to share) and sends a fresh sync message. A lost message is
-//   resent within an interval.
+// - Every `intervalMs` a replica announces its heads to all (a small broadcast) and sends a sync message to
+//   every peer whose announced heads differ from its own: built from the peer's last message when one came
+//   since the previous tick, else after forgetting what it had in flight to that peer (a sync state encoded
+//   and decoded keeps only what both sides are known to share), or after STUCK_TICKS ticks of talk in which
+//   neither side's heads moved (a change lost in a partition stays in the sender's record of what it sent,
+//   and Automerge will not send it again until that is cleared). Forgetting at every tick instead would also
+//   forget what the peer said it needs, and the two would trade summaries for ever (the partition test found
+//   both).
 // - Nothing is sent in reply to a message: only at a tick, at a local change and on meeting a peer whose
 //   heads differ. Replying at once converges faster but, with messages lost or reordered, two replicas can
 //   answer each other without end (the property test found such storms); this way a replica sends at most
@@ -52,7 +56,19 @@ interface Peer {
   /** The newest of its messages taken: its epoch and sequence number. */
   takenEpoch: number;
   takenSeq: number;
+  /** A message of its was taken since the last tick: the exchange is alive, nothing to repair. */
+  heard: boolean;
+  /** Both sides' heads at the last tick, and for how many ticks in a row they have not moved. */
+  seen: string;
+  stuck: number;
 }
+
+/**
+ * Ticks a pair may talk without either side's heads moving before what is in flight is forgotten anyway: a
+ * change sent before a partition and lost there is in the sender's record of what it sent, and Automerge
+ * never sends it again until that record is cleared, however lively the exchange.
+ */
+const STUCK_TICKS = 3;
 
 export const DEFAULT_CONFIG_SYNC_INTERVAL_MS = 500;
 
@@ -97,8 +113,21 @@ export class ConfigSync {
     const heads = this.#o.doc.heads();
     this.#o.announce(heads);
     for (const [name, peer] of this.#peers) {
-      if (sameHeads(peer.heads, heads)) continue;
-      peer.state = A.decodeSyncState(A.encodeSyncState(peer.state));
+      const heard = peer.heard;
+      peer.heard = false;
+      if (sameHeads(peer.heads, heads)) {
+        peer.stuck = 0;
+        continue;
+      }
+      const seen = `${[...peer.heads].sort().join()}|${[...heads].sort().join()}`;
+      peer.stuck = seen === peer.seen ? peer.stuck + 1 : 0;
+      peer.seen = seen;
+      // Silence since the last tick, or talk without progress: what was in flight is taken as lost. A lively
+      // answer, though, carries what the peer has and needs, which a reset would forget: the reply is built from it.
+      if (!heard || peer.stuck >= STUCK_TICKS) {
+        peer.state = A.decodeSyncState(A.encodeSyncState(peer.state));
+        peer.stuck = 0;
+      }
       this.#sendTo(name, peer);
     }
   }
@@ -137,6 +166,7 @@ export class ConfigSync {
       const [doc, state] = A.receiveSyncMessage(this.#o.doc.doc, peer.state, envelope.data);
       this.#o.doc.doc = doc;
       peer.state = state;
+      peer.heard = true;
     } catch {
       this.#malformed++;
       return false;
@@ -148,7 +178,7 @@ export class ConfigSync {
   #peer(name: string): Peer {
     let peer = this.#peers.get(name);
     if (peer === undefined) {
-      peer = { state: A.initSyncState(), heads: [], sent: 0, takenEpoch: 0, takenSeq: 0 };
+      peer = { state: A.initSyncState(), heads: [], sent: 0, takenEpoch: 0, takenSeq: 0, heard: false, seen: '', stuck: 0 };
       this.#peers.set(name, peer);
     }
     return peer;

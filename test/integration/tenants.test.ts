@@ -1,7 +1,8 @@
 // The fleet's tenant configuration with real nodes (src/node/tenants.ts over src/crdt/config-*.ts): three
 // regions, a nats-server each joined by gateways, an L7 node each. 10,000 domains uploaded in one call on one
-// node reach every node, which routes them to their origin with no restart; a node restarted with its NATS
-// down serves them from its saved document; an invalid upload is refused whole.
+// node reach every node, which routes them to their origin with no restart; a region cut off (its server
+// stopped) keeps serving, takes a change of its own, and converges both ways when its server is back; a node
+// restarted with its NATS down serves the domains from its saved document; an invalid upload is refused whole.
 import { createServer, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -95,13 +96,32 @@ describe('tenant configuration across three regions', () => {
     expect(await get(nodes[0]!.port, 'shop0.example')).toBe('default origin');
   }, 180_000);
 
+  it('a region cut off keeps serving what it has, takes changes of its own, and converges when the link returns', async () => {
+    const apac = nodes[2]!;
+    await servers[2]!.stop();
+    // During the partition: a change on each side.
+    expect((await nodes[1]!.admin({ cmd: 'domains.upsert', domains: [{ host: 'during-cut.example', origins: [`http://127.0.0.1:${tenant.port}`] }] })).ok).toBe(true);
+    expect((await apac.admin({ cmd: 'domains.upsert', domains: [{ host: 'cut-side.example', origins: [`http://127.0.0.1:${tenant.port}`] }] })).ok).toBe(true);
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(await get(apac.port, 'shop77.example')).toBe('tenant origin');
+    expect(await get(apac.port, 'during-cut.example')).toBe('default origin');
+    expect(await get(apac.port, 'cut-side.example')).toBe('tenant origin');
+    await servers[2]!.restart();
+    await until(
+      'both sides of the cut everywhere',
+      async () => (await Promise.all(nodes.map(async (n) => (await get(n.port, 'during-cut.example')) + (await get(n.port, 'cut-side.example'))))).every((t) => t === 'tenant origintenant origin'),
+      30_000,
+    );
+    expect(new Set(await Promise.all(nodes.map(domainCount)))).toEqual(new Set([DOMAINS + 1]));
+  }, 60_000);
+
   it('serves the domains from its saved document when restarted with NATS down', async () => {
     await nodes[0]!.stop();
     const deadPort = await freePort();
     const restarted = await startNode({ backendPort: fallback.port, mode: 'l7', threads: 1, extraToml: toml(`nats://127.0.0.1:${deadPort}`), region: 'us-east', nodeId: 'n1', stateDir: stateDirs[0]! });
     nodes[0] = restarted;
     expect(restarted.output()).not.toContain('nats: connected');
-    expect(await domainCount(restarted)).toBe(DOMAINS - 1);
+    expect(await domainCount(restarted)).toBe(DOMAINS + 1);
     expect(await get(restarted.port, 'shop42.example')).toBe('tenant origin');
   }, 60_000);
 });

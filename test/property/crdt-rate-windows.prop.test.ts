@@ -2,7 +2,7 @@
 // sequences of hits, publishes, deliveries, duplicates, drops, reorders, partitions, crashes and restarts, then a
 // heal (every replica sends what it knows to every other): all replicas hold the same state, and every key's
 // total in every window is exactly the number of hits made (none lost, none counted twice). Merging is
-// commutative and idempotent.
+// commutative, associative and idempotent.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RateWindows, type RateSnapshot } from '../../src/crdt/rate-windows.ts';
@@ -154,6 +154,34 @@ describe('RateWindows (property)', () => {
         for (const s of [...snapshots, ...snapshots]) twice.merge(s);
         expect(canonical(backward)).toBe(canonical(forward));
         expect(canonical(twice)).toBe(canonical(forward));
+      }),
+      fcParams(),
+    );
+  });
+
+  it('merges associatively, also when two states hold different counts of one replica', () => {
+    const hits = fc.array(fc.record({ key: fc.constantFrom(...KEYS), time: fc.constantFrom(...TIMES), n: fc.integer({ min: 1, max: 5 }) }), { maxLength: 20 });
+    fc.assert(
+      fc.property(hits, hits, hits, (ha, hb, hc) => {
+        // a and c are two snapshots of replica 0 (c later, with more hits); b is replica 1's.
+        const r0 = newState(0, 0);
+        for (const { key, time, n } of ha) r0.hit(key, time, n);
+        const a = r0.allSnapshots();
+        for (const { key, time, n } of hc) r0.hit(key, time, n);
+        const c = r0.allSnapshots();
+        const r1 = newState(1, 0);
+        for (const { key, time, n } of hb) r1.hit(key, time, n);
+        const b = r1.allSnapshots();
+        const join = (...parts: ReturnType<RateWindows['allSnapshots']>[]) => {
+          const w = newState(99, 0);
+          for (const part of parts) for (const snapshot of part) w.merge(snapshot);
+          return w.allSnapshots();
+        };
+        const left = newState(98, 0);
+        for (const snapshot of [...join(a, b), ...c]) left.merge(snapshot);
+        const right = newState(98, 0);
+        for (const snapshot of [...a, ...join(b, c)]) right.merge(snapshot);
+        expect(canonical(left)).toBe(canonical(right));
       }),
       fcParams(),
     );
