@@ -15,10 +15,11 @@
 //   and Automerge will not send it again until that is cleared). Forgetting at every tick instead would also
 //   forget what the peer said it needs, and the two would trade summaries for ever (the partition test found
 //   both).
-// - Nothing is sent in reply to a message: only at a tick, at a local change and on meeting a peer whose
-//   heads differ. Replying at once converges faster but, with messages lost or reordered, two replicas can
-//   answer each other without end (the property test found such storms); this way a replica sends at most
-//   one message per peer and interval, and a pair converges within a few intervals.
+// - Nothing is sent in reply to a message: only at a tick, at a local change and on a peer's announcement
+//   of other heads. Replying at once converges faster but, with messages lost or reordered, two replicas
+//   can answer each other without end (the property test found such storms); this way a replica sends at
+//   most two messages per peer and interval, and a pair converges within a few intervals.
+// - At most MAX_PEERS peers are kept: names come off the network, and each costs a sync state.
 // - What arrives is untrusted: a message Automerge cannot decode is counted and dropped, never thrown; peer
 //   names, heads and envelopes are checked by the caller's transport decoding.
 //
@@ -69,6 +70,9 @@ interface Peer {
  * never sends it again until that record is cleared, however lively the exchange.
  */
 const STUCK_TICKS = 3;
+
+/** Peers kept at most; messages from further names are dropped as stale (a fleet has far fewer nodes). */
+export const MAX_PEERS = 1_024;
 
 export const DEFAULT_CONFIG_SYNC_INTERVAL_MS = 500;
 
@@ -141,6 +145,7 @@ export class ConfigSync {
   /** A peer's announcement: a new peer is met, and one whose heads differ is synced with. */
   hello(name: string, heads: string[]): void {
     const peer = this.#peer(name);
+    if (peer === null) return;
     peer.heads = heads;
     if (!sameHeads(heads, this.#o.doc.heads())) this.#sendTo(name, peer);
   }
@@ -151,7 +156,7 @@ export class ConfigSync {
    */
   receive(name: string, envelope: SyncEnvelope): boolean {
     const peer = this.#peer(name);
-    if (envelope.epoch < peer.takenEpoch || (envelope.epoch === peer.takenEpoch && envelope.seq <= peer.takenSeq)) {
+    if (peer === null || envelope.epoch < peer.takenEpoch || (envelope.epoch === peer.takenEpoch && envelope.seq <= peer.takenSeq)) {
       this.#stale++;
       return false;
     }
@@ -175,9 +180,10 @@ export class ConfigSync {
     return true;
   }
 
-  #peer(name: string): Peer {
+  #peer(name: string): Peer | null {
     let peer = this.#peers.get(name);
     if (peer === undefined) {
+      if (this.#peers.size >= MAX_PEERS) return null;
       peer = { state: A.initSyncState(), heads: [], sent: 0, takenEpoch: 0, takenSeq: 0, heard: false, seen: '', stuck: 0 };
       this.#peers.set(name, peer);
     }
