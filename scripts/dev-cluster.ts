@@ -1,6 +1,9 @@
 // `npm run dev:cluster`: a three-region SecBeat cluster on loopback, for development. Each region (us-east,
 // eu-west, apac) gets its own nats-server, the three joined by gateways (scripts/lib/regions.ts), and one
 // SecBeat node in L7 mode connected to its region's server, all in front of one small origin started here.
+// The nodes limit requests per client fleet-wide (docs/ratelimit.md: 200 a second) and share the tenant
+// domains (docs/tenants.md): `secbeat ctl --socket <node>.sock domains add shop.example http://…` on one
+// node routes shop.example on all three.
 // Prints every address, then runs until Ctrl-C (SIGINT) or SIGTERM, and stops everything it started by PID:
 // nodes first (SIGTERM, so they drain), then the servers, then the temp dir.
 //
@@ -113,6 +116,12 @@ dir = "${join(dir, name)}"
 enabled = true
 urls = ["${server.url}"]
 name = "${name}"
+
+[rate_limit]
+enabled = true
+requests = 200
+window_seconds = 1
+block_seconds = 30
 `;
 }
 
