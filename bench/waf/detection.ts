@@ -10,7 +10,7 @@
 //
 // Not part of the test suite: it takes a few minutes (ModSecurity answers a few hundred requests a second).
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -19,7 +19,8 @@ import { benchEnv, startRun, toolVersion } from '../l7/harness.ts';
 import { startOrigin, withServer, type ProxyRecord } from '../l7/proxies.ts';
 import { renderGrid } from '../l7/table.ts';
 import { buildCorpus, CORPUS_PACKAGES, missingCorpusFiles } from './corpus.ts';
-import { casesOf, exchangeOf, type Case, type Exchange } from './placements.ts';
+import { casesOf, exchangeOf, type Case } from './placements.ts';
+import { exchange } from './workloads.ts';
 import { LABELS, startContender, WAF_CONTENDERS, writeModsecurityRules, type Contender } from './contenders.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -28,22 +29,6 @@ const IN_FLIGHT = 8;
 const REQUEST_TIMEOUT_MS = 30_000;
 
 type Outcome = 'refused' | 'passed' | 'other';
-
-function send(agent: Agent, port: number, x: Exchange): Promise<number> {
-  return new Promise((resolvePromise) => {
-    const body = Buffer.from(x.body, 'utf8');
-    const headers = x.body === '' ? x.headers : { ...x.headers, 'Content-Length': String(body.length) };
-    const req = request({ host: '127.0.0.1', port, method: x.method, path: x.path, headers, agent, timeout: REQUEST_TIMEOUT_MS }, (res) => {
-      res.resume();
-      res.once('end', () => resolvePromise(res.statusCode ?? 0));
-      res.once('error', () => resolvePromise(0));
-    });
-    req.once('timeout', () => req.destroy(new Error('timeout')));
-    // A refused request may be answered and closed before its body is read: status 0 = no answer at all.
-    req.once('error', () => resolvePromise(0));
-    req.end(body);
-  });
-}
 
 function outcomeOf(status: number): Outcome {
   return status === 403 ? 'refused' : status === 200 ? 'passed' : 'other';
@@ -58,7 +43,8 @@ async function runCases(port: number, cases: readonly Case[]): Promise<number[]>
   const worker = async (): Promise<void> => {
     while (next < cases.length) {
       const i = next++;
-      statuses[i] = await send(agent, port, exchangeOf(cases[i] as Case));
+      // No answer at all (a refused request's connection closed before its body was read): status 0.
+      statuses[i] = await exchange(port, exchangeOf(cases[i] as Case), { agent, timeoutMs: REQUEST_TIMEOUT_MS }).then((r) => r.status, () => 0);
       if (++done % 1000 === 0) process.stderr.write(`  ${done} / ${cases.length}\n`);
     }
   };

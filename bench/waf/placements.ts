@@ -11,6 +11,7 @@
 // A value goes into a URL or a form the way a scanner puts it there (wfuzz's FUZZ): as it is, with only what
 // HTTP cannot carry %-escaped (space, control bytes, `#`, `&`, `+`, `%` not starting an escape, non-ASCII).
 import type { Sample } from './corpus.ts';
+import type { HttpExchange } from './workloads.ts';
 
 export const PLACEMENTS = ['query', 'form', 'json', 'cookie', 'referer', 'user-agent', 'xml'] as const;
 export type Placement = (typeof PLACEMENTS)[number];
@@ -18,13 +19,6 @@ export type Placement = (typeof PLACEMENTS)[number];
 export interface Case {
   sample: Sample;
   placement: Placement;
-}
-
-export interface Exchange {
-  method: 'GET' | 'POST';
-  path: string;
-  headers: Record<string, string>;
-  body: string;
 }
 
 const BASE_HEADERS = {
@@ -58,7 +52,7 @@ export function casesOf(sample: Sample): Case[] {
   return placements.map((placement) => ({ sample, placement }));
 }
 
-export function exchangeOf(c: Case): Exchange {
+export function exchangeOf(c: Case): HttpExchange {
   const v = c.sample.value;
   switch (c.placement) {
     case 'query':

@@ -1,7 +1,7 @@
 // The requests bench/waf/run.ts sends: the two benign workloads the issue names (a GET with 4 query parameters, a
 // POST of a 2 KiB urlencoded form), each with the headers a browser sends, and the attack that both WAFs must
 // refuse. Each becomes a wrk Lua script for the measured load and a node:http request for the one-off checks.
-import { request } from 'node:http';
+import { request, type Agent } from 'node:http';
 
 export type WorkloadName = 'get' | 'post';
 
@@ -105,19 +105,27 @@ export function wrkScript(x: HttpExchange): string {
   ].join('\n');
 }
 
-/** Sends `x` once on a fresh connection to 127.0.0.1:port: the status and the response body's length. */
-export function exchange(port: number, x: HttpExchange): Promise<{ status: number; bodyBytes: number }> {
+export interface ExchangeOptions {
+  /** Keep-alive connections of this agent (the caller closes them); absent: a fresh connection, closed after. */
+  agent?: Agent;
+  timeoutMs?: number;
+}
+
+/** Sends `x` once to 127.0.0.1:port: the status and the response body's length. */
+export function exchange(port: number, x: HttpExchange, options: ExchangeOptions = {}): Promise<{ status: number; bodyBytes: number }> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
   return new Promise((resolvePromise, reject) => {
-    // One request, then the connection is closed: nothing is left open for the proxy's shutdown to wait on.
     const length = x.body === '' ? {} : { 'Content-Length': String(Buffer.byteLength(x.body)) };
-    const headers = { ...x.headers, ...length, Connection: 'close' };
-    const req = request({ host: '127.0.0.1', port, method: x.method, path: x.path, headers, agent: false, timeout: 10_000 }, (res) => {
+    // Without an agent, one request and the connection is closed: nothing is left open for the proxy's shutdown to wait on.
+    const headers = options.agent === undefined ? { ...x.headers, ...length, Connection: 'close' } : { ...x.headers, ...length };
+    const agent = options.agent ?? false;
+    const req = request({ host: '127.0.0.1', port, method: x.method, path: x.path, headers, agent, timeout: timeoutMs }, (res) => {
       let bodyBytes = 0;
       res.on('data', (chunk: Buffer) => (bodyBytes += chunk.length));
       res.once('end', () => resolvePromise({ status: res.statusCode ?? 0, bodyBytes }));
       res.once('error', reject);
     });
-    req.once('timeout', () => req.destroy(new Error(`${x.method} ${x.path}: no answer within 10 s`)));
+    req.once('timeout', () => req.destroy(new Error(`${x.method} ${x.path}: no answer within ${timeoutMs / 1000} s`)));
     req.once('error', reject);
     req.end(x.body);
   });

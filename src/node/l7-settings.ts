@@ -32,17 +32,17 @@ export class L7SettingsSource {
   #configRoutes: L7Update['routes'];
   #tenantRoutes: L7Update['routes'] = [];
 
-  private constructor(cwd: string, certificates: CertificateLoader, settings: L7Settings) {
+  private constructor(cwd: string, certificates: CertificateLoader, settings: L7Settings, configRoutes: L7Update['routes']) {
     this.#cwd = cwd;
     this.#certificates = certificates;
     this.#settings = settings;
-    this.#configRoutes = settings.routes.map((r) => ({ ...r, hosts: [...r.hosts], origins: [...r.origins] }));
+    this.#configRoutes = configRoutes;
   }
 
   /** Reads and checks every certificate; rejects with SECBEAT_ERR_TLS_CERT or SECBEAT_ERR_CONFIG_INVALID. */
   static async load(config: Readonly<Config>, cwd: string): Promise<L7SettingsSource> {
     const certificates = new CertificateLoader();
-    return new L7SettingsSource(cwd, certificates, await initialSettings(config, cwd, certificates));
+    return new L7SettingsSource(cwd, certificates, await initialSettings(config, cwd, certificates), routesOf(config));
   }
 
   get settings(): L7Settings {

@@ -37,8 +37,6 @@ export interface TenantsOptions {
 const FILE = 'tenants.automerge';
 const SAVE_DELAY_MS = 500;
 const MAX_HEADS = 256;
-/** A sync message larger than this is refused (the NATS servers' max_payload bounds it lower). */
-const MAX_SYNC_BYTES = 64 * 1024 * 1024;
 
 export class Tenants {
   readonly #o: TenantsOptions;
@@ -61,6 +59,7 @@ export class Tenants {
       onRemoteChange: () => this.#changed(),
     });
     this.#apply();
+    if (this.#good.size > 0) options.log.info({ domains: this.#good.size }, 'tenants: serving the saved domains');
   }
 
   get #self(): string {
@@ -184,7 +183,8 @@ export class Tenants {
 
   #onSync(text: string): void {
     const m = parseJson(text) as { from?: unknown; epoch?: unknown; seq?: unknown; data?: unknown } | null;
-    if (m === null || !isPeer(m.from) || !Number.isSafeInteger(m.epoch) || !Number.isSafeInteger(m.seq) || typeof m.data !== 'string' || m.data.length > MAX_SYNC_BYTES) {
+    // Its size is bounded already: the transport drops inbound payloads past 1 MiB unread.
+    if (m === null || !isPeer(m.from) || !Number.isSafeInteger(m.epoch) || !Number.isSafeInteger(m.seq) || typeof m.data !== 'string') {
       return void metrics().tenantSyncMalformed.inc();
     }
     if (!this.#sync.receive(m.from, { epoch: m.epoch as number, seq: m.seq as number, data: Buffer.from(m.data, 'base64') })) metrics().tenantSyncMalformed.inc();
@@ -200,7 +200,7 @@ function loadDoc(o: TenantsOptions): ConfigDoc {
   if (!existsSync(path)) return ConfigDoc.create();
   try {
     const doc = ConfigDoc.load(readFileSync(path));
-    o.log.info({ path, domains: doc.domains().size }, 'tenants: loaded the saved document');
+    o.log.info({ path }, 'tenants: loaded the saved document');
     return doc;
   } catch (error) {
     o.log.error({ err: error, path }, 'tenants: the saved document does not load; set aside as .bad, starting empty');

@@ -171,14 +171,9 @@ export class NatsTransport implements NodeTransport {
     nc.subscribe(subject, {
       callback: (error, msg) => {
         if (error !== null) return void this.#o.log.error({ err: error, subject }, 'nats: subscription failed');
-        if (msg.data.length > MAX_INBOUND_BYTES) return void metrics().natsDeliveries.inc({ result: 'malformed' });
-        let text: string;
-        try {
-          text = decoder.decode(msg.data);
-        } catch {
-          return void metrics().natsDeliveries.inc({ result: 'malformed' });
-        }
-        handler(text);
+        const text = inboundText(msg.data);
+        if (typeof text === 'string') handler(text);
+        else metrics().natsDeliveries.inc({ result: 'malformed' });
       },
     });
   }
@@ -207,10 +202,11 @@ export class NatsTransport implements NodeTransport {
       metrics().natsDeliveries.inc({ result: 'malformed' });
       this.#o.log.warn({ subject: msg.subject, bytes: data.length, why }, 'nats: inbound delivery dropped');
     };
-    if (data.length > MAX_INBOUND_BYTES) return dropped('too large');
+    const text = inboundText(data);
+    if (typeof text !== 'string') return dropped(text.refused);
     let parsed: unknown;
     try {
-      parsed = JSON.parse(decoder.decode(data));
+      parsed = JSON.parse(text);
     } catch {
       return dropped('not JSON');
     }
@@ -221,5 +217,15 @@ export class NatsTransport implements NodeTransport {
     if (to.region !== this.#o.region || to.node !== this.#o.node) return dropped(`addressed to ${to.region}/${to.node}`);
     metrics().natsDeliveries.inc({ result: 'received' });
     deliver(delivery);
+  }
+}
+
+/** An inbound payload as text, or why it is refused: past MAX_INBOUND_BYTES, or not UTF-8. */
+function inboundText(data: Uint8Array): string | { refused: string } {
+  if (data.length > MAX_INBOUND_BYTES) return { refused: 'too large' };
+  try {
+    return decoder.decode(data);
+  } catch {
+    return { refused: 'not UTF-8' };
   }
 }

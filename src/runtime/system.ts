@@ -50,7 +50,6 @@ interface PendingAsk {
   timer: TimerHandle;
 }
 
-
 export class ActorSystem {
   readonly options: SystemOptions;
   readonly here: Address;

@@ -33,20 +33,13 @@ const system = new ActorSystem({
 system.setChaosRules(boot.chaos.rules, boot.chaos.enabled);
 // Everything not for this thread goes to the main thread, which routes it on.
 const toMain = new PortBatcher<Delivery>(port, (batch) => ({ kind: 'deliveries', batch }) satisfies ThreadToMain);
-system.setThreadTransport((_thread, delivery) => {
+const sendToMain = (delivery: Delivery): boolean => {
   toMain.push(delivery);
   return true;
-});
+};
+system.setThreadTransport((_thread, delivery) => sendToMain(delivery));
 // Deliveries for other nodes go the same way: the main thread holds the node transport (NATS).
-system.setNodeTransport({
-  kind: 'main-thread',
-  send: (delivery) => {
-    toMain.push(delivery);
-    return true;
-  },
-  start: async () => {},
-  close: async () => {},
-});
+system.setNodeTransport({ kind: 'main-thread', send: sendToMain, start: async () => {}, close: async () => {} });
 
 const { behaviors } = (await import(boot.behaviorsModule)) as { behaviors: Record<string, AnyBehavior> };
 const root = new Supervisor(

@@ -12,6 +12,7 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { regionPorts, startRegionServers, type RegionServer } from '../../scripts/lib/regions.ts';
 import { startNode, type NodeProcess } from '../helpers/node-process.ts';
+import { scrapeMetric, until } from '../helpers/wait.ts';
 
 const ATTACKER = '203.0.113.7';
 const CLIENT = '198.51.100.20';
@@ -59,14 +60,6 @@ async function send(agent: Agent, port: number, client: string, rate: number, se
   return tally;
 }
 
-async function metric(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith(name))
-    .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
-}
-
 describe('global rate limit with real nodes in three regions', () => {
   const regions = ['us-east', 'eu-west', 'apac'];
   let dir = '';
@@ -103,11 +96,7 @@ describe('global rate limit with real nodes in three regions', () => {
     for (const server of servers) {
       nodes.push(await startNode({ backendPort: originPort, mode: 'l7', threads: 2, extraToml: rateToml(server.url), region: server.region, nodeId: 'n1' }));
     }
-    const deadline = Date.now() + 20_000;
-    while (nodes.some((n) => !n.output().includes('nats: connected'))) {
-      if (Date.now() > deadline) throw new Error('nodes did not connect to their NATS servers');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await until(() => nodes.every((n) => n.output().includes('nats: connected')), 'every node connected to its NATS server', 20_000);
     const [attacks, clients] = await Promise.all([
       Promise.all(nodes.map((n) => send(agent, n.port, ATTACKER, ATTACK_RATE, 4))),
       Promise.all(nodes.map((n) => send(agent, n.port, CLIENT, 5, 4))),
@@ -116,8 +105,8 @@ describe('global rate limit with real nodes in three regions', () => {
       const region = regions[i];
       // Refused on every region, though none had more than 90 a second of its own.
       expect({ region, refused: (tally.statuses.get(429) ?? 0) > 0 }).toEqual({ region, refused: true });
-      expect(await metric(nodes[i]!.metricsPort, 'secbeat_rate_limit_blocks_total')).toBeGreaterThanOrEqual(1);
-      expect(await metric(nodes[i]!.metricsPort, 'secbeat_rate_limit_sync_malformed_total')).toBe(0);
+      expect(await scrapeMetric(nodes[i]!.metricsPort, 'secbeat_rate_limit_blocks_total')).toBeGreaterThanOrEqual(1);
+      expect(await scrapeMetric(nodes[i]!.metricsPort, 'secbeat_rate_limit_sync_malformed_total')).toBe(0);
     }
     // Across the fleet the attacker got far fewer than its 1,080 requests through: about a second's worth of limit.
     const passed = attacks.reduce((sum, t) => sum + (t.statuses.get(200) ?? 0), 0);

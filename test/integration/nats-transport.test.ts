@@ -20,6 +20,7 @@ import { regionPorts, startRegionServers, type RegionServer } from '../../script
 import { startNatsServer, type NatsServer } from '../helpers/nats-server.ts';
 import { startNode } from '../helpers/node-process.ts';
 import { freePort } from '../helpers/ports.ts';
+import { scrapeMetric, until } from '../helpers/wait.ts';
 
 type CountMsg = { type: 'listener.stats' };
 
@@ -58,14 +59,6 @@ async function startFakeNode(region: string, node: string, server: { url: string
       await supervisor.stop();
     },
   };
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 async function metricValue(result: string): Promise<number> {
@@ -139,7 +132,7 @@ describe('a node with [nats]', () => {
     await using server = await startNatsServer();
     await using node = await startNode({ backendPort: 1, threads: 1, extraToml: natsToml(server.url) });
     await until(() => node.output().includes('nats: connected'), 'the connection log line');
-    expect(await natsConnectedGauge(node.metricsPort)).toBe(1);
+    expect(await scrapeMetric(node.metricsPort, 'secbeat_nats_connected')).toBe(1);
   }, 30_000);
 
   it('starts and serves with its server down, trying in the background, and stops cleanly', async () => {
@@ -147,7 +140,7 @@ describe('a node with [nats]', () => {
     await using node = await startNode({ backendPort: 1, threads: 1, extraToml: natsToml(`nats://127.0.0.1:${port}`) });
     expect(await node.admin({ cmd: 'ping' })).toMatchObject({ ok: true });
     expect(node.output()).not.toContain('nats: connected');
-    expect(await natsConnectedGauge(node.metricsPort)).toBe(0);
+    expect(await scrapeMetric(node.metricsPort, 'secbeat_nats_connected')).toBe(0);
     // And stops cleanly (exit 0; a node stuck waiting for the server would be killed after 10 s, exit null).
     expect(await node.stop()).toBe(0);
   }, 30_000);
@@ -218,13 +211,6 @@ async function askOnceGatewaysKnow(system: ActorSystem, to: Address): Promise<un
       if (Date.now() > deadline) throw error;
     }
   }
-}
-
-/** secbeat_nats_connected as a node's /metrics shows it. */
-async function natsConnectedGauge(metricsPort: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('secbeat_nats_connected '));
-  return line === undefined ? NaN : Number(line.split(' ')[1]);
 }
 
 function counterAddress(region: string): Address {

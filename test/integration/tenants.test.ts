@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { regionPorts, startRegionServers, type RegionServer } from '../../scripts/lib/regions.ts';
 import { startNode, type NodeProcess } from '../helpers/node-process.ts';
 import { freePort } from '../helpers/ports.ts';
+import { until } from '../helpers/wait.ts';
 
 const DOMAINS = 10_000;
 
@@ -29,14 +30,6 @@ async function get(port: number, host: string): Promise<string> {
 async function domainCount(node: NodeProcess): Promise<number> {
   const reply = await node.admin({ cmd: 'domains.list', limit: 1 });
   return (reply.result as { domains: number }).domains;
-}
-
-async function until(what: string, condition: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 describe('tenant configuration across three regions', () => {
@@ -59,7 +52,7 @@ describe('tenant configuration across three regions', () => {
       stateDirs.push(join(dir, `state-${i}`));
       nodes.push(await startNode({ backendPort: fallback.port, mode: 'l7', threads: 1, extraToml: toml(server.url), region: server.region, nodeId: 'n1', stateDir: stateDirs[i]! }));
     }
-    await until('every node connected', async () => nodes.every((n) => n.output().includes('nats: connected')), 20_000);
+    await until(() => nodes.every((n) => n.output().includes('nats: connected')), 'every node connected', 20_000, 200);
   }, 60_000);
 
   afterAll(async () => {
@@ -84,7 +77,7 @@ describe('tenant configuration across three regions', () => {
     const reply = await nodes[1]!.admin({ cmd: 'domains.upsert', domains }, 60_000);
     expect(reply).toMatchObject({ ok: true, result: { upserted: DOMAINS, domains: DOMAINS } });
     const uploadMs = Date.now() - started;
-    await until('every node has every domain', async () => (await Promise.all(nodes.map(domainCount))).every((n) => n === DOMAINS), 60_000);
+    await until(async () => (await Promise.all(nodes.map(domainCount))).every((n) => n === DOMAINS), 'every node has every domain', 60_000, 200);
     console.log(`tenants: ${DOMAINS} domains uploaded in ${uploadMs} ms, on all 3 nodes ${Date.now() - started} ms after the upload began`);
     for (const node of nodes) {
       expect(await get(node.port, 'shop9876.example')).toBe('tenant origin');
@@ -92,7 +85,7 @@ describe('tenant configuration across three regions', () => {
     }
     // A removal travels the same way.
     expect((await nodes[2]!.admin({ cmd: 'domains.remove', hosts: ['shop0.example'] })).ok).toBe(true);
-    await until('the removal everywhere', async () => (await Promise.all(nodes.map(domainCount))).every((n) => n === DOMAINS - 1), 30_000);
+    await until(async () => (await Promise.all(nodes.map(domainCount))).every((n) => n === DOMAINS - 1), 'the removal everywhere', 30_000, 200);
     expect(await get(nodes[0]!.port, 'shop0.example')).toBe('default origin');
   }, 180_000);
 
@@ -107,11 +100,7 @@ describe('tenant configuration across three regions', () => {
     expect(await get(apac.port, 'during-cut.example')).toBe('default origin');
     expect(await get(apac.port, 'cut-side.example')).toBe('tenant origin');
     await servers[2]!.restart();
-    await until(
-      'both sides of the cut everywhere',
-      async () => (await Promise.all(nodes.map(async (n) => (await get(n.port, 'during-cut.example')) + (await get(n.port, 'cut-side.example'))))).every((t) => t === 'tenant origintenant origin'),
-      30_000,
-    );
+    await until(async () => (await Promise.all(nodes.map(async (n) => (await get(n.port, 'during-cut.example')) + (await get(n.port, 'cut-side.example'))))).every((t) => t === 'tenant origintenant origin'), 'both sides of the cut everywhere', 30_000, 200);
     expect(new Set(await Promise.all(nodes.map(domainCount)))).toEqual(new Set([DOMAINS + 1]));
   }, 60_000);
 
