@@ -543,6 +543,8 @@ export const AdminCommandSchema = v.variant('cmd', [
   strictObject({ cmd: v.literal('domains.upsert'), domains: v.pipe(v.array(v.unknown()), v.minLength(1), v.maxLength(MAX_DOMAINS_PER_CALL)) }),
   strictObject({ cmd: v.literal('domains.remove'), hosts: v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(253))), v.minLength(1), v.maxLength(MAX_DOMAINS_PER_CALL)) }),
   strictObject({ cmd: v.literal('domains.list'), limit: v.optional(int(1, 10_000), 100) }),
+  /** Starts the next generation of the fleet's tenant document now (src/crdt/config-replica.ts). */
+  strictObject({ cmd: v.literal('domains.compact') }),
   /** L7 mode's installed certificate names, soonest expiry first; bounded by `limit` (the counts cover all). */
   strictObject({ cmd: v.literal('certs.list'), limit: v.optional(int(1, 10_000), 100) }),
   strictObject({ cmd: v.literal('node.drain'), timeoutMs: v.optional(int(0, 3_600_000), 30_000) }),

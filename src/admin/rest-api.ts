@@ -55,6 +55,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { method: 'GET', path: '/api/v1/domains', cmd: 'domains.list', args: { limit: LIMIT } },
   { method: 'POST', path: '/api/v1/domains', cmd: 'domains.upsert', args: { domains: { arg: 'domains' } } },
   { method: 'DELETE', path: '/api/v1/domains', cmd: 'domains.remove', args: { hosts: { arg: 'hosts' } } },
+  { method: 'POST', path: '/api/v1/domains/compact', cmd: 'domains.compact', args: {} },
 ];
 
 /** The HTTP status of each failure a request can meet (docs/admin.md lists them); any other code is a 500. */

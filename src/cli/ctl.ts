@@ -152,6 +152,11 @@ const COMMANDS: Record<string, CtlCommandSpec> = {
     help: 'add or replace one domain, e.g. shop.example http://10.0.0.5:8080 (bulk: POST /api/v1/domains)',
     build: ([host, origin]) => ({ cmd: 'domains.upsert', domains: [{ host, origins: [origin] }] }),
   },
+  'domains compact': {
+    operands: [],
+    help: 'start the next generation of the tenant document now (the fleet follows; history is dropped)',
+    build: () => ({ cmd: 'domains.compact' }),
+  },
   'domains rm': { operands: ['HOST'], help: 'remove one domain from the fleet', build: ([host]) => ({ cmd: 'domains.remove', hosts: [host] }) },
   drain: { operands: [], flags: ['timeout-ms'], help: 'stop accepting, let connections finish (default 30000 ms)', build: (_, f) => drainCommand('node.drain', f) },
   shutdown: { operands: [], flags: ['timeout-ms'], help: 'drain, then stop the node', build: (_, f) => drainCommand('node.shutdown', f) },

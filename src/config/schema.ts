@@ -358,6 +358,13 @@ const StateSchema = strictObject({
     v.pipe(FilePath, v.description('Directory for persisted node state (relative to the working directory)')),
     '.run/state',
   ),
+  compact_after_ops: v.optional(
+    v.pipe(
+      int(0, 100_000_000),
+      v.description('The tenant document is compacted fleet-wide once its history holds this many operations beyond twice its entries (0: only when asked)'),
+    ),
+    20_000,
+  ),
 });
 
 const AdminSchema = strictObject({

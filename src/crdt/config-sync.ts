@@ -23,8 +23,8 @@
 // - What arrives is untrusted: a message Automerge cannot decode is counted and dropped, never thrown; peer
 //   names, heads and envelopes are checked by the caller's transport decoding.
 //
-// Transport-free: `send` carries an envelope to one peer, `announce` the heads to all; the node wires both
-// to NATS.
+// Transport-free and clock-free: `send` carries an envelope to one peer, `announce` the heads to all, and the
+// owner (./config-replica.ts) calls tick() every `intervalMs`.
 import * as A from '@automerge/automerge';
 import type { ConfigDoc } from './config-doc.ts';
 
@@ -43,7 +43,6 @@ export interface ConfigSyncOptions {
   announce: (heads: string[]) => void;
   /** The document changed by a received message (not by this replica's own changes). */
   onRemoteChange: () => void;
-  intervalMs?: number;
   /** This replica's incarnation (default: the time it was created). */
   epoch?: number;
 }
@@ -74,17 +73,17 @@ const STUCK_TICKS = 3;
 /** Peers kept at most; messages from further names are dropped as stale (a fleet has far fewer nodes). */
 export const MAX_PEERS = 1_024;
 
+/** The interval at which the owner should call tick(). */
 export const DEFAULT_CONFIG_SYNC_INTERVAL_MS = 500;
 
 export class ConfigSync {
   readonly #o: Required<ConfigSyncOptions>;
   readonly #peers = new Map<string, Peer>();
-  #timer: ReturnType<typeof setInterval> | null = null;
   #malformed = 0;
   #stale = 0;
 
   constructor(options: ConfigSyncOptions) {
-    this.#o = { intervalMs: DEFAULT_CONFIG_SYNC_INTERVAL_MS, epoch: Date.now(), ...options };
+    this.#o = { epoch: Date.now(), ...options };
   }
 
   /** Messages dropped since start because Automerge could not read them. */
@@ -101,15 +100,9 @@ export class ConfigSync {
     return this.#peers.size;
   }
 
-  start(): void {
-    this.#timer ??= setInterval(() => this.tick(), this.#o.intervalMs);
-    this.#timer.unref?.();
-    this.tick();
-  }
-
-  stop(): void {
-    if (this.#timer !== null) clearInterval(this.#timer);
-    this.#timer = null;
+  /** What the peer last announced, undefined for a name never heard. */
+  headsOf(name: string): readonly string[] | undefined {
+    return this.#peers.get(name)?.heads;
   }
 
   /** Announces this replica's heads and resends to every peer that is not known to be level with it. */
@@ -197,7 +190,7 @@ export class ConfigSync {
   }
 }
 
-function sameHeads(a: readonly string[], b: readonly string[]): boolean {
+export function sameHeads(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   const set = new Set(a);
   return b.every((h) => set.has(h));

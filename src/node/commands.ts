@@ -113,6 +113,10 @@ export async function executeAdminCommand(node: SecbeatNode, req: AdminRequest, 
       return node.tenantsOrThrow().remove(req.hosts);
     case 'domains.list':
       return node.tenantsOrThrow().list(req.limit);
+    case 'domains.compact': {
+      const tenants = node.tenantsOrThrow();
+      return { started: await tenants.compact(), generation: tenants.generation };
+    }
     case 'node.drain':
       return { threads: await node.drain(req.timeoutMs) };
     case 'node.shutdown':

@@ -148,6 +148,7 @@ export class SecbeatNode {
         node: config.platform.node_id,
         log: this.log.child({ component: 'tenants' }),
         onRoutes: (routes) => this.#applyTenantRoutes(routes),
+        compactAfterOps: config.state.compact_after_ops,
       });
     }
     const rate = config.rate_limit;

@@ -152,6 +152,25 @@ export function createMetrics(registry: Registry = new Registry()) {
       ...r,
       ...sum,
     }),
+    tenantGeneration: new Gauge({
+      name: 'secbeat_tenant_generation',
+      help: 'Generation of the tenant-config document this node holds (each compaction starts the next)',
+      ...r,
+      ...sum,
+    }),
+    tenantHistoryOps: new Gauge({
+      name: 'secbeat_tenant_history_ops',
+      help: 'Operations in the tenant-config document history (Automerge keeps them until the next compaction)',
+      ...r,
+      ...sum,
+    }),
+    tenantCompactions: new Counter({
+      name: 'secbeat_tenant_compactions_total',
+      help: 'Moves to a new generation of the tenant-config document, by kind (snapshot: own changes made again; merged: another lineage merged whole)',
+      labelNames: ['kind'] as const,
+      ...r,
+      ...sum,
+    }),
     threadRestarts: new Counter({
       name: 'secbeat_thread_restarts_total',
       help: 'Worker thread restarts (crash, exit or missed heartbeats)',

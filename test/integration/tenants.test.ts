@@ -2,7 +2,9 @@
 // regions, a nats-server each joined by gateways, an L7 node each. 10,000 domains uploaded in one call on one
 // node reach every node, which routes them to their origin with no restart; a region cut off (its server
 // stopped) keeps serving, takes a change of its own, and converges both ways when its server is back; a node
-// restarted with its NATS down serves the domains from its saved document; an invalid upload is refused whole.
+// restarted with its NATS down serves the domains from its saved document; an invalid upload is refused whole;
+// a compaction asked of one node moves every node to the next generation of the document, and a region cut
+// off meanwhile carries its own change into it when it returns.
 import { createServer, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -104,13 +106,36 @@ describe('tenant configuration across three regions', () => {
     expect(new Set(await Promise.all(nodes.map(domainCount)))).toEqual(new Set([DOMAINS + 1]));
   }, 60_000);
 
+  it('compacts the document on every node, carrying what a region cut off wrote meanwhile', async () => {
+    const list = async (n: NodeProcess) => (await n.admin({ cmd: 'domains.list', limit: 1 })).result as { domains: number; generation: number; history_ops: number };
+    // Half the domains written again: history the compaction drops.
+    const again = Array.from({ length: DOMAINS / 2 }, (_, i) => ({ host: `shop${i + 1}.example`, origins: [`http://127.0.0.1:${tenant.port}`] }));
+    expect((await nodes[0]!.admin({ cmd: 'domains.upsert', domains: again }, 60_000)).ok).toBe(true);
+    await until(async () => (await Promise.all(nodes.map(list))).every((l) => l.history_ops >= DOMAINS * 1.5), 'the rewrite everywhere', 30_000, 200);
+    const before = await list(nodes[0]!);
+    expect(before.generation).toBe(0);
+    await servers[2]!.stop();
+    expect((await nodes[2]!.admin({ cmd: 'domains.upsert', domains: [{ host: 'while-compacting.example', origins: [`http://127.0.0.1:${tenant.port}`] }] })).ok).toBe(true);
+    expect(await nodes[0]!.admin({ cmd: 'domains.compact' })).toMatchObject({ ok: true, result: { started: true, generation: 1 } });
+    await until(async () => (await list(nodes[1]!)).generation === 1, 'eu-west on generation 1', 30_000, 200);
+    await servers[2]!.restart();
+    await until(async () => (await Promise.all(nodes.map(list))).every((l) => l.generation === 1 && l.domains === DOMAINS + 2), 'every node on generation 1 with every domain', 30_000, 200);
+    for (const n of nodes) {
+      // One operation per entry and the mark, plus apac's change made again on the new generation.
+      expect((await list(n)).history_ops).toBeLessThanOrEqual(DOMAINS + 4);
+      expect(await get(n.port, 'while-compacting.example')).toBe('tenant origin');
+    }
+    expect(before.history_ops).toBeGreaterThan(DOMAINS + 4);
+  }, 90_000);
+
   it('serves the domains from its saved document when restarted with NATS down', async () => {
     await nodes[0]!.stop();
     const deadPort = await freePort();
     const restarted = await startNode({ backendPort: fallback.port, mode: 'l7', threads: 1, extraToml: toml(`nats://127.0.0.1:${deadPort}`), region: 'us-east', nodeId: 'n1', stateDir: stateDirs[0]! });
     nodes[0] = restarted;
     expect(restarted.output()).not.toContain('nats: connected');
-    expect(await domainCount(restarted)).toBe(DOMAINS + 1);
+    expect(await domainCount(restarted)).toBe(DOMAINS + 2);
+    expect((await restarted.admin({ cmd: 'domains.list', limit: 1 })).result).toMatchObject({ generation: 1 });
     expect(await get(restarted.port, 'shop42.example')).toBe('tenant origin');
   }, 60_000);
 });

@@ -122,6 +122,7 @@ describe('RestApi routing and arguments', () => {
     ['GET', '/api/v1/domains?limit=5', '', { cmd: 'domains.list', limit: 5 }],
     ['POST', '/api/v1/domains', '{"domains":[{"host":"shop.example","origins":["http://10.0.0.5:8080"]}]}', { cmd: 'domains.upsert', domains: [{ host: 'shop.example', origins: ['http://10.0.0.5:8080'] }] }],
     ['DELETE', '/api/v1/domains', '{"hosts":["shop.example"]}', { cmd: 'domains.remove', hosts: ['shop.example'] }],
+    ['POST', '/api/v1/domains/compact', '', { cmd: 'domains.compact' }],
   ])('%s %s %s runs %j', async (method, target, body, command) => {
     const { call, seen } = harness();
     const r = await call(method, target, { body });
@@ -131,7 +132,7 @@ describe('RestApi routing and arguments', () => {
   });
 
   it('covers every route in the table above', () => {
-    const tested = new Set(['GET /api/v1/stats', 'GET /api/v1/events', 'GET /api/v1/certificates', 'POST /api/v1/reload', 'GET /api/v1/block-ip', 'POST /api/v1/block-ip', 'DELETE /api/v1/block-ip']);
+    const tested = new Set(['GET /api/v1/stats', 'GET /api/v1/events', 'GET /api/v1/certificates', 'POST /api/v1/reload', 'GET /api/v1/block-ip', 'POST /api/v1/block-ip', 'DELETE /api/v1/block-ip', 'POST /api/v1/domains/compact']);
     for (const p of ['GET', 'POST', 'DELETE']) tested.add(`${p} /api/v1/emergency-block`).add(`${p} /api/v1/domains`);
     expect(new Set(API_ROUTES.map((r) => `${r.method} ${r.path}`))).toEqual(tested);
   });
