@@ -70,49 +70,33 @@ const WafModeSchema = v.picklist(['off', 'detection', 'blocking']);
 const PolicyDomainsSchema = v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(253))), v.minLength(1), v.maxLength(10_000)));
 const PolicyPathSchema = v.optional(v.pipe(v.string(), v.startsWith('/', 'expected a path beginning with "/"'), v.maxLength(2048)));
 
+/** A custom rule of the platform's JSON format (docs/waf.md). */
+export const WafRuleSchema = strictObject({
+  id: int(1, 99_999),
+  name: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
+  pattern: v.pipe(v.string(), v.minLength(1), v.maxLength(4096)),
+  action: v.picklist(['block', 'log', 'challenge']),
+  severity: v.optional(v.picklist(['critical', 'error', 'warning', 'notice']), 'critical'),
+  targets: v.pipe(v.array(v.picklist(['args', 'args_names', 'path', 'uri', 'query', 'body', 'headers', 'cookies', 'method', 'user_agent', 'ip'])), v.minLength(1)),
+  domains: PolicyDomainsSchema,
+});
+
+/** Rules left out by path, parameter and domain. */
+export const WafExclusionSchema = strictObject({
+  rule_ids: v.pipe(v.array(int(1, 999_999)), v.minLength(1), v.maxLength(1000)),
+  path: PolicyPathSchema,
+  parameter: v.optional(v.pipe(v.string(), v.regex(/^[\w.\-[\]]{1,128}$/, 'expected an argument name (letters, digits, _ . - [ ])'))),
+  domains: PolicyDomainsSchema,
+});
+
+/** Requests the WAF never inspects: by client range, path and domain. */
+export const WafAllowSchema = strictObject({ cidr: v.optional(v.pipe(v.string(), v.maxLength(64))), path: PolicyPathSchema, domains: PolicyDomainsSchema });
+
 /** The platform's WAF policy file (`[waf] policy_path`, JSON): custom rules, exclusions, allowlist (docs/waf.md). */
 export const WafPolicySchema = strictObject({
-  rules: v.optional(
-    v.pipe(
-      v.array(
-        strictObject({
-          id: int(1, 99_999),
-          name: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
-          pattern: v.pipe(v.string(), v.minLength(1), v.maxLength(4096)),
-          action: v.picklist(['block', 'log', 'challenge']),
-          severity: v.optional(v.picklist(['critical', 'error', 'warning', 'notice']), 'critical'),
-          targets: v.pipe(
-            v.array(v.picklist(['args', 'args_names', 'path', 'uri', 'query', 'body', 'headers', 'cookies', 'method', 'user_agent', 'ip'])),
-            v.minLength(1),
-          ),
-          domains: PolicyDomainsSchema,
-        }),
-      ),
-      v.maxLength(10_000),
-    ),
-    [],
-  ),
-  exclusions: v.optional(
-    v.pipe(
-      v.array(
-        strictObject({
-          rule_ids: v.pipe(v.array(int(1, 999_999)), v.minLength(1), v.maxLength(1000)),
-          path: PolicyPathSchema,
-          parameter: v.optional(v.pipe(v.string(), v.regex(/^[\w.\-[\]]{1,128}$/, 'expected an argument name (letters, digits, _ . - [ ])'))),
-          domains: PolicyDomainsSchema,
-        }),
-      ),
-      v.maxLength(10_000),
-    ),
-    [],
-  ),
-  allowlist: v.optional(
-    v.pipe(
-      v.array(strictObject({ cidr: v.optional(v.pipe(v.string(), v.maxLength(64))), path: PolicyPathSchema, domains: PolicyDomainsSchema })),
-      v.maxLength(10_000),
-    ),
-    [],
-  ),
+  rules: v.optional(v.pipe(v.array(WafRuleSchema), v.maxLength(10_000)), []),
+  exclusions: v.optional(v.pipe(v.array(WafExclusionSchema), v.maxLength(10_000)), []),
+  allowlist: v.optional(v.pipe(v.array(WafAllowSchema), v.maxLength(10_000)), []),
   /** Per rule (CRS or local): detection logs its matches but adds nothing to the score; off removes it. */
   rule_modes: v.optional(
     v.pipe(
@@ -146,7 +130,7 @@ const WafSettingsSchema = strictObject({
 export type WafSettings = v.InferOutput<typeof WafSettingsSchema>;
 
 const L7UpdateSchema = strictObject({
-  routes: v.array(strictObject({ hosts: v.array(v.string()), origins: v.array(v.string()), waf: v.optional(WafModeSchema) })),
+  routes: v.array(strictObject({ hosts: v.array(v.string()), origins: v.array(v.string()), waf: v.optional(WafModeSchema), rateLimit: v.optional(v.number()) })),
   certificates: v.nullable(CertificateSetSchema),
   /** null: the WAF is disabled. Always recompiled on a reload: its rule files may have changed. */
   waf: v.nullable(WafSettingsSchema),
@@ -485,6 +469,9 @@ const CidrSchema = v.pipe(v.string(), v.maxLength(64), v.check(isCidr, 'expected
 export const EVENT_FILTERS = ['all', 'attack'] as const;
 export type EventFilter = (typeof EVENT_FILTERS)[number];
 
+/** Kinds of fleet policy entry (`policy.*`); domains have their own commands. */
+const PolicyKindSchema = v.picklist(['rule', 'exclusion', 'allow', 'block']);
+
 /** Domains one `domains.upsert` or `domains.remove` call may carry (a 20,000-domain upload is about 1.4 MB of JSON). */
 export const MAX_DOMAINS_PER_CALL = 20_000;
 
@@ -545,6 +532,10 @@ export const AdminCommandSchema = v.variant('cmd', [
   strictObject({ cmd: v.literal('domains.list'), limit: v.optional(int(1, 10_000), 100) }),
   /** Starts the next generation of the fleet's tenant document now (src/crdt/config-replica.ts). */
   strictObject({ cmd: v.literal('domains.compact') }),
+  /** The fleet's WAF rules, exclusions, allows and blocked networks (src/node/fleet-entries.ts checks each entry). */
+  strictObject({ cmd: v.literal('policy.upsert'), kind: PolicyKindSchema, entries: v.pipe(v.array(v.unknown()), v.minLength(1), v.maxLength(MAX_DOMAINS_PER_CALL)) }),
+  strictObject({ cmd: v.literal('policy.remove'), kind: PolicyKindSchema, names: v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(253))), v.minLength(1), v.maxLength(MAX_DOMAINS_PER_CALL)) }),
+  strictObject({ cmd: v.literal('policy.list'), limit: v.optional(int(1, 10_000), 100) }),
   /** L7 mode's installed certificate names, soonest expiry first; bounded by `limit` (the counts cover all). */
   strictObject({ cmd: v.literal('certs.list'), limit: v.optional(int(1, 10_000), 100) }),
   strictObject({ cmd: v.literal('node.drain'), timeoutMs: v.optional(int(0, 3_600_000), 30_000) }),

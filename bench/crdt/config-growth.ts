@@ -66,7 +66,7 @@ async function variant(compaction: boolean): Promise<Row[]> {
   const settings = (i: number, round: number): string => JSON.stringify({ host: `d${i}.example`, origins: [`http://10.${round & 255}.${i >> 8 & 255}.${i & 255}:8080`] });
   const writer = replicas[0]!;
   for (let i = 0; i < domains; i += 1_000) {
-    writer.doc.upsertDomains(Array.from({ length: Math.min(1_000, domains - i) }, (_, k) => [`d${i + k}.example`, settings(i + k, 0)] as const));
+    writer.doc.put('domain', Array.from({ length: Math.min(1_000, domains - i) }, (_, k) => [`d${i + k}.example`, settings(i + k, 0)] as const));
   }
   writer.changed();
   await settle(WARMUP_TICKS);
@@ -88,7 +88,7 @@ async function variant(compaction: boolean): Promise<Row[]> {
   sample(0);
   for (let round = 1; round <= rounds; round++) {
     const start = (round * perRound) % domains;
-    writer.doc.upsertDomains(Array.from({ length: perRound }, (_, k) => [`d${(start + k) % domains}.example`, settings((start + k) % domains, round)] as const));
+    writer.doc.put('domain', Array.from({ length: perRound }, (_, k) => [`d${(start + k) % domains}.example`, settings((start + k) % domains, round)] as const));
     writer.changed();
     await settle(3);
     if (round % every === 0) sample(round);

@@ -56,6 +56,9 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { method: 'POST', path: '/api/v1/domains', cmd: 'domains.upsert', args: { domains: { arg: 'domains' } } },
   { method: 'DELETE', path: '/api/v1/domains', cmd: 'domains.remove', args: { hosts: { arg: 'hosts' } } },
   { method: 'POST', path: '/api/v1/domains/compact', cmd: 'domains.compact', args: {} },
+  { method: 'GET', path: '/api/v1/policy', cmd: 'policy.list', args: { limit: LIMIT } },
+  { method: 'POST', path: '/api/v1/policy', cmd: 'policy.upsert', args: { kind: { arg: 'kind' }, entries: { arg: 'entries' } } },
+  { method: 'DELETE', path: '/api/v1/policy', cmd: 'policy.remove', args: { kind: { arg: 'kind' }, names: { arg: 'names' } } },
 ];
 
 /** The HTTP status of each failure a request can meet (docs/admin.md lists them); any other code is a 500. */

@@ -152,6 +152,28 @@ const COMMANDS: Record<string, CtlCommandSpec> = {
     help: 'add or replace one domain, e.g. shop.example http://10.0.0.5:8080 (bulk: POST /api/v1/domains)',
     build: ([host, origin]) => ({ cmd: 'domains.upsert', domains: [{ host, origins: [origin] }] }),
   },
+  policy: {
+    operands: [],
+    flags: ['limit'],
+    help: 'the fleet\'s WAF rules, exclusions, allows and blocked networks: counts and the first ones (default 100)',
+    build: (_, f) => ({ cmd: 'policy.list', ...limit(f) }),
+  },
+  'policy add': {
+    operands: ['KIND', 'JSON'],
+    help: 'add or replace fleet entries: KIND rule|exclusion|allow|block, JSON one entry or an array (docs/tenants.md)',
+    build: ([kind, json]) => ({ cmd: 'policy.upsert', kind, entries: jsonEntries(json!) }),
+  },
+  'policy rm': {
+    operands: ['KIND', 'NAME'],
+    help: 'remove one fleet entry by name (a rule by id, a block by CIDR)',
+    build: ([kind, name]) => ({ cmd: 'policy.remove', kind, names: [name] }),
+  },
+  'policy block': {
+    operands: ['CIDR'],
+    flags: ['duration'],
+    help: 'block a network on every node of the fleet (for --duration SECONDS, default until removed)',
+    build: ([cidr], f) => ({ cmd: 'policy.upsert', kind: 'block', entries: [{ cidr, ...(f.duration === undefined ? {} : { duration_sec: parseWhole(f.duration, '--duration') }) }] }),
+  },
   'domains compact': {
     operands: [],
     help: 'start the next generation of the tenant document now (the fleet follows; history is dropped)',
@@ -321,6 +343,17 @@ function checkIp(text: string): string {
 
 function limit(f: LocalValues): Record<string, unknown> {
   return f.limit === undefined ? {} : { limit: parseWhole(f.limit, '--limit') };
+}
+
+/** `policy add`'s JSON operand: one entry or an array of them. */
+function jsonEntries(text: string): unknown[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`JSON: ${(err as Error).message}`);
+  }
+  return Array.isArray(parsed) ? parsed : [parsed];
 }
 
 function duration(f: LocalValues): Record<string, unknown> {

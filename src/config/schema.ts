@@ -146,11 +146,17 @@ const OriginUrl = v.pipe(
 
 const WafModeSchema = v.picklist(['off', 'detection', 'blocking']);
 
+/** A route's own rate limit: requests a client may make per [rate_limit] window (its fleet-wide count) on it. */
+const RouteRateLimitSchema = strictObject({
+  requests: v.pipe(int(1, 10_000_000), v.description('Requests per client and window on these hosts, instead of [rate_limit] requests')),
+});
+
 /** A customer domain in the fleet's tenant configuration (src/node/tenants.ts): admin `domains.upsert`. */
 export const TenantDomainSchema = strictObject({
   host: v.pipe(v.string(), v.regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/, 'expected a host name'), v.maxLength(253)),
   origins: v.pipe(v.array(OriginUrl), v.minLength(1), v.maxLength(64)),
   waf_mode: v.optional(WafModeSchema),
+  rate_limit: v.optional(RouteRateLimitSchema),
 });
 export type TenantDomain = v.InferOutput<typeof TenantDomainSchema>;
 
@@ -160,6 +166,7 @@ const RouteSchema = strictObject({
   cert_path: v.optional(v.pipe(FilePath, v.description('PEM certificate chain for these hosts (TLS listener)'))),
   key_path: v.optional(v.pipe(FilePath, v.description('PEM private key for cert_path'))),
   waf_mode: v.optional(v.pipe(WafModeSchema, v.description('WAF mode for these hosts; default [waf] mode'))),
+  rate_limit: v.optional(v.pipe(RouteRateLimitSchema, v.description('Rate limit for these hosts when [rate_limit] is enabled; default [rate_limit] requests'))),
 });
 
 const L7Schema = strictObject({

@@ -2,7 +2,8 @@
 // every other's, and all end with the same state. Each entry is a root key holding its settings as JSON in an
 // ImmutableString — one last-writer-wins register per entry:
 //
-//   "domain:shop.example" → '{"origins":["http://10.0.0.5:8080"],"waf_mode":"blocking"}'
+//   "domain:shop.example" → '{"host":"shop.example","origins":["http://10.0.0.5:8080"],"waf_mode":"blocking"}'
+//   "block:203.0.113.0/24" → '{"cidr":"203.0.113.0/24","expires_at":1767225600000}'
 //
 // Why this shape, measured on this machine with Automerge 3.5 (10,000 domains in one change): nested maps
 // cost 5.9 s and 278 KB saved, a string per domain (Automerge makes strings collaborative text) 4.1 s and
@@ -24,8 +25,19 @@ import * as A from '@automerge/automerge';
 
 export type ConfigRoot = Record<string, A.ImmutableString>;
 
-/** Kinds of entry, each a key prefix. */
-export const DOMAIN_PREFIX = 'domain:';
+/**
+ * Kinds of entry, each a key prefix (`domain:shop.example`, `block:203.0.113.0/24`): the node gives each its
+ * meaning and checks (../node/fleet-entries.ts). A key of a kind this version does not know is kept, ignored.
+ */
+export const ENTRY_KINDS = ['domain', 'rule', 'exclusion', 'allow', 'block'] as const;
+export type EntryKind = (typeof ENTRY_KINDS)[number];
+
+/** An entry that changed: its settings' JSON text, null when removed. */
+export interface EntryChange {
+  kind: EntryKind;
+  name: string;
+  text: string | null;
+}
 
 /**
  * A bulk upload is applied in changes of at most this many entries, the event loop free between them: 10,000
@@ -222,43 +234,48 @@ export class ConfigDoc {
     A.free(this.#doc);
   }
 
-  /** Sets each domain's settings (JSON text), in one change. */
-  upsertDomains(entries: readonly (readonly [host: string, settings: string])[]): void {
+  /** Sets each entry's settings (JSON text), in one change. */
+  put(kind: EntryKind, entries: readonly (readonly [name: string, settings: string])[]): void {
     this.#doc = A.change(this.#doc, (d) => {
-      for (const [host, settings] of entries) d[DOMAIN_PREFIX + host] = new A.ImmutableString(settings);
+      for (const [name, settings] of entries) d[`${kind}:${name}`] = new A.ImmutableString(settings);
     });
   }
 
-  removeDomains(hosts: readonly string[]): void {
+  remove(kind: EntryKind, names: readonly string[]): void {
     this.#doc = A.change(this.#doc, (d) => {
-      for (const host of hosts) delete d[DOMAIN_PREFIX + host];
+      for (const name of names) delete d[`${kind}:${name}`];
     });
   }
 
-  hasDomain(host: string): boolean {
-    return this.#doc[DOMAIN_PREFIX + host] !== undefined;
+  has(kind: EntryKind, name: string): boolean {
+    return this.#doc[`${kind}:${name}`] !== undefined;
   }
 
   /**
-   * The domains whose entry changed between `since` (heads this document had) and now, with their settings'
-   * JSON text, null for one removed. Costs what changed, not the document's size.
+   * The entries that changed between `since` (heads this document had) and now, with their settings' JSON
+   * text (null: removed). Costs what changed, not the document's size.
    */
-  changedDomains(since: readonly string[]): Map<string, string | null> {
-    const out = new Map<string, string | null>();
+  changes(since: readonly string[]): EntryChange[] {
+    const seen = new Set<string>();
+    const out: EntryChange[] = [];
     for (const patch of A.diff(this.#doc, [...since], this.heads())) {
       const key = patch.path[0];
-      if (typeof key !== 'string' || !key.startsWith(DOMAIN_PREFIX)) continue;
+      if (typeof key !== 'string' || seen.has(key)) continue;
+      seen.add(key);
+      const entry = splitKey(key);
+      if (entry === null) continue;
       const value = this.#doc[key];
-      out.set(key.slice(DOMAIN_PREFIX.length), value !== undefined && A.isImmutableString(value) ? value.toString() : null);
+      out.push({ ...entry, text: value !== undefined && A.isImmutableString(value) ? value.toString() : null });
     }
     return out;
   }
 
-  /** Every domain with its settings' JSON text, as the document holds them now. */
-  domains(): Map<string, string> {
+  /** Every entry of a kind with its settings' JSON text, as the document holds them now. */
+  entries(kind: EntryKind): Map<string, string> {
+    const prefix = `${kind}:`;
     const out = new Map<string, string>();
     for (const [key, value] of Object.entries(this.#doc)) {
-      if (key.startsWith(DOMAIN_PREFIX) && A.isImmutableString(value)) out.set(key.slice(DOMAIN_PREFIX.length), value.toString());
+      if (key.startsWith(prefix) && A.isImmutableString(value)) out.set(key.slice(prefix.length), value.toString());
     }
     return out;
   }
@@ -279,6 +296,12 @@ export function coveredBy(metas: readonly GenerationMeta[], lineage: string): Cl
   const out: Clock = {};
   for (const actor of actors) out[actor] = Math.min(...clocks.map((c) => c?.[actor] ?? 0));
   return out;
+}
+
+function splitKey(key: string): { kind: EntryKind; name: string } | null {
+  const colon = key.indexOf(':');
+  const kind = key.slice(0, colon);
+  return colon > 0 && (ENTRY_KINDS as readonly string[]).includes(kind) ? { kind: kind as EntryKind, name: key.slice(colon + 1) } : null;
 }
 
 const ACTOR = /^[0-9a-f]{2,64}$/;

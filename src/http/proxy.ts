@@ -512,7 +512,7 @@ export class L7Proxy implements DataPlane {
 
     const peer = this.#peerOf(req.socket);
     const client = clientIp(peer, req.headers['x-forwarded-for'], this.#o.trustedProxies).address;
-    if (this.#o.rateLimit !== null && this.#rateLimited(res, client, startedAt, !('stream' in req))) return;
+    if (this.#o.rateLimit !== null && this.#rateLimited(res, client, route, startedAt, !('stream' in req))) return;
     const waf = this.#o.waf?.begin(req, route.waf, authority ?? '', client) ?? null;
     const early = waf?.headers() ?? null;
     if (early !== null) return this.#wafRefuse(res, early, startedAt);
@@ -789,11 +789,11 @@ export class L7Proxy implements DataPlane {
 
   /**
    * Phase request_headers, rate limit: the request counts for its client (the address X-Forwarded-For gives
-   * from a trusted proxy, else the peer's); over the fleet's limit it gets 429. A client the fleet blocked
+   * from a trusted proxy, else the peer's); over the limit (the route's, else [rate_limit]'s) it gets 429. A client the fleet blocked
    * gets 429 and, over HTTP/1.1, the connection closed: the next one is refused at accept, and a client
    * behind a trusted proxy, whose connections come from the proxy, is still refused request by request.
    */
-  #rateLimited(res: ClientResponse, client: string, startedAt: number, h1: boolean): boolean {
+  #rateLimited(res: ClientResponse, client: string, route: Route, startedAt: number, h1: boolean): boolean {
     const limit = this.#o.rateLimit!;
     if (client !== '' && this.#o.blockList.check(client)) {
       this.#o.metrics.rateLimited.inc({ reason: 'blocked' });
@@ -801,7 +801,7 @@ export class L7Proxy implements DataPlane {
       return true;
     }
     const total = limit.counter.hit(client, Date.now());
-    if (total <= limit.requests) return false;
+    if (total <= (route.rateLimit ?? limit.requests)) return false;
     this.#o.metrics.rateLimited.inc({ reason: 'over_limit' });
     this.#fail(res, 429, 'rate_limited', startedAt);
     return true;

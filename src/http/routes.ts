@@ -5,19 +5,22 @@
 
 import type { WafMode } from './waf-gate.ts';
 
-/** One route as compiled from config: a stable id (for metrics and logs), its origins, its WAF mode. */
+/** One route as compiled from config: a stable id (for metrics and logs), its origins, its WAF mode and rate limit. */
 export interface Route {
   /** "default" or the route's first configured host. */
   readonly id: string;
   readonly origins: readonly string[];
   /** Absent: the [waf] mode. */
   readonly waf?: WafMode | undefined;
+  /** Requests a client may make in a rate-limit window (its fleet-wide count) on this route; absent: [rate_limit] requests. */
+  readonly rateLimit?: number | undefined;
 }
 
 export interface RouteConfig {
   hosts: readonly string[];
   origins: readonly string[];
   waf?: WafMode | undefined;
+  rateLimit?: number | undefined;
 }
 
 /** Longest host accepted for lookup (RFC 1035 name, plus ":port" and brackets). */
@@ -32,7 +35,7 @@ export class RouteTable {
   constructor(routes: readonly RouteConfig[], defaultOrigins: readonly string[]) {
     this.default = { id: 'default', origins: defaultOrigins };
     for (const config of routes) {
-      const route: Route = { id: config.hosts[0] ?? 'default', origins: config.origins, waf: config.waf };
+      const route: Route = { id: config.hosts[0] ?? 'default', origins: config.origins, waf: config.waf, rateLimit: config.rateLimit };
       for (const name of config.hosts) {
         const host = name.toLowerCase();
         if (host.startsWith('*.')) this.#wildcard.set(host.slice(2), route);

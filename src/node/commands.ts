@@ -107,15 +107,35 @@ export async function executeAdminCommand(node: SecbeatNode, req: AdminRequest, 
       return { events: await securityEvents(node, req.type, req.limit) };
     case 'certs.list':
       return node.certificates(req.limit);
-    case 'domains.upsert':
-      return node.tenantsOrThrow().upsert(req.domains);
-    case 'domains.remove':
-      return node.tenantsOrThrow().remove(req.hosts);
-    case 'domains.list':
-      return node.tenantsOrThrow().list(req.limit);
+    case 'domains.upsert': {
+      const { upserted, count } = await node.tenantsOrThrow().upsert('domain', req.domains);
+      return { upserted, domains: count };
+    }
+    case 'domains.remove': {
+      const { removed, count } = node.tenantsOrThrow().remove('domain', req.hosts);
+      return { removed, domains: count };
+    }
+    case 'domains.list': {
+      const tenants = node.tenantsOrThrow();
+      const { count, first } = tenants.list('domain', req.limit);
+      return { domains: count, ...tenants.status(), first };
+    }
     case 'domains.compact': {
       const tenants = node.tenantsOrThrow();
       return { started: await tenants.compact(), generation: tenants.generation };
+    }
+    case 'policy.upsert': {
+      const { upserted, count } = await node.tenantsOrThrow().upsert(req.kind, req.entries);
+      return { kind: req.kind, upserted, entries: count };
+    }
+    case 'policy.remove': {
+      const { removed, count } = node.tenantsOrThrow().remove(req.kind, req.names);
+      return { kind: req.kind, removed, entries: count };
+    }
+    case 'policy.list': {
+      const tenants = node.tenantsOrThrow();
+      const kinds = ['rule', 'exclusion', 'allow', 'block'] as const;
+      return Object.fromEntries(kinds.map((kind) => [kind, tenants.list(kind, req.limit)]));
     }
     case 'node.drain':
       return { threads: await node.drain(req.timeoutMs) };

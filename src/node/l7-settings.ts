@@ -12,12 +12,13 @@ import { parseHostPort, type Config } from '../config/schema.ts';
 import { checkDefaultCertificate, type L7TlsSettings } from '../http/certificates.ts';
 import { withUpdate } from '../http/reload.ts';
 import type { L7Settings } from '../http/setup.ts';
-import { compileWaf } from '../http/waf-gate.ts';
+import { compileWaf, type WafMode } from '../http/waf-gate.ts';
 import { WafPolicySchema, type CertificateList, type CertificateSet, type L7Update, type WafPolicy, type WafSettings } from '../messages.ts';
 import { parseCidr } from '../net/cidr.ts';
 import { decode } from '../validation.ts';
 import { CertificateLoader, type CertificateSources } from '../tls/certificate-set.ts';
 import { expiringFirst, pairCount } from '../tls/pem-table.ts';
+import type { FleetPolicy } from './tenants.ts';
 
 /** Secure contexts kept warm per thread; each is ~40 KB (docs/rationale.md). */
 const TLS_CONTEXT_CACHE_SIZE = 1_000;
@@ -31,12 +32,16 @@ export class L7SettingsSource {
   /** Routes from [[l7.routes]], and from the fleet's tenant configuration: threads get both, file first. */
   #configRoutes: L7Update['routes'];
   #tenantRoutes: L7Update['routes'] = [];
+  /** [waf] as the config file sets it (its policy file's rules only), and the fleet's policy to go with it. */
+  #fileWaf: WafSettings | null;
+  #fleetPolicy: FleetPolicy = { rules: [], exclusions: [], allowlist: [] };
 
   private constructor(cwd: string, certificates: CertificateLoader, settings: L7Settings, configRoutes: L7Update['routes']) {
     this.#cwd = cwd;
     this.#certificates = certificates;
     this.#settings = settings;
     this.#configRoutes = configRoutes;
+    this.#fileWaf = settings.waf;
   }
 
   /** Reads and checks every certificate; rejects with SECBEAT_ERR_TLS_CERT or SECBEAT_ERR_CONFIG_INVALID. */
@@ -65,7 +70,8 @@ export class L7SettingsSource {
     const sources = tls === null ? null : certificateSources(config, this.#cwd);
     const certificates = tls === null ? null : sources === null ? tls.certificates : await loadCertificates(this.#certificates, tls, sources);
     this.#configRoutes = routesOf(config);
-    const update: L7Update = { routes: [...this.#configRoutes, ...this.#tenantRoutes], certificates, waf: this.#settings.waf === null ? null : checkedWaf(config, this.#cwd) };
+    this.#fileWaf = this.#settings.waf === null ? null : checkedWaf(config, this.#cwd);
+    const update: L7Update = { routes: [...this.#configRoutes, ...this.#tenantRoutes], certificates, waf: this.#mergedWaf() };
     this.#settings = withUpdate(this.#settings, update);
     return update;
   }
@@ -79,6 +85,39 @@ export class L7SettingsSource {
     const update: L7Update = { routes: [...this.#configRoutes, ...routes], certificates: null, waf: null };
     this.#settings = withUpdate(this.#settings, update);
     return update;
+  }
+
+  /**
+   * The fleet's WAF policy (./tenants.ts) after the config file's, as an update for running threads (each
+   * compiles its rule set again); null when the WAF is off on this node, where it has nothing to change.
+   */
+  fleetPolicyUpdate(policy: FleetPolicy): L7Update | null {
+    this.#fleetPolicy = policy;
+    const waf = this.#mergedWaf();
+    if (waf === null) return null;
+    const update: L7Update = { routes: [...this.#configRoutes, ...this.#tenantRoutes], certificates: null, waf };
+    this.#settings = withUpdate(this.#settings, update);
+    return update;
+  }
+
+  /** Fleet rules whose id a rule of the policy file holds (the file's wins). */
+  get shadowedFleetRules(): number[] {
+    const fileIds = new Set(this.#fileWaf?.policy.rules.map((r) => r.id) ?? []);
+    return this.#fleetPolicy.rules.filter((r) => fileIds.has(r.id)).map((r) => r.id);
+  }
+
+  #mergedWaf(): WafSettings | null {
+    const file = this.#fileWaf;
+    if (file === null) return null;
+    const fleet = this.#fleetPolicy;
+    const fileIds = new Set(file.policy.rules.map((r) => r.id));
+    const policy: WafPolicy = {
+      rules: [...file.policy.rules, ...fleet.rules.filter((r) => !fileIds.has(r.id))],
+      exclusions: [...file.policy.exclusions, ...fleet.exclusions],
+      allowlist: [...file.policy.allowlist, ...fleet.allowlist],
+      rule_modes: file.policy.rule_modes,
+    };
+    return { ...file, policy };
   }
 
   /** The installed names that expire first (`certs.list`), with the counts. */
@@ -168,7 +207,17 @@ function certificateSources(config: Readonly<Config>, cwd: string): CertificateS
 const processChallengeSecret = randomBytes(32).toString('base64url');
 
 function routesOf(config: Readonly<Config>): L7Update['routes'] {
-  return config.l7.routes.map((r) => (r.waf_mode === undefined ? { hosts: r.hosts, origins: r.origins } : { hosts: r.hosts, origins: r.origins, waf: r.waf_mode }));
+  return config.l7.routes.map(routeOf);
+}
+
+/** A route of the config file or a tenant domain, as threads take it (optional settings only when set). */
+export function routeOf(r: { hosts: string[]; origins: string[]; waf_mode?: WafMode | undefined; rate_limit?: { requests: number } | undefined }): L7Update['routes'][number] {
+  return {
+    hosts: r.hosts,
+    origins: r.origins,
+    ...(r.waf_mode === undefined ? {} : { waf: r.waf_mode }),
+    ...(r.rate_limit === undefined ? {} : { rateLimit: r.rate_limit.requests }),
+  };
 }
 
 /**

@@ -24,7 +24,7 @@ import { WorkerThread, type RuntimeSettings, type ThreadBoot } from '../runtime/
 import { logSecurityEvent, rootLogger, setLogLevel, type Logger } from '../telemetry/log.ts';
 import { collectThreadMetrics, metrics, type MetricsJson } from '../telemetry/metrics.ts';
 import { FleetRateLimiter } from '../ratelimit/fleet-limiter.ts';
-import { Tenants } from './tenants.ts';
+import { Tenants, type FleetPolicy } from './tenants.ts';
 import { createRateCountersState } from '../ratelimit/shared-counters.ts';
 import { rateSubject } from '../runtime/subjects.ts';
 import { executeAdminCommand } from './commands.ts';
@@ -45,6 +45,8 @@ const THREAD_START_TIMEOUT_MS = 15_000;
 const THREAD_CONTROL_TIMEOUT_MS = 5_000;
 /** Installing 100k certificates in a thread takes about a tenth of that (bench/l7/certs.ts). */
 const RECONFIGURE_TIMEOUT_MS = 10_000;
+/** A burst of fleet WAF policy changes within this reaches running threads as one recompile. */
+const FLEET_POLICY_DELAY_MS = 200;
 
 export const MAIN_ACTORS = { config: 'config', telemetry: 'telemetry', admin: 'admin' } as const;
 export const LISTENER_ACTOR = 'listener';
@@ -118,6 +120,9 @@ export class SecbeatNode {
   readonly #rateLimiter: FleetRateLimiter | null = null;
   /** L7 mode: the fleet's tenant domains, synced over NATS and persisted in [state] dir. */
   readonly #tenants: Tenants | null = null;
+  /** Networks in the range blocklist because the fleet blocks them (./tenants.ts), to take out when it stops. */
+  readonly #fleetBlocked = new Set<string>();
+  #fleetPolicyTimer: NodeJS.Timeout | null = null;
   #resolveStopped: (code: number) => void = () => {};
 
   private constructor(options: NodeOptions, l7: L7SettingsSource | null) {
@@ -148,6 +153,8 @@ export class SecbeatNode {
         node: config.platform.node_id,
         log: this.log.child({ component: 'tenants' }),
         onRoutes: (routes) => this.#applyTenantRoutes(routes),
+        onPolicy: (policy) => this.#applyFleetPolicy(policy),
+        onBlocks: (blocks) => this.#applyFleetBlocks(blocks),
         compactAfterOps: config.state.compact_after_ops,
       });
     }
@@ -368,7 +375,7 @@ export class SecbeatNode {
 
   /** The tenant configuration of an L7 node, or the admin error a TCP node answers with. */
   tenantsOrThrow(): Tenants {
-    if (this.#tenants === null) throw new SecbeatError('SECBEAT_ERR_ADMIN_INVALID_ARGS', 'domains are served in l7 mode only; this node runs tcp mode');
+    if (this.#tenants === null) throw new SecbeatError('SECBEAT_ERR_ADMIN_INVALID_ARGS', 'the tenant configuration (domains, fleet policy) is l7 mode only; this node runs tcp mode');
     return this.#tenants;
   }
 
@@ -384,6 +391,59 @@ export class SecbeatNode {
     void this.#reconfigureListeners(update).then((missed) => {
       for (const line of missed) this.log.warn(line);
     });
+  }
+
+  /**
+   * The fleet's WAF rules, exclusions and allows changed: every thread compiles its rule set again with them
+   * after the policy file's (a fleet rule whose id the file holds is left out, and said so). Running threads
+   * hear of it FLEET_POLICY_DELAY_MS after the last of a burst of changes, so a burst costs one compile.
+   */
+  #applyFleetPolicy(policy: FleetPolicy): void {
+    const l7 = this.#l7;
+    if (l7 === null) return;
+    const update = l7.fleetPolicyUpdate(policy);
+    const shadowed = l7.shadowedFleetRules;
+    if (shadowed.length > 0) this.log.warn({ rule_ids: shadowed.slice(0, 20), count: shadowed.length }, 'fleet WAF rules left out: the policy file holds rules with these ids');
+    if (update === null) {
+      if (policy.rules.length + policy.exclusions.length + policy.allowlist.length > 0) this.log.info('the fleet has WAF rules; this node runs with [waf] off and does not apply them');
+      return;
+    }
+    if (this.#fleetPolicyTimer !== null) clearTimeout(this.#fleetPolicyTimer);
+    this.#fleetPolicyTimer = setTimeout(() => {
+      this.#fleetPolicyTimer = null;
+      // Built again now: a config reload in the meantime changed the routes and the file's rules.
+      const latest = l7.fleetPolicyUpdate(policy);
+      if (latest === null || this.root?.status !== 'running') return;
+      void this.#reconfigureListeners(latest).then((missed) => {
+        for (const line of missed) this.log.warn(line);
+      });
+    }, FLEET_POLICY_DELAY_MS);
+    this.#fleetPolicyTimer.unref();
+  }
+
+  /**
+   * The fleet's blocked networks changed: into the range blocklist every thread checks at accept, each with
+   * its expiry; a network the fleet no longer blocks comes out (only those this node put in for the fleet).
+   */
+  #applyFleetBlocks(blocks: ReadonlyMap<string, number | null>): void {
+    const nowSec = this.clock.now() / 1000;
+    for (const cidr of this.#fleetBlocked) {
+      if (blocks.has(cidr)) continue;
+      this.cidrBlocklist.remove(cidr);
+      this.#fleetBlocked.delete(cidr);
+      logSecurityEvent(this.log, { event: 'cidr.unblocked', cidr, source: 'fleet' });
+    }
+    for (const [cidr, expiresAt] of blocks) {
+      if (expiresAt !== null && expiresAt <= nowSec) continue;
+      const added = this.cidrBlocklist.add(cidr, expiresAt);
+      if (added.outcome === 'full') {
+        this.log.error({ cidr, capacity: this.cidrBlocklist.capacity }, 'fleet block not applied: the range blocklist is full');
+        continue;
+      }
+      if (added.outcome === 'invalid' || this.#fleetBlocked.has(cidr)) continue;
+      this.#fleetBlocked.add(cidr);
+      logSecurityEvent(this.log, { event: 'cidr.blocked', cidr, durationSec: expiresAt === null ? null : Math.round(expiresAt - nowSec), source: 'fleet' });
+    }
   }
 
   /** Runs the fleet's rate limit: snapshots out every sync interval, and in from NATS when it is enabled. */

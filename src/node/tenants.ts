@@ -1,11 +1,13 @@
 // The node's side of the fleet's tenant configuration (../crdt/config-doc.ts): customer domains with their
-// origins and WAF mode, accepted on any node (admin `domains.upsert`, in bulk), synced with every other node
-// over NATS (../crdt/config-sync.ts), persisted in the state directory and handed to the L7 data plane as
-// routes, with no restart.
+// origins, WAF mode and rate limit, and the fleet's policy (WAF custom rules, exclusions, allows, blocked
+// networks), accepted on any node (admin `domains.*` and `policy.*`, in bulk), synced with every other node
+// over NATS (../crdt/config-sync.ts), persisted in the state directory and handed over with no restart:
+// domains to the L7 data plane as routes, rules, exclusions and allows to every thread's WAF (after the
+// policy file's), blocks to the range blocklist every thread checks.
 //
-// - Every entry is checked when it is applied, local or remote, with the config schema's TenantDomainSchema;
-//   an entry that fails keeps its last good value on this node (or stays out) and is counted. A local upload
-//   is checked before anything is written, and refused whole when any entry fails.
+// - Every entry is checked when it is applied, local or remote (./fleet-entries.ts: the schema of its kind,
+//   a rule compiled alone); an entry that fails keeps its last good value on this node (or stays out) and is
+//   counted. A local upload is checked before anything is written, and refused whole when any entry fails.
 // - The document is saved to <state.dir>/tenants.automerge (written to a temporary file, then renamed) half a
 //   second after a change, and loaded at start: a node restarted with NATS down serves the domains it had.
 //   A file that does not load is set aside as .bad and the node starts empty (its peers fill it back in).
@@ -19,25 +21,32 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
-import * as v from 'valibot';
-import { ConfigDoc, MAX_ENTRIES_PER_CHANGE } from '../crdt/config-doc.ts';
+import { ConfigDoc, ENTRY_KINDS, MAX_ENTRIES_PER_CHANGE, type EntryKind } from '../crdt/config-doc.ts';
 import { ConfigReplica, type GenerationChange, type ReplicaState } from '../crdt/config-replica.ts';
 import { DEFAULT_CONFIG_SYNC_INTERVAL_MS, type SyncEnvelope } from '../crdt/config-sync.ts';
-import { TenantDomainSchema, type TenantDomain } from '../config/schema.ts';
 import { SecbeatError } from '../errors.ts';
-import type { L7Update } from '../messages.ts';
+import type { L7Update, WafPolicy } from '../messages.ts';
 import type { NatsTransport } from '../runtime/nats-transport.ts';
 import { configHelloSubject, configSyncSubject } from '../runtime/subjects.ts';
 import type { Logger } from '../telemetry/log.ts';
 import { metrics } from '../telemetry/metrics.ts';
+import { canonicalName, checkEntry, type FleetValues } from './fleet-entries.ts';
+import { routeOf } from './l7-settings.ts';
+
+/** The WAF policy the fleet's entries make, to go with the config file's. */
+export type FleetPolicy = Pick<WafPolicy, 'rules' | 'exclusions' | 'allowlist'>;
 
 export interface TenantsOptions {
   stateDir: string;
   region: string;
   node: string;
   log: Logger;
-  /** The routes of every valid domain, after each change (local or remote) and once at start. */
+  /** The routes of every valid domain, after each change of one (local or remote) and once at start. */
   onRoutes: (routes: L7Update['routes']) => void;
+  /** The fleet's WAF rules, exclusions and allows, after each change of one. */
+  onPolicy: (policy: FleetPolicy) => void;
+  /** The fleet's blocked networks (CIDR → expiry in seconds since the epoch, null: none), after each change of one. */
+  onBlocks: (blocks: ReadonlyMap<string, number | null>) => void;
   /** History operations beyond twice the entries that start a compaction; 0: only when asked. */
   compactAfterOps: number;
 }
@@ -47,11 +56,17 @@ const REPLICA_FILE = 'tenants.replica.json';
 const SAVE_DELAY_MS = 500;
 const MAX_HEADS = 256;
 
+interface Good<K extends EntryKind> {
+  value: FleetValues[K];
+  /** Its text in the document, to tell a changed entry from one carried into a new generation as it was. */
+  text: string;
+}
+
 export class Tenants {
   readonly #o: TenantsOptions;
   readonly #replica: ConfigReplica;
-  /** host → the last settings that passed the checks, and their text. */
-  readonly #good = new Map<string, { domain: TenantDomain; text: string }>();
+  /** Per kind, name → the last value that passed the checks. */
+  readonly #good: { [K in EntryKind]: Map<string, Good<K>> } = { domain: new Map(), rule: new Map(), exclusion: new Map(), allow: new Map(), block: new Map() };
   /** The document's heads when #good was last brought up to date. */
   #applied: string[] = [];
   #saveTimer: NodeJS.Timeout | null = null;
@@ -73,7 +88,7 @@ export class Tenants {
     });
     this.#apply();
     metrics().tenantGeneration.set(this.#replica.generation);
-    if (this.#good.size > 0) options.log.info({ domains: this.#good.size, generation: this.#replica.generation }, 'tenants: serving the saved domains');
+    if (this.#good.domain.size > 0) options.log.info({ domains: this.#good.domain.size, generation: this.#replica.generation }, 'tenants: serving the saved domains');
   }
 
   get #self(): string {
@@ -110,14 +125,18 @@ export class Tenants {
     return this.#replica.compact();
   }
 
-  /** Checks every entry, then writes them all (in changes of MAX_ENTRIES_PER_CHANGE, the loop free between). */
-  async upsert(raw: readonly unknown[]): Promise<{ upserted: number; domains: number }> {
+  /**
+   * Checks every entry (refusing the call whole, naming up to ten, when any fails), then writes them all in
+   * changes of MAX_ENTRIES_PER_CHANGE, the loop free between.
+   */
+  async upsert(kind: EntryKind, raw: readonly unknown[]): Promise<{ upserted: number; count: number }> {
     const entries: [string, string][] = [];
     const problems: string[] = [];
+    const nowSec = Math.floor(Date.now() / 1000);
     raw.forEach((item, i) => {
-      const checked = v.safeParse(TenantDomainSchema, item);
-      if (checked.success) entries.push([checked.output.host.toLowerCase(), JSON.stringify(settingsOf(checked.output))]);
-      else problems.push(`domains[${i}]: ${checked.issues.map((x) => `${v.getDotPath(x) ?? ''} ${x.message}`.trim()).join('; ')}`);
+      const checked = checkEntry(kind, item, nowSec);
+      if (checked.ok) entries.push([checked.name, JSON.stringify(checked.value)]);
+      else problems.push(`${kind}[${i}]: ${checked.problem}`);
     });
     if (problems.length > 0) {
       const more = problems.length > 10 ? ` (and ${problems.length - 10} more)` : '';
@@ -125,28 +144,36 @@ export class Tenants {
     }
     for (let i = 0; i < entries.length; i += MAX_ENTRIES_PER_CHANGE) {
       if (i > 0) await yieldLoop();
-      this.#replica.doc.upsertDomains(entries.slice(i, i + MAX_ENTRIES_PER_CHANGE));
+      this.#replica.doc.put(kind, entries.slice(i, i + MAX_ENTRIES_PER_CHANGE));
     }
     this.#changed();
     this.#replica.changed();
-    return { upserted: entries.length, domains: this.#good.size };
+    return { upserted: entries.length, count: this.#good[kind].size };
   }
 
-  remove(hosts: readonly string[]): { removed: number; domains: number } {
+  /** Removes the named entries (a host in any case, a network in any spelling); names absent are not counted. */
+  remove(kind: EntryKind, names: readonly string[]): { removed: number; count: number } {
     const doc = this.#replica.doc;
-    const present = hosts.map((h) => h.toLowerCase()).filter((h) => doc.hasDomain(h));
+    const present = [...new Set(names.map((n) => canonicalName(kind, n)))].filter((n) => doc.has(kind, n));
     if (present.length > 0) {
-      doc.removeDomains(present);
+      doc.remove(kind, present);
       this.#changed();
       this.#replica.changed();
     }
-    return { removed: present.length, domains: this.#good.size };
+    return { removed: present.length, count: this.#good[kind].size };
   }
 
-  list(limit: number): { domains: number; peers: number; generation: number; history_ops: number; heads: string[]; first: TenantDomain[] } {
-    const first = [...this.#good].sort(([a], [b]) => (a < b ? -1 : 1)).slice(0, limit).map(([, g]) => g.domain);
+  /** How many good entries of `kind` there are, and the first `limit` by name. */
+  list<K extends EntryKind>(kind: K, limit: number): { count: number; first: FleetValues[K][] } {
+    const good = this.#good[kind] as Map<string, Good<K>>;
+    const first = [...good.keys()].sort().slice(0, limit).map((name) => good.get(name)!.value);
+    return { count: good.size, first };
+  }
+
+  /** The document's state: generation, history, peers. */
+  status(): { peers: number; generation: number; history_ops: number; heads: string[] } {
     const doc = this.#replica.doc;
-    return { domains: this.#good.size, peers: this.#replica.peers, generation: this.#replica.generation, history_ops: doc.historyOps(), heads: doc.heads(), first };
+    return { peers: this.#replica.peers, generation: this.#replica.generation, history_ops: doc.historyOps(), heads: doc.heads() };
   }
 
   #changed(): void {
@@ -156,52 +183,68 @@ export class Tenants {
 
   /**
    * The entries changed since the last call, checked one by one (a large sync must not hold the main thread:
-   * checking all 10,000 domains each time did, long enough to miss worker heartbeats); the routes of every
-   * good one to the data plane.
+   * checking all 10,000 domains each time did, long enough to miss worker heartbeats), and what they feed
+   * brought up to date.
    */
   #apply(): void {
-    const doc = this.#replica.doc;
+    const touched = new Set<EntryKind>();
     let invalid = 0;
-    for (const [host, text] of doc.changedDomains(this.#applied)) if (!this.#take(host, text)) invalid++;
-    this.#publish(invalid);
+    for (const change of this.#replica.doc.changes(this.#applied)) {
+      touched.add(change.kind);
+      if (!this.#take(change.kind, change.name, change.text)) invalid++;
+    }
+    this.#publish(touched, invalid);
   }
 
   /** A new generation: every entry compared by text with what is in use, only those that differ checked. */
   #onGeneration(change: GenerationChange): void {
-    const domains = this.#replica.doc.domains();
+    const doc = this.#replica.doc;
     let invalid = 0;
-    for (const host of this.#good.keys()) if (!domains.has(host)) this.#good.delete(host);
-    for (const [host, text] of domains) if (this.#good.get(host)?.text !== text && !this.#take(host, text)) invalid++;
-    this.#publish(invalid);
+    for (const kind of ENTRY_KINDS) {
+      const entries = doc.entries(kind);
+      const good = this.#good[kind];
+      for (const name of good.keys()) if (!entries.has(name)) good.delete(name);
+      for (const [name, text] of entries) if (good.get(name)?.text !== text && !this.#take(kind, name, text)) invalid++;
+    }
+    this.#publish(new Set(ENTRY_KINDS), invalid);
     metrics().tenantGeneration.set(change.generation);
     metrics().tenantCompactions.inc({ kind: change.merged ? 'merged' : 'snapshot' });
     const log = change.merged || change.othersLeft > 0 ? this.#o.log.warn.bind(this.#o.log) : this.#o.log.info.bind(this.#o.log);
-    log({ ...change, domains: this.#good.size, history_ops: this.#replica.doc.historyOps() }, change.merged ? 'tenants: a document of another lineage merged into the new generation' : 'tenants: moved to a new generation of the document');
+    log({ ...change, domains: this.#good.domain.size, history_ops: doc.historyOps() }, change.merged ? 'tenants: a document of another lineage merged into the new generation' : 'tenants: moved to a new generation of the document');
     this.#scheduleSave();
   }
 
   /** One entry's text (null: removed) taken in; false when it fails the checks and keeps its last good value. */
-  #take(host: string, text: string | null): boolean {
+  #take(kind: EntryKind, name: string, text: string | null): boolean {
+    const good = this.#good[kind] as Map<string, Good<EntryKind>>;
     if (text === null) {
-      this.#good.delete(host);
+      good.delete(name);
       return true;
     }
-    const checked = v.safeParse(TenantDomainSchema, parseJson(text));
-    if (!checked.success || checked.output.host.toLowerCase() !== host) return false;
-    this.#good.set(host, { domain: checked.output, text });
+    // A stored block holds its expiry already: no duration to turn into one, so the clock does not matter.
+    const checked = checkEntry(kind, parseJson(text), 0);
+    if (!checked.ok || checked.name !== name) return false;
+    good.set(name, { value: checked.value, text });
     return true;
   }
 
-  #publish(invalid: number): void {
+  /** What the touched kinds feed: routes for domains, the WAF policy for rules, exclusions and allows, the blocklist for blocks. */
+  #publish(touched: ReadonlySet<EntryKind>, invalid: number): void {
     this.#applied = this.#replica.doc.heads();
     if (invalid > 0) {
       metrics().tenantInvalidEntries.inc(invalid);
       this.#o.log.warn({ invalid }, 'tenants: entries that fail the checks keep their last good value');
     }
     metrics().tenantHistoryOps.set(this.#replica.doc.historyOps());
-    this.#o.onRoutes(
-      [...this.#good.values()].map(({ domain: d }) => (d.waf_mode === undefined ? { hosts: [d.host], origins: d.origins } : { hosts: [d.host], origins: d.origins, waf: d.waf_mode })),
-    );
+    if (touched.has('domain')) this.#o.onRoutes([...this.#good.domain.values()].map(({ value: d }) => routeOf({ ...d, hosts: [d.host] })));
+    if (touched.has('rule') || touched.has('exclusion') || touched.has('allow')) {
+      this.#o.onPolicy({
+        rules: [...this.#good.rule.values()].map((g) => g.value),
+        exclusions: [...this.#good.exclusion.values()].map(({ value: { name: _, ...exclusion } }) => exclusion),
+        allowlist: [...this.#good.allow.values()].map(({ value: { name: _, ...allow } }) => allow),
+      });
+    }
+    if (touched.has('block')) this.#o.onBlocks(new Map([...this.#good.block.values()].map(({ value: b }) => [b.cidr, b.expires_at ?? null])));
   }
 
   #scheduleSave(): void {
@@ -280,10 +323,6 @@ function loadReplicaState(o: TenantsOptions, generation: number): ReplicaState |
     return undefined;
   }
   return { actors: actors as string[], roster: roster as Record<string, number> };
-}
-
-function settingsOf(d: TenantDomain): TenantDomain {
-  return d.waf_mode === undefined ? { host: d.host.toLowerCase(), origins: d.origins } : { host: d.host.toLowerCase(), origins: d.origins, waf_mode: d.waf_mode };
 }
 
 function loadDoc(o: TenantsOptions): ConfigDoc {

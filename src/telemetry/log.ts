@@ -92,8 +92,8 @@ export type SecurityEvent =
     }
   | { event: 'ip.blocked'; ip: string; durationSec: number | null; source: 'admin' | 'api' | 'config' | 'rate_limit_local' | 'rate_limit_fleet' }
   | { event: 'ip.unblocked'; ip: string; source: 'admin' | 'api' | 'expiry' }
-  | { event: 'cidr.blocked'; cidr: string; durationSec: number | null; source: 'admin' | 'api' }
-  | { event: 'cidr.unblocked'; cidr: string; source: 'admin' | 'api' | 'expiry' }
+  | { event: 'cidr.blocked'; cidr: string; durationSec: number | null; source: 'admin' | 'api' | 'fleet' }
+  | { event: 'cidr.unblocked'; cidr: string; source: 'admin' | 'api' | 'expiry' | 'fleet' }
   | { event: 'admin.rejected'; code: string; detail: string }
   /** An HTTP/2 session ended for abuse: rapid reset, a CONTINUATION flood, or another protocol violation. */
   | { event: 'h2.goaway'; reason: 'h2_rapid_reset' | 'h2_continuation_flood' | 'h2_protocol_error'; clientIp: string; detail: string }

@@ -57,8 +57,8 @@ describe('ConfigSync (property)', () => {
           for (const edit of edits) {
             const r = replicas[edit.replica % count]!;
             const value = edit.value === null ? null : JSON.stringify({ origins: [`http://10.0.0.${edit.value}:80`] });
-            if (value === null) r.doc.removeDomains([edit.host]);
-            else r.doc.upsertDomains([[edit.host, value]]);
+            if (value === null) r.doc.remove('domain', [edit.host]);
+            else r.doc.put('domain', [[edit.host, value]]);
             const writes = lastWrite.get(edit.host) ?? [];
             writes.push({ replica: edit.replica % count, value });
             lastWrite.set(edit.host, writes);
@@ -73,12 +73,12 @@ describe('ConfigSync (property)', () => {
             await s.waitAll();
           }
           const reference = replicas.reduce((merged, r) => A.merge(merged, A.clone(r.doc.doc)), A.clone(replicas[0]!.doc.doc));
-          const expected = Object.fromEntries([...ConfigDoc.load(A.save(reference)).domains()].sort());
-          for (const r of replicas) expect(Object.fromEntries([...r.doc.domains()].sort())).toEqual(expected);
+          const expected = Object.fromEntries([...ConfigDoc.load(A.save(reference)).entries('domain')].sort());
+          for (const r of replicas) expect(Object.fromEntries([...r.doc.entries('domain')].sort())).toEqual(expected);
           for (const [host, writes] of lastWrite) {
             if (new Set(writes.map((w) => w.replica)).size !== 1) continue;
             const last = writes.at(-1)!.value;
-            expect(replicas[0]!.doc.domains().get(host) ?? null).toBe(last);
+            expect(replicas[0]!.doc.entries('domain').get(host) ?? null).toBe(last);
           }
         },
       ),
@@ -88,13 +88,13 @@ describe('ConfigSync (property)', () => {
 
   it('counts and drops what Automerge cannot read, never throwing', () => {
     const doc = ConfigDoc.create();
-    doc.upsertDomains([['a.example', '{}']]);
+    doc.put('domain', [['a.example', '{}']]);
     const sync = new ConfigSync({ doc, send: () => {}, announce: () => {}, onRemoteChange: () => {} });
     let seq = 1;
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
-        const before = JSON.stringify([...doc.domains()]);
-        if (!sync.receive('peer', { epoch: 1, seq: seq++, data: bytes })) expect(JSON.stringify([...doc.domains()])).toBe(before);
+        const before = JSON.stringify([...doc.entries('domain')]);
+        if (!sync.receive('peer', { epoch: 1, seq: seq++, data: bytes })) expect(JSON.stringify([...doc.entries('domain')])).toBe(before);
       }),
       fcParams(300),
     );

@@ -123,6 +123,9 @@ describe('RestApi routing and arguments', () => {
     ['POST', '/api/v1/domains', '{"domains":[{"host":"shop.example","origins":["http://10.0.0.5:8080"]}]}', { cmd: 'domains.upsert', domains: [{ host: 'shop.example', origins: ['http://10.0.0.5:8080'] }] }],
     ['DELETE', '/api/v1/domains', '{"hosts":["shop.example"]}', { cmd: 'domains.remove', hosts: ['shop.example'] }],
     ['POST', '/api/v1/domains/compact', '', { cmd: 'domains.compact' }],
+    ['GET', '/api/v1/policy?limit=3', '', { cmd: 'policy.list', limit: 3 }],
+    ['POST', '/api/v1/policy', '{"kind":"block","entries":[{"cidr":"203.0.113.0/24"}]}', { cmd: 'policy.upsert', kind: 'block', entries: [{ cidr: '203.0.113.0/24' }] }],
+    ['DELETE', '/api/v1/policy', '{"kind":"rule","names":["100"]}', { cmd: 'policy.remove', kind: 'rule', names: ['100'] }],
   ])('%s %s %s runs %j', async (method, target, body, command) => {
     const { call, seen } = harness();
     const r = await call(method, target, { body });
@@ -133,7 +136,7 @@ describe('RestApi routing and arguments', () => {
 
   it('covers every route in the table above', () => {
     const tested = new Set(['GET /api/v1/stats', 'GET /api/v1/events', 'GET /api/v1/certificates', 'POST /api/v1/reload', 'GET /api/v1/block-ip', 'POST /api/v1/block-ip', 'DELETE /api/v1/block-ip', 'POST /api/v1/domains/compact']);
-    for (const p of ['GET', 'POST', 'DELETE']) tested.add(`${p} /api/v1/emergency-block`).add(`${p} /api/v1/domains`);
+    for (const p of ['GET', 'POST', 'DELETE']) tested.add(`${p} /api/v1/emergency-block`).add(`${p} /api/v1/domains`).add(`${p} /api/v1/policy`);
     expect(new Set(API_ROUTES.map((r) => `${r.method} ${r.path}`))).toEqual(tested);
   });
 

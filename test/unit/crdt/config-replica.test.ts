@@ -66,7 +66,7 @@ class Net {
 const settings = (n: number): string => JSON.stringify({ origins: [`http://10.0.0.${n}:80`] });
 
 function domainsOf(r: ConfigReplica): Record<string, string> {
-  return Object.fromEntries([...r.doc.domains()].sort());
+  return Object.fromEntries([...r.doc.entries('domain')].sort());
 }
 
 describe('ConfigReplica generations', () => {
@@ -76,10 +76,10 @@ describe('ConfigReplica generations', () => {
     const b = net.add('b');
     const c = net.add('c');
     for (let round = 0; round < 10; round++) {
-      b.doc.upsertDomains(Array.from({ length: 100 }, (_, i) => [`d${i}.example`, settings(round)] as const));
+      b.doc.put('domain', Array.from({ length: 100 }, (_, i) => [`d${i}.example`, settings(round)] as const));
       b.changed();
     }
-    c.doc.removeDomains(['d7.example']);
+    c.doc.remove('domain', ['d7.example']);
     c.changed();
     await net.settle(6);
     const before = domainsOf(a);
@@ -101,16 +101,16 @@ describe('ConfigReplica generations', () => {
     const a = net.add('a');
     const b = net.add('b');
     const c = net.add('c');
-    a.doc.upsertDomains([['shared.example', settings(1)], ['gone.example', settings(1)]]);
+    a.doc.put('domain', [['shared.example', settings(1)], ['gone.example', settings(1)]]);
     a.changed();
     await net.settle(4);
 
     net.cut.add('c');
-    c.doc.upsertDomains([['island.example', settings(3)]]);
-    c.doc.removeDomains(['gone.example']);
+    c.doc.put('domain', [['island.example', settings(3)]]);
+    c.doc.remove('domain', ['gone.example']);
     c.changed();
     expect(await a.compact()).toBe(true);
-    b.doc.upsertDomains([['late.example', settings(2)]]);
+    b.doc.put('domain', [['late.example', settings(2)]]);
     b.changed();
     await net.settle(4);
     expect(b.generation).toBe(1);
@@ -128,12 +128,12 @@ describe('ConfigReplica generations', () => {
     const net = new Net();
     const a = net.add('a');
     const b = net.add('b');
-    a.doc.upsertDomains([['one.example', settings(1)]]);
+    a.doc.put('domain', [['one.example', settings(1)]]);
     a.changed();
     await net.settle(4);
 
     net.cut.add('b');
-    b.doc.upsertDomains([['unsent.example', settings(2)]]);
+    b.doc.put('domain', [['unsent.example', settings(2)]]);
     const saved = b.doc.save();
     const state = b.state();
     net.replicas.delete('b');
@@ -151,11 +151,11 @@ describe('ConfigReplica generations', () => {
     const net = new Net();
     const a = net.add('a');
     const b = net.add('b');
-    a.doc.upsertDomains([['fleet.example', settings(1)]]);
+    a.doc.put('domain', [['fleet.example', settings(1)]]);
     a.changed();
     await net.settle(4);
     expect(await a.compact()).toBe(true);
-    a.doc.upsertDomains([['fleet2.example', settings(1)]]);
+    a.doc.put('domain', [['fleet2.example', settings(1)]]);
     a.changed();
     await net.settle(4);
     expect(await a.compact()).toBe(true);
@@ -164,7 +164,7 @@ describe('ConfigReplica generations', () => {
 
     // A node that ran alone and compacted its own document once.
     const loneDoc = ConfigDoc.create();
-    loneDoc.upsertDomains([['alone.example', settings(9)]]);
+    loneDoc.put('domain', [['alone.example', settings(9)]]);
     net.cut.add('lone');
     const lone = net.add('lone', { doc: loneDoc });
     expect(await lone.compact()).toBe(true);
@@ -185,7 +185,7 @@ describe('ConfigReplica generations', () => {
     await net.settle(WARMUP_TICKS);
     net.cut.add('b');
     for (let round = 0; round < 10; round++) {
-      a.doc.upsertDomains(Array.from({ length: 50 }, (_, i) => [`d${i}.example`, settings(round)] as const));
+      a.doc.put('domain', Array.from({ length: 50 }, (_, i) => [`d${i}.example`, settings(round)] as const));
       a.changed();
     }
     await net.settle(4);
@@ -206,7 +206,7 @@ describe('ConfigReplica generations', () => {
     const net = new Net();
     const a = net.add('a');
     const b = net.add('b');
-    a.doc.upsertDomains([['x.example', settings(1)], ['y.example', settings(2)]]);
+    a.doc.put('domain', [['x.example', settings(1)], ['y.example', settings(2)]]);
     a.changed();
     await net.settle(4);
     net.cut.add('a').add('b');
