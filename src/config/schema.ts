@@ -157,6 +157,13 @@ export const TenantDomainSchema = strictObject({
   origins: v.pipe(v.array(OriginUrl), v.minLength(1), v.maxLength(64)),
   waf_mode: v.optional(WafModeSchema),
   rate_limit: v.optional(RouteRateLimitSchema),
+  /** The domain's own certificate (PEM chain, leaf first) and key, served for its host on every node with TLS on. */
+  tls: v.optional(
+    strictObject({
+      cert: v.pipe(v.string(), v.startsWith('-----BEGIN CERTIFICATE-----', 'expected a PEM certificate chain'), v.maxLength(65_536)),
+      key: v.pipe(v.string(), v.regex(/^-----BEGIN [A-Z ]*PRIVATE KEY-----/, 'expected a PEM private key'), v.maxLength(16_384)),
+    }),
+  ),
 });
 export type TenantDomain = v.InferOutput<typeof TenantDomainSchema>;
 

@@ -22,7 +22,7 @@
 // `announce` to the network with the generation in each message.
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import { ConfigDoc, coveredBy } from './config-doc.ts';
-import { ConfigSync, sameHeads, type SyncEnvelope } from './config-sync.ts';
+import { ConfigSync, MAX_PEERS, sameHeads, type SyncEnvelope } from './config-sync.ts';
 
 export interface CompactionPolicy {
   /** History operations always allowed. */
@@ -154,7 +154,7 @@ export class ConfigReplica {
   }
 
   hello(peer: string, generation: number, heads: string[]): void {
-    if (peer === this.#o.name) return;
+    if (peer === this.#o.name || (this.#roster.size >= MAX_PEERS && !this.#roster.has(peer))) return;
     this.#roster.set(peer, this.#now());
     this.#generationFor(generation)?.sync.hello(peer, heads);
   }
@@ -178,8 +178,9 @@ export class ConfigReplica {
     this.#compacting = true;
     try {
       const snapshot = await this.#current.doc.snapshot(this.#o.pause ?? (() => yieldLoop()));
+      // While it was built, a peer's generation may have arrived (or even been adopted): that one wins.
       const pending = this.pendingGeneration;
-      if (pending !== null && pending >= snapshot.generation()) {
+      if ((pending !== null && pending >= snapshot.generation()) || this.generation >= snapshot.generation()) {
         snapshot.free();
         return false;
       }

@@ -108,7 +108,7 @@ export async function executeAdminCommand(node: SecbeatNode, req: AdminRequest, 
     case 'certs.list':
       return node.certificates(req.limit);
     case 'domains.upsert': {
-      const { upserted, count } = await node.tenantsOrThrow().upsert('domain', req.domains);
+      const { upserted, count } = await node.tenantsOrThrow().upsert('domain', req.domains, 'domains');
       return { upserted, domains: count };
     }
     case 'domains.remove': {
@@ -125,7 +125,7 @@ export async function executeAdminCommand(node: SecbeatNode, req: AdminRequest, 
       return { started: await tenants.compact(), generation: tenants.generation };
     }
     case 'policy.upsert': {
-      const { upserted, count } = await node.tenantsOrThrow().upsert(req.kind, req.entries);
+      const { upserted, count } = await node.tenantsOrThrow().upsert(req.kind, req.entries, 'entries');
       return { kind: req.kind, upserted, entries: count };
     }
     case 'policy.remove': {

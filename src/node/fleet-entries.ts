@@ -3,19 +3,21 @@
 // operator uploads (checked whole before anything is written) and for what arrives from other nodes (checked
 // as it is applied; one that fails keeps its last good value).
 //
-//   domain     TenantDomain {host, origins, waf_mode?, rate_limit?}              name: the host, lower case
+//   domain     TenantDomain {host, origins, waf_mode?, rate_limit?, tls?}        name: the host, lower case
 //   rule       a WAF custom rule {id, name, pattern, action, severity, targets, domains?}   name: the id
 //   exclusion  {name, rule_ids, path?, parameter?, domains?}                     name: its name
 //   allow      {name, cidr?, path?, domains?}: the WAF never inspects these      name: its name
 //   block      {cidr, expires_at?, reason?}: refused at accept on every node    name: the canonical CIDR
 //
 // A rule is compiled on its own when checked, so a pattern the engine cannot run is refused with the
-// compiler's message rather than left out on every thread.
+// compiler's message rather than left out on every thread; a domain's certificate is checked as the
+// certificate loader checks files (chain parses, key matches) and must cover the host.
 import * as v from 'valibot';
 import { TenantDomainSchema, type TenantDomain } from '../config/schema.ts';
 import type { EntryKind } from '../crdt/config-doc.ts';
 import { WafAllowSchema, WafExclusionSchema, WafRuleSchema, type WafPolicy } from '../messages.ts';
 import { formatCidr, parseCidr } from '../net/cidr.ts';
+import { pairProblem } from '../tls/certificate-set.ts';
 import { compileRuleSet } from '../waf/compile.ts';
 import { policyDirectives } from '../waf/custom-rules.ts';
 
@@ -67,6 +69,8 @@ const CHECKS: { [K in EntryKind]: (raw: unknown, nowSec: number) => Checked<K> }
     const parsed = parse(TenantDomainSchema, raw);
     if (!parsed.ok) return parsed;
     const value = { ...parsed.value, host: parsed.value.host.toLowerCase() };
+    const tls = value.tls === undefined ? null : pairProblem(Buffer.from(value.tls.cert), Buffer.from(value.tls.key), value.host);
+    if (tls !== null) return { ok: false, problem: `tls: ${tls}` };
     return { ok: true, name: value.host, value };
   },
   rule: (raw) => {

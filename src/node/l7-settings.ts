@@ -16,7 +16,7 @@ import { compileWaf, type WafMode } from '../http/waf-gate.ts';
 import { WafPolicySchema, type CertificateList, type CertificateSet, type L7Update, type WafPolicy, type WafSettings } from '../messages.ts';
 import { parseCidr } from '../net/cidr.ts';
 import { decode } from '../validation.ts';
-import { CertificateLoader, type CertificateSources } from '../tls/certificate-set.ts';
+import { CertificateLoader, type CertificateSources, type PairFiles } from '../tls/certificate-set.ts';
 import { expiringFirst, pairCount } from '../tls/pem-table.ts';
 import type { FleetPolicy } from './tenants.ts';
 
@@ -35,19 +35,23 @@ export class L7SettingsSource {
   /** [waf] as the config file sets it (its policy file's rules only), and the fleet's policy to go with it. */
   #fileWaf: WafSettings | null;
   #fleetPolicy: FleetPolicy = { rules: [], exclusions: [], allowlist: [] };
+  /** Where the config file's certificates come from (null: TLS off), and the tenant domains' own. */
+  #sources: CertificateSources | null;
+  #tenantCertificates: readonly { host: string; files: PairFiles }[] = [];
 
-  private constructor(cwd: string, certificates: CertificateLoader, settings: L7Settings, configRoutes: L7Update['routes']) {
+  private constructor(cwd: string, certificates: CertificateLoader, settings: L7Settings, config: Readonly<Config>) {
     this.#cwd = cwd;
     this.#certificates = certificates;
     this.#settings = settings;
-    this.#configRoutes = configRoutes;
+    this.#configRoutes = routesOf(config);
     this.#fileWaf = settings.waf;
+    this.#sources = certificateSources(config, cwd);
   }
 
   /** Reads and checks every certificate; rejects with SECBEAT_ERR_TLS_CERT or SECBEAT_ERR_CONFIG_INVALID. */
   static async load(config: Readonly<Config>, cwd: string): Promise<L7SettingsSource> {
     const certificates = new CertificateLoader();
-    return new L7SettingsSource(cwd, certificates, await initialSettings(config, cwd, certificates), routesOf(config));
+    return new L7SettingsSource(cwd, certificates, await initialSettings(config, cwd, certificates), config);
   }
 
   get settings(): L7Settings {
@@ -68,7 +72,8 @@ export class L7SettingsSource {
     const tls = this.#settings.tls;
     // TLS turned off is a restart-only change: until then, the running certificates stay.
     const sources = tls === null ? null : certificateSources(config, this.#cwd);
-    const certificates = tls === null ? null : sources === null ? tls.certificates : await loadCertificates(this.#certificates, tls, sources);
+    const certificates = tls === null ? null : sources === null ? tls.certificates : await loadCertificates(this.#certificates, tls, this.#withTenants(sources));
+    if (sources !== null) this.#sources = sources;
     this.#configRoutes = routesOf(config);
     this.#fileWaf = this.#settings.waf === null ? null : checkedWaf(config, this.#cwd);
     const update: L7Update = { routes: [...this.#configRoutes, ...this.#tenantRoutes], certificates, waf: this.#mergedWaf() };
@@ -98,6 +103,26 @@ export class L7SettingsSource {
     const update: L7Update = { routes: [...this.#configRoutes, ...this.#tenantRoutes], certificates: null, waf };
     this.#settings = withUpdate(this.#settings, update);
     return update;
+  }
+
+  /**
+   * The tenant domains' own certificates (./tenant-certificates.ts writes their files) with the config
+   * file's, as an update for running threads; null with TLS off, where there is nothing to serve them on.
+   * Rejects as a reload does (SECBEAT_ERR_TLS_CERT) and then changes nothing.
+   */
+  async tenantCertificatesUpdate(pairs: readonly { host: string; files: PairFiles }[]): Promise<L7Update | null> {
+    const tls = this.#settings.tls;
+    if (tls === null || this.#sources === null) return null;
+    const certificates = await loadCertificates(this.#certificates, tls, this.#withTenants(this.#sources, pairs));
+    this.#tenantCertificates = pairs;
+    const update: L7Update = { routes: [...this.#configRoutes, ...this.#tenantRoutes], certificates, waf: null };
+    this.#settings = withUpdate(this.#settings, update);
+    return update;
+  }
+
+  /** The config file's certificate sources with the tenants' first: a route of the file naming the same host wins. */
+  #withTenants(sources: CertificateSources, tenants = this.#tenantCertificates): CertificateSources {
+    return { ...sources, routes: [...tenants.map(({ host, files }) => ({ hosts: [host], files })), ...sources.routes] };
   }
 
   /** Fleet rules whose id a rule of the policy file holds (the file's wins). */

@@ -24,6 +24,7 @@ import { WorkerThread, type RuntimeSettings, type ThreadBoot } from '../runtime/
 import { logSecurityEvent, rootLogger, setLogLevel, type Logger } from '../telemetry/log.ts';
 import { collectThreadMetrics, metrics, type MetricsJson } from '../telemetry/metrics.ts';
 import { FleetRateLimiter } from '../ratelimit/fleet-limiter.ts';
+import { TenantCertificateFiles, type TenantPem } from './tenant-certificates.ts';
 import { Tenants, type FleetPolicy } from './tenants.ts';
 import { createRateCountersState } from '../ratelimit/shared-counters.ts';
 import { rateSubject } from '../runtime/subjects.ts';
@@ -123,6 +124,11 @@ export class SecbeatNode {
   /** Networks in the range blocklist because the fleet blocks them (./tenants.ts), to take out when it stops. */
   readonly #fleetBlocked = new Set<string>();
   #fleetPolicyTimer: NodeJS.Timeout | null = null;
+  /** Tenant certificate loads run one after another: each reads the files the previous one left. */
+  #tenantCertificatesApplied: Promise<void> = Promise.resolve();
+  readonly #tenantCertificateFiles: TenantCertificateFiles | null = null;
+  /** What the last load of tenant certificates was given (none at start: the config file's only). */
+  #tenantPems: ReadonlyMap<string, TenantPem> = new Map();
   #resolveStopped: (code: number) => void = () => {};
 
   private constructor(options: NodeOptions, l7: L7SettingsSource | null) {
@@ -147,14 +153,17 @@ export class SecbeatNode {
     this.blocklist = new SharedIpSetWriter(createIpSetState(BLOCKLIST_CAPACITY));
     this.cidrBlocklist = new SharedCidrTableWriter(createCidrTableState(CIDR_TABLE_CAPACITY));
     if (l7 !== null) {
+      const stateDir = resolve(options.source.cwd ?? process.cwd(), config.state.dir);
+      this.#tenantCertificateFiles = new TenantCertificateFiles(stateDir);
       this.#tenants = new Tenants({
-        stateDir: resolve(options.source.cwd ?? process.cwd(), config.state.dir),
+        stateDir,
         region: config.platform.region,
         node: config.platform.node_id,
         log: this.log.child({ component: 'tenants' }),
         onRoutes: (routes) => this.#applyTenantRoutes(routes),
         onPolicy: (policy) => this.#applyFleetPolicy(policy),
         onBlocks: (blocks) => this.#applyFleetBlocks(blocks),
+        onCertificates: (pairs) => this.#applyTenantCertificates(pairs),
         compactAfterOps: config.state.compact_after_ops,
       });
     }
@@ -247,6 +256,8 @@ export class SecbeatNode {
     await node.#startNats();
     node.#startRateLimiter();
     node.#tenants?.attach(node.#nats);
+    // Threads boot with the tenants' certificates loaded from the saved document.
+    await node.#tenantCertificatesApplied;
     await node.root.start((reason) => {
       node.log.fatal({ reason }, 'root supervisor gave up; stopping the node');
       void node.shutdown(0, 1);
@@ -422,6 +433,32 @@ export class SecbeatNode {
   }
 
   /**
+   * Tenant domains' own certificates changed: their files brought up to date under the state directory, then
+   * loaded with the config file's (only changed pairs are read and checked again) for threads booting from
+   * now on and for the running ones. With TLS off there is nothing to serve them on.
+   */
+  #applyTenantCertificates(pairs: ReadonlyMap<string, TenantPem>): void {
+    const l7 = this.#l7;
+    // Most domain changes leave every certificate as it was (most nodes have none): no reload for them.
+    if (l7 === null || samePems(this.#tenantPems, pairs)) return;
+    this.#tenantPems = pairs;
+    const files = this.#tenantCertificateFiles!;
+    this.#tenantCertificatesApplied = this.#tenantCertificatesApplied.then(async () => {
+      try {
+        const update = await l7.tenantCertificatesUpdate(files.sync(pairs));
+        if (update === null) {
+          if (pairs.size > 0) this.log.info({ domains: pairs.size }, 'tenant domains carry certificates; this node runs with TLS off and does not serve them');
+          return;
+        }
+        if (this.root?.status !== 'running') return;
+        for (const line of await this.#reconfigureListeners(update)) this.log.warn(line);
+      } catch (error) {
+        this.log.error({ err: error }, 'tenant certificates not applied; the ones in use stay');
+      }
+    });
+  }
+
+  /**
    * The fleet's blocked networks changed: into the range blocklist every thread checks at accept, each with
    * its expiry; a network the fleet no longer blocks comes out (only those this node put in for the fleet).
    */
@@ -573,6 +610,15 @@ function changedKeys(a: unknown, b: unknown, prefix = ''): string[] {
  * L7 mode's thread settings (certificate files read and checked); null in TCP mode. Loaded on demand: the
  * certificate checks pull node:tls into the main isolate, about 4 MB of RSS that TCP mode has no use for.
  */
+function samePems(a: ReadonlyMap<string, TenantPem>, b: ReadonlyMap<string, TenantPem>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [host, pem] of a) {
+    const other = b.get(host);
+    if (other?.cert !== pem.cert || other.key !== pem.key) return false;
+  }
+  return true;
+}
+
 export async function l7SettingsFor(options: NodeOptions): Promise<L7SettingsSource | null> {
   if (options.config.server.mode !== 'l7') return null;
   const { L7SettingsSource } = await import('./l7-settings.ts');

@@ -32,6 +32,7 @@ import type { Logger } from '../telemetry/log.ts';
 import { metrics } from '../telemetry/metrics.ts';
 import { canonicalName, checkEntry, type FleetValues } from './fleet-entries.ts';
 import { routeOf } from './l7-settings.ts';
+import type { TenantPem } from './tenant-certificates.ts';
 
 /** The WAF policy the fleet's entries make, to go with the config file's. */
 export type FleetPolicy = Pick<WafPolicy, 'rules' | 'exclusions' | 'allowlist'>;
@@ -47,6 +48,8 @@ export interface TenantsOptions {
   onPolicy: (policy: FleetPolicy) => void;
   /** The fleet's blocked networks (CIDR → expiry in seconds since the epoch, null: none), after each change of one. */
   onBlocks: (blocks: ReadonlyMap<string, number | null>) => void;
+  /** Host → the domain's own certificate, for every domain carrying one, after each change of a domain. */
+  onCertificates: (pairs: ReadonlyMap<string, TenantPem>) => void;
   /** History operations beyond twice the entries that start a compaction; 0: only when asked. */
   compactAfterOps: number;
 }
@@ -126,17 +129,17 @@ export class Tenants {
   }
 
   /**
-   * Checks every entry (refusing the call whole, naming up to ten, when any fails), then writes them all in
-   * changes of MAX_ENTRIES_PER_CHANGE, the loop free between.
+   * Checks every entry (refusing the call whole, naming up to ten by their place in the request's `field`,
+   * when any fails), then writes them all in changes of MAX_ENTRIES_PER_CHANGE, the loop free between.
    */
-  async upsert(kind: EntryKind, raw: readonly unknown[]): Promise<{ upserted: number; count: number }> {
+  async upsert(kind: EntryKind, raw: readonly unknown[], field: string): Promise<{ upserted: number; count: number }> {
     const entries: [string, string][] = [];
     const problems: string[] = [];
     const nowSec = Math.floor(Date.now() / 1000);
     raw.forEach((item, i) => {
       const checked = checkEntry(kind, item, nowSec);
       if (checked.ok) entries.push([checked.name, JSON.stringify(checked.value)]);
-      else problems.push(`${kind}[${i}]: ${checked.problem}`);
+      else problems.push(`${field}[${i}]: ${checked.problem}`);
     });
     if (problems.length > 0) {
       const more = problems.length > 10 ? ` (and ${problems.length - 10} more)` : '';
@@ -236,7 +239,11 @@ export class Tenants {
       this.#o.log.warn({ invalid }, 'tenants: entries that fail the checks keep their last good value');
     }
     metrics().tenantHistoryOps.set(this.#replica.doc.historyOps());
-    if (touched.has('domain')) this.#o.onRoutes([...this.#good.domain.values()].map(({ value: d }) => routeOf({ ...d, hosts: [d.host] })));
+    if (touched.has('domain')) {
+      const domains = [...this.#good.domain.values()].map((g) => g.value);
+      this.#o.onRoutes(domains.map((d) => routeOf({ ...d, hosts: [d.host] })));
+      this.#o.onCertificates(new Map(domains.flatMap((d) => (d.tls === undefined ? [] : [[d.host, d.tls] as const]))));
+    }
     if (touched.has('rule') || touched.has('exclusion') || touched.has('allow')) {
       this.#o.onPolicy({
         rules: [...this.#good.rule.values()].map((g) => g.value),

@@ -3,15 +3,20 @@
 // PL1, blocking) and the rate limit on, behind a trusted proxy (the test, naming clients by X-Forwarded-For).
 // A network blocked on one node is refused on the other and served again once removed there; a custom WAF
 // rule uploaded on one node refuses matching requests on the other, and an allow entry exempts a path; a
-// rule the engine cannot compile is refused whole; a domain's own rate limit applies on it alone.
+// rule the engine cannot compile is refused whole; a domain's own certificate uploaded on one node is served
+// for its host by the other, replaced and removed with no restart; a domain's own rate limit applies on it
+// alone.
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { regionPorts, startRegionServers, type RegionServer } from '../../scripts/lib/regions.ts';
+import { testCert } from '../helpers/certs.ts';
 import { startNode, type NodeProcess } from '../helpers/node-process.ts';
+import { freePort } from '../helpers/ports.ts';
+import { fingerprintOf, handshakeAndGet } from '../helpers/tls-client.ts';
 import { until } from '../helpers/wait.ts';
 
 async function status(port: number, path: string, client: string, host = 'app.example'): Promise<number> {
@@ -25,6 +30,8 @@ describe('fleet policy across two regions', () => {
   let origin: Server;
   let servers: RegionServer[] = [];
   const nodes: NodeProcess[] = [];
+  const tlsPorts: number[] = [];
+  const fallback = testCert(['default.example']);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'secbeat-fleet-policy-'));
@@ -32,10 +39,19 @@ describe('fleet policy across two regions', () => {
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     const originPort = (origin.address() as { port: number }).port;
     servers = await startRegionServers(await regionPorts(['us-east', 'eu-west']), dir);
+    writeFileSync(join(dir, 'default.pem'), fallback.cert);
+    writeFileSync(join(dir, 'default.key'), fallback.key);
     for (const [i, server] of servers.entries()) {
+      tlsPorts.push(await freePort());
       const toml = `
+[tls]
+enabled = true
+cert_path = "${join(dir, 'default.pem')}"
+key_path = "${join(dir, 'default.key')}"
+
 [l7]
 trusted_proxies = ["127.0.0.0/8"]
+tls_bind_address = "127.0.0.1:${tlsPorts[i]}"
 
 [waf]
 enabled = true
@@ -97,16 +113,46 @@ urls = ["${server.url}"]
     const bad = { id: 4301, name: 'broken', pattern: '(unclosed', action: 'block', targets: ['args'] };
     const reply = await nodes[0]!.admin({ cmd: 'policy.upsert', kind: 'rule', entries: [good, bad] });
     expect(reply.ok).toBe(false);
-    expect(reply.error?.message).toMatch(/rule\[1\]: rule 4301/);
+    expect(reply.error?.message).toMatch(/entries\[1\]: rule 4301/);
     expect(await nodes[0]!.admin({ cmd: 'policy.list', limit: 5 })).toMatchObject({ result: { rule: { count: 1 } } });
   });
+
+  it('serves a domain\'s own certificate on every node, replaced and removed with no restart', async () => {
+    const originPort = (origin.address() as { port: number }).port;
+    const [east, west] = [nodes[0]!, nodes[1]!];
+    const first = testCert(['secure.example']);
+    const second = testCert(['secure.example', 'www.secure.example']);
+    const domain = (pem: { cert: Buffer; key: Buffer } | null) => ({
+      host: 'secure.example',
+      origins: [`http://127.0.0.1:${originPort}`],
+      ...(pem === null ? {} : { tls: { cert: pem.cert.toString(), key: pem.key.toString() } }),
+    });
+    const served = async (i: number) => (await handshakeAndGet(tlsPorts[i]!, 'secure.example', { verifyName: false })).fingerprint;
+
+    expect(await served(1)).toBe(fingerprintOf(fallback));
+    expect((await east.admin({ cmd: 'domains.upsert', domains: [domain(first)] })).ok).toBe(true);
+    await until(async () => (await served(1)) === fingerprintOf(first), 'the certificate on eu-west', 20_000, 200);
+    const answer = await handshakeAndGet(tlsPorts[1]!, 'secure.example');
+    expect(answer).toMatchObject({ status: 200, body: 'ok' });
+
+    expect((await west.admin({ cmd: 'domains.upsert', domains: [domain(second)] })).ok).toBe(true);
+    await until(async () => (await served(0)) === fingerprintOf(second), 'the replacement on us-east', 20_000, 200);
+    expect((await east.admin({ cmd: 'domains.upsert', domains: [domain(null)] })).ok).toBe(true);
+    await until(async () => (await served(1)) === fingerprintOf(fallback), 'the default again on eu-west', 20_000, 200);
+
+    const foreign = testCert(['other.example']);
+    const refused = await east.admin({ cmd: 'domains.upsert', domains: [domain(foreign)] });
+    expect(refused.ok).toBe(false);
+    expect(refused.error?.message).toMatch(/tls: certificate does not cover secure\.example \(it names other\.example\)/);
+  }, 60_000);
 
   it('applies a domain\'s own rate limit on that domain only', async () => {
     const originPort = (origin.address() as { port: number }).port;
     const domain = { host: 'limited.example', origins: [`http://127.0.0.1:${originPort}`], rate_limit: { requests: 3 } };
     expect((await nodes[0]!.admin({ cmd: 'domains.upsert', domains: [domain] })).ok).toBe(true);
     const west = nodes[1]!;
-    await until(async () => (await west.admin({ cmd: 'domains.list', limit: 5 })).result !== undefined && ((await west.admin({ cmd: 'domains.list', limit: 5 })).result as { domains: number }).domains === 1, 'the domain on eu-west', 20_000, 200);
+    const hosts = async () => ((await west.admin({ cmd: 'domains.list', limit: 10 })).result as { first: { host: string }[] }).first.map((d) => d.host);
+    await until(async () => (await hosts()).includes('limited.example'), 'the domain on eu-west', 20_000, 200);
     const limited: number[] = [];
     for (let i = 0; i < 10; i++) limited.push(await status(west.port, '/', '192.0.2.50', 'limited.example'));
     const other: number[] = [];

@@ -21,6 +21,8 @@ describe('checkEntry', () => {
   it.each([
     ['domain', { host: 'bad host', origins: ['http://x:1'] }, /host/],
     ['domain', { host: 'a.example', origins: ['http://x:1'], rate_limit: { requests: 0 } }, /rate_limit\.requests/],
+    ['domain', { host: 'a.example', origins: ['http://x:1'], tls: { cert: '-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n', key: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n' } }, /^tls: .*does not parse/],
+    ['domain', { host: 'a.example', origins: ['http://x:1'], tls: { cert: 'hello', key: 'x' } }, /tls\.cert expected a PEM certificate chain/],
     ['rule', { id: 5, name: 'broken', pattern: '(unclosed', action: 'block', targets: ['args'] }, /^rule 5: /],
     ['rule', { id: 5, name: 'n', pattern: 'x', action: 'explode', targets: ['args'] }, /action/],
     ['exclusion', { rule_ids: [1] }, /name/],
