@@ -45,6 +45,31 @@ export interface EntryChange {
  */
 export const MAX_ENTRIES_PER_CHANGE = 1_000;
 
+/**
+ * ... and of at most this many bytes of settings: a change travels whole in one sync message, which the
+ * transport bounds (./config-sync.ts), and a thousand domains with their own certificates are megabytes.
+ */
+export const MAX_CHANGE_BYTES = 256 * 1024;
+
+/** `entries` cut into runs of at most MAX_ENTRIES_PER_CHANGE entries and MAX_CHANGE_BYTES of text (one entry may pass it alone). */
+export function changeBatches<T extends readonly [string, string]>(entries: readonly T[]): T[][] {
+  const out: T[][] = [];
+  let batch: T[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    const size = entry[0].length + entry[1].length;
+    if (batch.length > 0 && (batch.length >= MAX_ENTRIES_PER_CHANGE || bytes + size > MAX_CHANGE_BYTES)) {
+      out.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(entry);
+    bytes += size;
+  }
+  if (batch.length > 0) out.push(batch);
+  return out;
+}
+
 /** The entry that marks a snapshot complete and says what it holds; written last, in its own change. */
 export const META_KEY = 'meta:generation';
 
@@ -194,8 +219,7 @@ export class ConfigDoc {
 
   /**
    * A new generation's document: this one's entries as they are now, in changes made the same way on every
-   * node (an actor named by the generation and heads, time 0, keys sorted, MAX_ENTRIES_PER_CHANGE per
-   * change, the mark last), so two nodes that compact the same state build the same document; `pause` runs
+   * node (an actor named by the generation and heads, time 0, keys sorted, changeBatches() per change, the mark last), so two nodes that compact the same state build the same document; `pause` runs
    * between changes. The result carries a fresh actor of its own for this replica's later changes.
    */
   async snapshot(pause: () => Promise<void>): Promise<ConfigDoc> {
@@ -215,10 +239,10 @@ export class ConfigDoc {
 
     const options = { time: 0 };
     let doc = A.init<ConfigRoot>({ actor });
-    for (let i = 0; i < entries.length; i += MAX_ENTRIES_PER_CHANGE) {
+    for (const [i, batch] of changeBatches(entries).entries()) {
       if (i > 0) await pause();
       doc = A.change(doc, options, (d) => {
-        for (const [key, value] of entries.slice(i, i + MAX_ENTRIES_PER_CHANGE)) d[key] = new A.ImmutableString(value);
+        for (const [key, value] of batch) d[key] = new A.ImmutableString(value);
       });
     }
     doc = A.change(doc, options, (d) => {

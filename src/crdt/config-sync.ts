@@ -34,7 +34,9 @@ export interface SyncEnvelope {
   epoch: number;
   /** Per sender and receiver, from 1. */
   seq: number;
+  /** An Automerge sync message, or (changes: true) a run of changes the peer lacks (see changeRuns). */
   data: Uint8Array;
+  changes?: boolean;
 }
 
 export interface ConfigSyncOptions {
@@ -45,6 +47,8 @@ export interface ConfigSyncOptions {
   onRemoteChange: () => void;
   /** This replica's incarnation (default: the time it was created). */
   epoch?: number;
+  /** Largest `data` sent (default MAX_SYNC_MESSAGE_BYTES). */
+  maxMessageBytes?: number;
 }
 
 interface Peer {
@@ -61,6 +65,8 @@ interface Peer {
   /** Both sides' heads at the last tick, and for how many ticks in a row they have not moved. */
   seen: string;
   stuck: number;
+  /** The tick at which changes were last sent to it in runs (the sync message was too large). */
+  bulkTick: number;
 }
 
 /**
@@ -76,14 +82,27 @@ export const MAX_PEERS = 1_024;
 /** The interval at which the owner should call tick(). */
 export const DEFAULT_CONFIG_SYNC_INTERVAL_MS = 500;
 
+/**
+ * Largest message data: the node's transport drops inbound payloads past 1 MiB, and the data travels in
+ * base64 within JSON. Automerge puts every change a peer lacks in one sync message (a first sync of 100,000
+ * domains is about 1 MB); past this the changes go in runs of at most this size instead (`changes`), loaded
+ * by the peer in any order (Automerge holds a change until its dependencies arrive), and the sync protocol
+ * takes over once the peer's heads have moved.
+ */
+export const MAX_SYNC_MESSAGE_BYTES = 512 * 1024;
+
+/** Ticks before runs of changes are sent to a peer again, when its heads have not moved since. */
+const BULK_RESEND_TICKS = 4;
+
 export class ConfigSync {
   readonly #o: Required<ConfigSyncOptions>;
   readonly #peers = new Map<string, Peer>();
   #malformed = 0;
   #stale = 0;
+  #ticks = 0;
 
   constructor(options: ConfigSyncOptions) {
-    this.#o = { epoch: Date.now(), ...options };
+    this.#o = { epoch: Date.now(), maxMessageBytes: MAX_SYNC_MESSAGE_BYTES, ...options };
   }
 
   /** Messages dropped since start because Automerge could not read them. */
@@ -107,6 +126,7 @@ export class ConfigSync {
 
   /** Announces this replica's heads and resends to every peer that is not known to be level with it. */
   tick(): void {
+    this.#ticks++;
     const heads = this.#o.doc.heads();
     this.#o.announce(heads);
     for (const [name, peer] of this.#peers) {
@@ -161,9 +181,15 @@ export class ConfigSync {
     peer.takenSeq = envelope.seq;
     const before = this.#o.doc.heads();
     try {
-      const [doc, state] = A.receiveSyncMessage(this.#o.doc.doc, peer.state, envelope.data);
-      this.#o.doc.doc = doc;
-      peer.state = state;
+      if (envelope.changes === true) {
+        const changes = unpackRun(envelope.data);
+        if (changes === null) throw new RangeError('not a run of changes');
+        [this.#o.doc.doc] = A.applyChanges(this.#o.doc.doc, changes);
+      } else {
+        const [doc, state] = A.receiveSyncMessage(this.#o.doc.doc, peer.state, envelope.data);
+        this.#o.doc.doc = doc;
+        peer.state = state;
+      }
       peer.heard = true;
     } catch {
       this.#malformed++;
@@ -177,7 +203,7 @@ export class ConfigSync {
     let peer = this.#peers.get(name);
     if (peer === undefined) {
       if (this.#peers.size >= MAX_PEERS) return null;
-      peer = { state: A.initSyncState(), heads: [], sent: 0, takenEpoch: 0, takenSeq: 0, heard: false, seen: '', stuck: 0 };
+      peer = { state: A.initSyncState(), heads: [], sent: 0, takenEpoch: 0, takenSeq: 0, heard: false, seen: '', stuck: 0, bulkTick: -BULK_RESEND_TICKS };
       this.#peers.set(name, peer);
     }
     return peer;
@@ -185,9 +211,73 @@ export class ConfigSync {
 
   #sendTo(name: string, peer: Peer): void {
     const [state, message] = A.generateSyncMessage(this.#o.doc.doc, peer.state);
-    peer.state = state;
-    if (message !== null) this.#o.send(name, { epoch: this.#o.epoch, seq: ++peer.sent, data: message });
+    if (message === null) {
+      peer.state = state;
+    } else if (message.length <= this.#o.maxMessageBytes) {
+      peer.state = state;
+      this.#o.send(name, { epoch: this.#o.epoch, seq: ++peer.sent, data: message });
+    } else if (this.#ticks - peer.bulkTick >= BULK_RESEND_TICKS) {
+      // Too large for the transport: the changes since what both sides share, in runs. The sync state stays as
+      // it was, so the next message is built from what the peer says it has once it has loaded them.
+      peer.bulkTick = this.#ticks;
+      const doc = this.#o.doc.doc;
+      const shared = A.decodeSyncState(A.encodeSyncState(peer.state)).sharedHeads;
+      for (const run of changeRuns(A.getChangesSince(doc, A.hasHeads(doc, shared) ? shared : []), this.#o.maxMessageBytes)) {
+        this.#o.send(name, { epoch: this.#o.epoch, seq: ++peer.sent, data: run, changes: true });
+      }
+    }
   }
+}
+
+/** Bytes of the length before each change in a run. */
+const FRAME = 4;
+
+/**
+ * Changes packed into runs of at most `max` bytes, each change after its length (4 bytes, big-endian), so
+ * the receiver hands Automerge each change on its own and one that does not parse is refused (Automerge's
+ * own incremental format skips what it cannot read, silently). A change larger than `max` goes alone.
+ */
+function changeRuns(changes: readonly Uint8Array[], max: number): Uint8Array[] {
+  const runs: Uint8Array[] = [];
+  let run: Uint8Array[] = [];
+  let bytes = 0;
+  const flush = (): void => {
+    if (run.length === 0) return;
+    const out = new Uint8Array(bytes);
+    const view = new DataView(out.buffer);
+    let at = 0;
+    for (const change of run) {
+      view.setUint32(at, change.length);
+      out.set(change, at + FRAME);
+      at += FRAME + change.length;
+    }
+    runs.push(out);
+    run = [];
+    bytes = 0;
+  };
+  for (const change of changes) {
+    if (bytes + FRAME + change.length > max) flush();
+    run.push(change);
+    bytes += FRAME + change.length;
+  }
+  flush();
+  return runs;
+}
+
+/** The changes of a run (untrusted bytes); null when the framing does not add up. */
+function unpackRun(data: Uint8Array): Uint8Array[] | null {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const out: Uint8Array[] = [];
+  let at = 0;
+  while (at < data.length) {
+    if (at + FRAME > data.length) return null;
+    const length = view.getUint32(at);
+    at += FRAME;
+    if (length === 0 || at + length > data.length) return null;
+    out.push(data.subarray(at, at + length));
+    at += length;
+  }
+  return out.length > 0 ? out : null;
 }
 
 export function sameHeads(a: readonly string[], b: readonly string[]): boolean {

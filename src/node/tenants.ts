@@ -16,12 +16,13 @@
 // - The fleet compacts the document when its history outgrows it ([state] compact_after_ops,
 //   ../crdt/config-replica.ts); a node moved to a new generation re-checks only the entries whose text differs.
 // - Wire format (subjects in ../runtime/subjects.ts), decoded by hand with bounds, malformed counted:
-//   hello {from, generation, heads}; sync {from, generation, epoch, seq, data (base64)}. A message without a
-//   generation is of generation 0 (nodes from before compaction).
+//   hello {from, generation, heads}; sync {from, generation, epoch, seq, data (base64), changes?: true (data
+//   is a run of changes, not a sync message)}. A message without a generation is of generation 0 (nodes from
+//   before compaction).
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
-import { ConfigDoc, ENTRY_KINDS, MAX_ENTRIES_PER_CHANGE, type EntryKind } from '../crdt/config-doc.ts';
+import { changeBatches, ConfigDoc, ENTRY_KINDS, type EntryKind } from '../crdt/config-doc.ts';
 import { ConfigReplica, type GenerationChange, type ReplicaState } from '../crdt/config-replica.ts';
 import { DEFAULT_CONFIG_SYNC_INTERVAL_MS, type SyncEnvelope } from '../crdt/config-sync.ts';
 import { SecbeatError } from '../errors.ts';
@@ -130,7 +131,7 @@ export class Tenants {
 
   /**
    * Checks every entry (refusing the call whole, naming up to ten by their place in the request's `field`,
-   * when any fails), then writes them all in changes of MAX_ENTRIES_PER_CHANGE, the loop free between.
+   * when any fails), then writes them all in changes of changeBatches(), the loop free between.
    */
   async upsert(kind: EntryKind, raw: readonly unknown[], field: string): Promise<{ upserted: number; count: number }> {
     const entries: [string, string][] = [];
@@ -145,9 +146,9 @@ export class Tenants {
       const more = problems.length > 10 ? ` (and ${problems.length - 10} more)` : '';
       throw new SecbeatError('SECBEAT_ERR_ADMIN_INVALID_ARGS', `nothing applied, ${problems.length} invalid: ${problems.slice(0, 10).join(' | ')}${more}`);
     }
-    for (let i = 0; i < entries.length; i += MAX_ENTRIES_PER_CHANGE) {
+    for (const [i, batch] of changeBatches(entries).entries()) {
       if (i > 0) await yieldLoop();
-      this.#replica.doc.put(kind, entries.slice(i, i + MAX_ENTRIES_PER_CHANGE));
+      this.#replica.doc.put(kind, batch);
     }
     this.#changed();
     this.#replica.changed();
@@ -275,7 +276,8 @@ export class Tenants {
 
   #send(generation: number, peer: string, envelope: SyncEnvelope): void {
     const [region, node] = splitPeer(peer);
-    const text = JSON.stringify({ from: this.#self, generation, epoch: envelope.epoch, seq: envelope.seq, data: Buffer.from(envelope.data).toString('base64') });
+    const data = Buffer.from(envelope.data).toString('base64');
+    const text = JSON.stringify({ from: this.#self, generation, epoch: envelope.epoch, seq: envelope.seq, data, ...(envelope.changes === true ? { changes: true } : {}) });
     this.#nats?.broadcast(configSyncSubject(region, node), text);
   }
 
@@ -289,13 +291,21 @@ export class Tenants {
   }
 
   #onSync(text: string): void {
-    const m = parseJson(text) as { from?: unknown; generation?: unknown; epoch?: unknown; seq?: unknown; data?: unknown } | null;
+    const m = parseJson(text) as { from?: unknown; generation?: unknown; epoch?: unknown; seq?: unknown; data?: unknown; changes?: unknown } | null;
     const generation = generationOf(m?.generation);
     // Its size is bounded already: the transport drops inbound payloads past 1 MiB unread.
-    if (m === null || generation === null || !isPeer(m.from) || !Number.isSafeInteger(m.epoch) || !Number.isSafeInteger(m.seq) || typeof m.data !== 'string') {
+    if (
+      m === null ||
+      generation === null ||
+      !isPeer(m.from) ||
+      !Number.isSafeInteger(m.epoch) ||
+      !Number.isSafeInteger(m.seq) ||
+      typeof m.data !== 'string' ||
+      (m.changes !== undefined && m.changes !== true)
+    ) {
       return void metrics().tenantSyncMalformed.inc();
     }
-    const envelope = { epoch: m.epoch as number, seq: m.seq as number, data: Buffer.from(m.data, 'base64') };
+    const envelope = { epoch: m.epoch as number, seq: m.seq as number, data: Buffer.from(m.data, 'base64'), changes: m.changes === true };
     if (!this.#replica.receive(m.from, generation, envelope)) metrics().tenantSyncMalformed.inc();
   }
 }

@@ -29,7 +29,9 @@ describe('ConfigSync (property)', () => {
           { maxLength: 25 },
         ),
         fc.array(fc.boolean(), { minLength: 1, maxLength: 64 }),
-        async (s, count, edits: Edit[], dropPattern) => {
+        // Unbounded, or so small that most syncs go as runs of changes (the path for large documents).
+        fc.constantFrom(undefined, 600),
+        async (s, count, edits: Edit[], dropPattern, maxMessageBytes) => {
           let healed = false;
           let sent = 0;
           // Before the heal, some messages are dropped (the pattern says which) and every other one may come twice.
@@ -50,6 +52,7 @@ describe('ConfigSync (property)', () => {
                 for (let j = 0; j < count; j++) if (j !== i) deliver(`r${i} hello→r${j}`, () => replicas[j]!.sync.hello(`r${i}`, heads));
               },
               onRemoteChange: () => {},
+              ...(maxMessageBytes === undefined ? {} : { maxMessageBytes }),
             });
             replicas.push({ doc, sync });
           }
