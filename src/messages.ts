@@ -470,7 +470,8 @@ export const EVENT_FILTERS = ['all', 'attack'] as const;
 export type EventFilter = (typeof EVENT_FILTERS)[number];
 
 /** Kinds of fleet policy entry (`policy.*`); domains have their own commands. */
-const PolicyKindSchema = v.picklist(['rule', 'exclusion', 'allow', 'block']);
+export const POLICY_KINDS = ['rule', 'exclusion', 'allow', 'block'] as const;
+const PolicyKindSchema = v.picklist(POLICY_KINDS);
 
 /** Domains one `domains.upsert` or `domains.remove` call may carry (a 20,000-domain upload is about 1.4 MB of JSON). */
 export const MAX_DOMAINS_PER_CALL = 20_000;

@@ -139,9 +139,9 @@ export class ConfigDoc {
   }
 
   /**
-   * The current generation's snapshot marks, malformed ones skipped: one
-   * after a compaction, several when snapshots taken apart were merged, none for a document never compacted.
-   * (A document merged across lineages also holds the marks of older generations; they say nothing now.)
+   * The current generation's snapshot marks, malformed ones skipped: one after a compaction, several when
+   * snapshots taken apart were merged, none for a document never compacted. (A document merged across
+   * lineages also holds the marks of older generations; they say nothing now.)
    */
   metas(): GenerationMeta[] {
     const conflicts = A.getConflicts(this.#doc, META_KEY);

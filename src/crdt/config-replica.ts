@@ -82,6 +82,8 @@ export interface ConfigReplicaOptions {
   now?: () => number;
   /** Runs between a snapshot's changes. */
   pause?: () => Promise<void>;
+  /** A compaction started by tick() failed (the replica stays on its generation). */
+  onError?: (error: unknown) => void;
   epoch?: number;
 }
 
@@ -145,7 +147,7 @@ export class ConfigReplica {
       if (++this.#pending.age > PENDING_TICKS) this.#dropPending();
       else this.#pending.sync.tick();
     }
-    if (this.#shouldCompact()) void this.compact();
+    if (this.#shouldCompact()) this.compact().catch((error: unknown) => this.#o.onError?.(error));
   }
 
   /** This replica changed its document. */

@@ -7,6 +7,7 @@ import {
   decodeMsg,
   formatAddress,
   parseAddress,
+  POLICY_KINDS,
   type ActorInfo,
   type Address,
   type AdminRequest,
@@ -134,8 +135,7 @@ export async function executeAdminCommand(node: SecbeatNode, req: AdminRequest, 
     }
     case 'policy.list': {
       const tenants = node.tenantsOrThrow();
-      const kinds = ['rule', 'exclusion', 'allow', 'block'] as const;
-      return Object.fromEntries(kinds.map((kind) => [kind, tenants.list(kind, req.limit)]));
+      return Object.fromEntries(POLICY_KINDS.map((kind) => [kind, tenants.list(kind, req.limit)]));
     }
     case 'node.drain':
       return { threads: await node.drain(req.timeoutMs) };

@@ -89,6 +89,7 @@ export class Tenants {
       onRemoteChange: () => this.#changed(),
       onGeneration: (change) => this.#onGeneration(change),
       compaction: options.compactAfterOps === 0 ? null : { minOps: options.compactAfterOps, factor: 2 },
+      onError: (error) => options.log.error({ err: error }, 'tenants: compaction failed; staying on this generation'),
     });
     this.#apply();
     metrics().tenantGeneration.set(this.#replica.generation);
@@ -106,9 +107,18 @@ export class Tenants {
       nats.listen(configHelloSubject(), (text) => this.#onHello(text));
       nats.listen(configSyncSubject(this.#o.region, this.#o.node), (text) => this.#onSync(text));
     }
-    this.#tickTimer ??= setInterval(() => this.#replica.tick(), DEFAULT_CONFIG_SYNC_INTERVAL_MS);
+    this.#tickTimer ??= setInterval(() => this.#tick(), DEFAULT_CONFIG_SYNC_INTERVAL_MS);
     this.#tickTimer.unref();
-    this.#replica.tick();
+    this.#tick();
+  }
+
+  /** A failure here is Automerge's (its state is not network input): logged, and the next tick tries again. */
+  #tick(): void {
+    try {
+      this.#replica.tick();
+    } catch (error) {
+      this.#o.log.error({ err: error }, 'tenants: sync tick failed');
+    }
   }
 
   stop(): void {
@@ -215,7 +225,8 @@ export class Tenants {
     metrics().tenantCompactions.inc({ kind: change.merged ? 'merged' : 'snapshot' });
     const log = change.merged || change.othersLeft > 0 ? this.#o.log.warn.bind(this.#o.log) : this.#o.log.info.bind(this.#o.log);
     log({ ...change, domains: this.#good.domain.size, history_ops: doc.historyOps() }, change.merged ? 'tenants: a document of another lineage merged into the new generation' : 'tenants: moved to a new generation of the document');
-    this.#scheduleSave();
+    // At once, not after SAVE_DELAY_MS: a crash must not bring back the old generation and its own changes.
+    this.#save();
   }
 
   /** One entry's text (null: removed) taken in; false when it fails the checks and keeps its last good value. */
