@@ -193,20 +193,33 @@ export class ConfigReplica {
     }
   }
 
+  /**
+   * This replica's name sorts first among itself and the peers heard within `rosterMs`, past its warm-up:
+   * the one replica that does the fleet's housekeeping (compaction, and what the owner gives it).
+   */
+  get leads(): boolean {
+    if (this.#ticks < WARMUP_TICKS) return false;
+    for (const peer of this.#livePeers()) if (peer < this.#o.name) return false;
+    return true;
+  }
+
   #shouldCompact(): boolean {
     const policy = this.#o.compaction === undefined ? DEFAULT_COMPACTION : this.#o.compaction;
-    if (policy === null || this.#ticks < WARMUP_TICKS || this.#compacting || this.#pending !== null) return false;
+    if (policy === null || this.#compacting || this.#pending !== null || !this.leads) return false;
     const doc = this.#current.doc;
     if (doc.historyOps() <= policy.minOps + policy.factor * doc.size()) return false;
     const heads = doc.heads();
-    const since = this.#now() - (this.#o.rosterMs ?? DEFAULT_ROSTER_MS);
-    for (const [peer, heard] of this.#roster) {
-      if (heard < since || peer === this.#o.name) continue;
-      if (peer < this.#o.name) return false;
+    for (const peer of this.#livePeers()) {
       const theirs = this.#current.sync.headsOf(peer);
       if (theirs === undefined || !sameHeads(theirs, heads)) return false;
     }
     return true;
+  }
+
+  /** Peers heard within `rosterMs`. */
+  *#livePeers(): Generator<string> {
+    const since = this.#now() - (this.#o.rosterMs ?? DEFAULT_ROSTER_MS);
+    for (const [peer, heard] of this.#roster) if (heard >= since && peer !== this.#o.name) yield peer;
   }
 
   /** The generation a message is for: opened when it is higher than any known, null when left behind. */

@@ -58,6 +58,9 @@ export interface TenantsOptions {
 const FILE = 'tenants.automerge';
 const REPLICA_FILE = 'tenants.replica.json';
 const SAVE_DELAY_MS = 500;
+/** Every minute (sync ticks are 500 ms), the leading node drops blocks that expired over an hour ago. */
+const PRUNE_EVERY_TICKS = 120;
+const PRUNE_GRACE_S = 3_600;
 const MAX_HEADS = 256;
 
 interface Good<K extends EntryKind> {
@@ -75,6 +78,7 @@ export class Tenants {
   #applied: string[] = [];
   #saveTimer: NodeJS.Timeout | null = null;
   #tickTimer: NodeJS.Timeout | null = null;
+  #ticks = 0;
   #nats: NatsTransport | null = null;
 
   constructor(options: TenantsOptions) {
@@ -116,9 +120,19 @@ export class Tenants {
   #tick(): void {
     try {
       this.#replica.tick();
+      if (++this.#ticks % PRUNE_EVERY_TICKS === 0 && this.#replica.leads) this.#pruneExpiredBlocks();
     } catch (error) {
       this.#o.log.error({ err: error }, 'tenants: sync tick failed');
     }
+  }
+
+  /** Blocks that expired over PRUNE_GRACE_S ago leave the document (the leading node does it, for the fleet). */
+  #pruneExpiredBlocks(): void {
+    const before = Math.floor(Date.now() / 1000) - PRUNE_GRACE_S;
+    const expired = [...this.#good.block].flatMap(([name, { value }]) => (value.expires_at !== undefined && value.expires_at < before ? [name] : []));
+    if (expired.length === 0) return;
+    this.remove('block', expired);
+    this.#o.log.info({ blocks: expired.length }, 'tenants: expired fleet blocks removed from the document');
   }
 
   stop(): void {

@@ -202,6 +202,19 @@ describe('ConfigReplica generations', () => {
     expect(domainsOf(b)).toEqual(domainsOf(a));
   });
 
+  it('leads (does the fleet\'s housekeeping) when its name sorts first among the peers heard within the roster period', async () => {
+    const net = new Net();
+    const a = net.add('a', { rosterMs: 60_000 });
+    const b = net.add('b', { rosterMs: 60_000 });
+    expect(a.leads).toBe(false); // warming up
+    await net.settle(WARMUP_TICKS);
+    expect([a.leads, b.leads]).toEqual([true, false]);
+    net.cut.add('a');
+    net.now += 61_000;
+    await net.settle(1);
+    expect(b.leads).toBe(true);
+  });
+
   it('builds the same snapshot on two replicas that compact the same state', async () => {
     const net = new Net();
     const a = net.add('a');
