@@ -58,6 +58,8 @@ export interface TenantsOptions {
 const FILE = 'tenants.automerge';
 const REPLICA_FILE = 'tenants.replica.json';
 const SAVE_DELAY_MS = 500;
+/** Entries an upload checks between two turns of the event loop. */
+const CHECKS_PER_TURN = 500;
 /** Every minute (sync ticks are 500 ms), the leading node drops blocks that expired over an hour ago. */
 const PRUNE_EVERY_TICKS = 120;
 const PRUNE_GRACE_S = 3_600;
@@ -161,11 +163,14 @@ export class Tenants {
     const entries: [string, string][] = [];
     const problems: string[] = [];
     const nowSec = Math.floor(Date.now() / 1000);
-    raw.forEach((item, i) => {
-      const checked = checkEntry(kind, item, nowSec);
+    for (let i = 0; i < raw.length; i++) {
+      // Checking a certificate or compiling a rule takes a fraction of a millisecond: thousands of them must
+      // not hold the main thread (worker heartbeats, the admin socket) in one stretch.
+      if (i > 0 && i % CHECKS_PER_TURN === 0) await yieldLoop();
+      const checked = checkEntry(kind, raw[i], nowSec);
       if (checked.ok) entries.push([checked.name, JSON.stringify(checked.value)]);
       else problems.push(`${field}[${i}]: ${checked.problem}`);
-    });
+    }
     if (problems.length > 0) {
       const more = problems.length > 10 ? ` (and ${problems.length - 10} more)` : '';
       throw new SecbeatError('SECBEAT_ERR_ADMIN_INVALID_ARGS', `nothing applied, ${problems.length} invalid: ${problems.slice(0, 10).join(' | ')}${more}`);
