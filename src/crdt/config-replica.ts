@@ -103,8 +103,6 @@ export class ConfigReplica {
   #actors: string[];
   #compacting = false;
   #ticks = 0;
-  /** Drop counts of generations no longer synced. */
-  readonly #retired = { malformed: 0, stale: 0 };
 
   constructor(options: ConfigReplicaOptions) {
     this.#o = options;
@@ -121,19 +119,8 @@ export class ConfigReplica {
     return this.#current.generation;
   }
 
-  /** The higher generation being fetched, if any. */
-  get pendingGeneration(): number | null {
-    return this.#pending?.generation ?? null;
-  }
-
   get peers(): number {
     return this.#current.sync.peers;
-  }
-
-  /** Messages dropped since start: unreadable, or stale (duplicates, late, or of a generation left behind). */
-  get dropped(): { malformed: number; stale: number } {
-    const { malformed, stale } = this.#current.sync;
-    return { malformed: this.#retired.malformed + malformed, stale: this.#retired.stale + stale };
   }
 
   state(): ReplicaState {
@@ -164,11 +151,7 @@ export class ConfigReplica {
   /** A sync message (untrusted); false when it was dropped: stale, unreadable, or of a generation left behind. */
   receive(peer: string, generation: number, envelope: SyncEnvelope): boolean {
     const target = peer === this.#o.name ? null : this.#generationFor(generation);
-    if (target === null) {
-      this.#retired.stale++;
-      return false;
-    }
-    return target.sync.receive(peer, envelope);
+    return target !== null && target.sync.receive(peer, envelope);
   }
 
   /**
@@ -181,8 +164,8 @@ export class ConfigReplica {
     try {
       const snapshot = await this.#current.doc.snapshot(this.#o.pause ?? (() => yieldLoop()));
       // While it was built, a peer's generation may have arrived (or even been adopted): that one wins.
-      const pending = this.pendingGeneration;
-      if ((pending !== null && pending >= snapshot.generation()) || this.generation >= snapshot.generation()) {
+      const newer = Math.max(this.generation, this.#pendingNow()?.generation ?? 0);
+      if (newer >= snapshot.generation()) {
         snapshot.free();
         return false;
       }
@@ -254,15 +237,13 @@ export class ConfigReplica {
   }
 
   #dropPending(): void {
-    if (this.#pending === null) return;
-    this.#retire(this.#pending);
-    this.#pending.doc.free();
+    this.#pending?.doc.free();
     this.#pending = null;
   }
 
-  #retire(g: Generation): void {
-    this.#retired.malformed += g.sync.malformed;
-    this.#retired.stale += g.sync.stale;
+  /** The pending generation, read afresh (TypeScript keeps a narrowing of the field across an await). */
+  #pendingNow(): Generation | null {
+    return this.#pending;
   }
 
   /** Makes `next` current: this node's changes it lacks are made again on it (or, across lineages, all merged). */
@@ -281,7 +262,6 @@ export class ConfigReplica {
     next.age = 0;
     this.#current = next;
     this.#actors = [next.doc.actor];
-    this.#retire(old);
     old.doc.free();
     this.#o.onGeneration(change);
     this.#current.sync.changed();
