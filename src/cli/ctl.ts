@@ -347,12 +347,7 @@ function limit(f: LocalValues): Record<string, unknown> {
 
 /** `policy add`'s JSON operand: one entry or an array of them. */
 function jsonEntries(text: string): unknown[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new UsageError(`JSON: ${(err as Error).message}`);
-  }
+  const parsed = parseJson(text, 'JSON');
   return Array.isArray(parsed) ? parsed : [parsed];
 }
 

@@ -22,6 +22,7 @@
 // holds (./config-replica.ts decides when, and moves each node over).
 import { createHash } from 'node:crypto';
 import * as A from '@automerge/automerge';
+import { batches } from './batches.ts';
 
 export type ConfigRoot = Record<string, A.ImmutableString>;
 
@@ -53,21 +54,7 @@ export const MAX_CHANGE_BYTES = 256 * 1024;
 
 /** `entries` cut into runs of at most MAX_ENTRIES_PER_CHANGE entries and MAX_CHANGE_BYTES of text (one entry may pass it alone). */
 export function changeBatches<T extends readonly [string, string]>(entries: readonly T[]): T[][] {
-  const out: T[][] = [];
-  let batch: T[] = [];
-  let bytes = 0;
-  for (const entry of entries) {
-    const size = entry[0].length + entry[1].length;
-    if (batch.length > 0 && (batch.length >= MAX_ENTRIES_PER_CHANGE || bytes + size > MAX_CHANGE_BYTES)) {
-      out.push(batch);
-      batch = [];
-      bytes = 0;
-    }
-    batch.push(entry);
-    bytes += size;
-  }
-  if (batch.length > 0) out.push(batch);
-  return out;
+  return batches(entries, ([key, value]) => key.length + value.length, MAX_CHANGE_BYTES, MAX_ENTRIES_PER_CHANGE);
 }
 
 /** The entry that marks a snapshot complete and says what it holds; written last, in its own change. */
@@ -219,8 +206,9 @@ export class ConfigDoc {
 
   /**
    * A new generation's document: this one's entries as they are now, in changes made the same way on every
-   * node (an actor named by the generation and heads, time 0, keys sorted, changeBatches() per change, the mark last), so two nodes that compact the same state build the same document; `pause` runs
-   * between changes. The result carries a fresh actor of its own for this replica's later changes.
+   * node (an actor named by the generation and heads, time 0, keys sorted, changeBatches() per change, the
+   * mark last), so two nodes that compact the same state build the same document; `pause` runs between
+   * changes. The result carries a fresh actor of its own for this replica's later changes.
    */
   async snapshot(pause: () => Promise<void>): Promise<ConfigDoc> {
     const generation = this.generation() + 1;
@@ -329,6 +317,11 @@ function splitKey(key: string): { kind: EntryKind; name: string } | null {
 }
 
 const ACTOR = /^[0-9a-f]{2,64}$/;
+
+/** An Automerge actor id as snapshot marks and replica state hold them: 2 to 64 hex digits. */
+export function isActor(value: unknown): value is string {
+  return typeof value === 'string' && ACTOR.test(value);
+}
 const LINEAGE = /^(?:[0-9a-f]{2,64}(?:,[0-9a-f]{2,64}){0,15})?$/;
 
 /** A snapshot mark from the document (untrusted: any node may have written it), null when malformed. */
@@ -341,14 +334,14 @@ function parseMeta(text: string): GenerationMeta | null {
   }
   if (typeof raw !== 'object' || raw === null) return null;
   const { generation, snapshot, clocks } = raw as { generation?: unknown; snapshot?: unknown; clocks?: unknown };
-  if (!Number.isSafeInteger(generation) || (generation as number) < 1 || typeof snapshot !== 'string' || !ACTOR.test(snapshot) || typeof clocks !== 'object' || clocks === null) {
+  if (!Number.isSafeInteger(generation) || (generation as number) < 1 || !isActor(snapshot) || typeof clocks !== 'object' || clocks === null) {
     return null;
   }
   const lineages = Object.entries(clocks);
   if (lineages.length > KEPT_LINEAGES) return null;
   for (const [lineage, clock] of lineages) {
     if (!LINEAGE.test(lineage) || typeof clock !== 'object' || clock === null) return null;
-    for (const [actor, seq] of Object.entries(clock)) if (!ACTOR.test(actor) || !Number.isSafeInteger(seq)) return null;
+    for (const [actor, seq] of Object.entries(clock)) if (!isActor(actor) || !Number.isSafeInteger(seq)) return null;
   }
   return { generation: generation as number, snapshot, clocks: clocks as Record<string, Clock> };
 }

@@ -96,7 +96,7 @@ interface Generation {
   generation: number;
   doc: ConfigDoc;
   sync: ConfigSync;
-  /** Ticks since it was opened (a pending one is dropped after PENDING_TICKS). */
+  /** Ticks a pending generation has waited for its snapshot (dropped after PENDING_TICKS). */
   age: number;
 }
 
@@ -264,7 +264,6 @@ export class ConfigReplica {
       next.doc.replay(ops);
       change = { generation: next.generation, replayed: ops.length, othersLeft: others, merged: false };
     }
-    next.age = 0;
     this.#current = next;
     this.#actors = [next.doc.actor];
     old.doc.free();

@@ -20,14 +20,15 @@ import { formatCidr, parseCidr } from '../net/cidr.ts';
 import { pairProblem } from '../tls/certificate-set.ts';
 import { compileRuleSet } from '../waf/compile.ts';
 import { policyDirectives } from '../waf/custom-rules.ts';
+import { decode, strictObject } from '../validation.ts';
 
 const EntryName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected a name of 1-64 letters, digits, _ . -'));
 
-export const FleetExclusionSchema = v.strictObject({ name: EntryName, ...WafExclusionSchema.entries });
-export const FleetAllowSchema = v.strictObject({ name: EntryName, ...WafAllowSchema.entries });
+export const FleetExclusionSchema = strictObject({ name: EntryName, ...WafExclusionSchema.entries });
+export const FleetAllowSchema = strictObject({ name: EntryName, ...WafAllowSchema.entries });
 
 /** A block as uploaded: for `duration_sec` from now, until `expires_at` (seconds since the epoch), or until removed. */
-const BlockInputSchema = v.strictObject({
+const BlockInputSchema = strictObject({
   cidr: v.pipe(v.string(), v.maxLength(64)),
   duration_sec: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(366 * 86_400))),
   expires_at: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
@@ -104,8 +105,8 @@ const CHECKS: { [K in EntryKind]: (raw: unknown, nowSec: number) => Checked<K> }
   },
 };
 
-function parse<T>(schema: v.GenericSchema<unknown, T>, raw: unknown): { ok: true; value: T } | { ok: false; problem: string } {
-  const checked = v.safeParse(schema, raw);
-  if (checked.success) return { ok: true, value: checked.output };
-  return { ok: false, problem: checked.issues.map((x) => `${v.getDotPath(x) ?? ''} ${x.message}`.trim()).join('; ') };
+/** The project's decoding (its messages never quote what was received: a private key may be in it). */
+function parse<const S extends v.GenericSchema>(schema: S, raw: unknown): { ok: true; value: v.InferOutput<S> } | { ok: false; problem: string } {
+  const decoded = decode(schema, raw);
+  return decoded.ok ? decoded : { ok: false, problem: decoded.issues.join('; ') };
 }

@@ -397,11 +397,7 @@ export class SecbeatNode {
   #applyTenantRoutes(routes: L7Update['routes']): void {
     const l7 = this.#l7;
     if (l7 === null) return;
-    const update = l7.tenantUpdate(routes);
-    if (this.root?.status !== 'running') return;
-    void this.#reconfigureListeners(update).then((missed) => {
-      for (const line of missed) this.log.warn(line);
-    });
+    void this.#reconfigureRunning(l7.tenantUpdate(routes));
   }
 
   /**
@@ -424,10 +420,7 @@ export class SecbeatNode {
       this.#fleetPolicyTimer = null;
       // Built again now: a config reload in the meantime changed the routes and the file's rules.
       const latest = l7.fleetPolicyUpdate(policy);
-      if (latest === null || this.root?.status !== 'running') return;
-      void this.#reconfigureListeners(latest).then((missed) => {
-        for (const line of missed) this.log.warn(line);
-      });
+      if (latest !== null) void this.#reconfigureRunning(latest);
     }, FLEET_POLICY_DELAY_MS);
     this.#fleetPolicyTimer.unref();
   }
@@ -450,8 +443,7 @@ export class SecbeatNode {
           if (pairs.size > 0) this.log.info({ domains: pairs.size }, 'tenant domains carry certificates; this node runs with TLS off and does not serve them');
           return;
         }
-        if (this.root?.status !== 'running') return;
-        for (const line of await this.#reconfigureListeners(update)) this.log.warn(line);
+        await this.#reconfigureRunning(update);
       } catch (error) {
         this.log.error({ err: error }, 'tenant certificates not applied; the ones in use stay');
       }
@@ -555,6 +547,15 @@ export class SecbeatNode {
    * Sends a reload's routes and certificates to every listener; returns what did not apply. A thread that
    * missed it boots with it when it restarts (the settings source already holds it).
    */
+  /**
+   * A change the settings source already holds (threads booting from now on get it), to the running threads
+   * too; before the node runs there are none. A thread that missed it is said so.
+   */
+  async #reconfigureRunning(update: L7Update): Promise<void> {
+    if (this.root?.status !== 'running') return;
+    for (const line of await this.#reconfigureListeners(update)) this.log.warn(line);
+  }
+
   async #reconfigureListeners(update: L7Update): Promise<string[]> {
     const results = await this.#askListeners({ type: 'listener.reconfigure', l7: update }, RECONFIGURE_TIMEOUT_MS);
     const applied = results.flatMap((r): L7Applied[] => (r.value === undefined ? [] : [r.value]));

@@ -4,9 +4,10 @@
 // cache of untouched files for these as for any other, so a change of one domain's certificate costs one
 // pair. Files are written only when their bytes change (a temporary file, then renamed) and a host no longer
 // carrying a certificate has its directory removed.
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CERTBOT_FILES, type PairFiles } from '../tls/certificate-set.ts';
+import { writeAtomically } from './state-files.ts';
 
 export interface TenantPem {
   cert: string;
@@ -54,6 +55,5 @@ function writeIfChanged(path: string, text: string, mode: number): void {
   } catch {
     // Absent: written below.
   }
-  writeFileSync(`${path}.tmp`, text, { mode });
-  renameSync(`${path}.tmp`, path);
+  writeAtomically(path, text, mode);
 }

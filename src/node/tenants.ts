@@ -19,10 +19,10 @@
 //   hello {from, generation, heads}; sync {from, generation, epoch, seq, data (base64), changes?: true (data
 //   is a run of changes, not a sync message)}. A message without a generation is of generation 0 (nodes from
 //   before compaction).
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
-import { changeBatches, ConfigDoc, ENTRY_KINDS, type EntryKind } from '../crdt/config-doc.ts';
+import { changeBatches, ConfigDoc, ENTRY_KINDS, isActor, type EntryKind } from '../crdt/config-doc.ts';
 import { ConfigReplica, type GenerationChange, type ReplicaState } from '../crdt/config-replica.ts';
 import { DEFAULT_CONFIG_SYNC_INTERVAL_MS, type SyncEnvelope } from '../crdt/config-sync.ts';
 import { SecbeatError } from '../errors.ts';
@@ -33,6 +33,7 @@ import type { Logger } from '../telemetry/log.ts';
 import { metrics } from '../telemetry/metrics.ts';
 import { canonicalName, checkEntry, type FleetValues } from './fleet-entries.ts';
 import { routeOf } from './l7-settings.ts';
+import { writeAtomically } from './state-files.ts';
 import type { TenantPem } from './tenant-certificates.ts';
 
 /** The WAF policy the fleet's entries make, to go with the config file's. */
@@ -346,11 +347,6 @@ function generationOf(value: unknown): number | null {
   return Number.isSafeInteger(value) && (value as number) >= 0 ? (value as number) : null;
 }
 
-function writeAtomically(path: string, data: string | Uint8Array): void {
-  writeFileSync(`${path}.tmp`, data);
-  renameSync(`${path}.tmp`, path);
-}
-
 /** The replica's saved state when it belongs to the document's generation; none otherwise (or unreadable). */
 function loadReplicaState(o: TenantsOptions, generation: number): ReplicaState | undefined {
   const path = join(o.stateDir, REPLICA_FILE);
@@ -361,7 +357,7 @@ function loadReplicaState(o: TenantsOptions, generation: number): ReplicaState |
   if (
     raw?.generation !== generation ||
     !Array.isArray(actors) ||
-    !actors.every((a) => typeof a === 'string' && /^[0-9a-f]{2,64}$/.test(a)) ||
+    !actors.every(isActor) ||
     typeof roster !== 'object' ||
     roster === null ||
     !Object.entries(roster).every(([peer, at]) => isPeer(peer) && Number.isSafeInteger(at))

@@ -22,7 +22,7 @@ describe('checkEntry', () => {
     ['domain', { host: 'bad host', origins: ['http://x:1'] }, /host/],
     ['domain', { host: 'a.example', origins: ['http://x:1'], rate_limit: { requests: 0 } }, /rate_limit\.requests/],
     ['domain', { host: 'a.example', origins: ['http://x:1'], tls: { cert: '-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n', key: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n' } }, /^tls: .*does not parse/],
-    ['domain', { host: 'a.example', origins: ['http://x:1'], tls: { cert: 'hello', key: 'x' } }, /tls\.cert expected a PEM certificate chain/],
+    ['domain', { host: 'a.example', origins: ['http://x:1'], tls: { cert: 'hello', key: 'x' } }, /tls\.cert: expected a PEM certificate chain/],
     ['rule', { id: 5, name: 'broken', pattern: '(unclosed', action: 'block', targets: ['args'] }, /^rule 5: /],
     ['rule', { id: 5, name: 'n', pattern: 'x', action: 'explode', targets: ['args'] }, /action/],
     ['exclusion', { rule_ids: [1] }, /name/],
@@ -36,6 +36,14 @@ describe('checkEntry', () => {
     const checked = checkEntry(kind, raw, NOW);
     expect(checked.ok).toBe(false);
     if (!checked.ok) expect(checked.problem).toMatch(problem);
+  });
+});
+
+describe('checkEntry messages', () => {
+  it('never quote what was received (a private key may be in it)', () => {
+    const checked = checkEntry('domain', { host: 'a.example', origins: ['http://x:1'], waf_mode: 'hunter2-secret' }, NOW);
+    expect(checked).toMatchObject({ ok: false, problem: expect.stringMatching(/^waf_mode: /) });
+    if (!checked.ok) expect(checked.problem).not.toContain('hunter2');
   });
 });
 
