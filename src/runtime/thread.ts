@@ -1,6 +1,7 @@
 // The main thread's side of a worker thread: starts the Worker with its boot data, relays deliveries in
 // batches over the worker's port, answers control requests, and watches it. A worker that crashes, exits
 // or misses heartbeats is reported to its supervisor as a crash, which restarts it with its actors.
+import { setFlagsFromString } from 'node:v8';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { SecbeatError, fromErrorData } from '../errors.ts';
 import type { ChaosRule, Delivery, MainToThread, ThreadControl, ThreadInfo, ThreadStatus, ThreadToMain } from '../messages.ts';
@@ -10,6 +11,17 @@ import type { Clock, TimerHandle } from './clock.ts';
 import type { ChildSpec, ExitReason, RestartType } from './supervisor.ts';
 import type { ActorSystem } from './system.ts';
 import { PortBatcher } from './transport.ts';
+
+/**
+ * bin/secbeat sizes the main isolate's young generation with --max-semi-space-size, the only way Node offers,
+ * and V8 lets a set flag win over a Worker's resourceLimits: every thread would get the main thread's 1 MiB
+ * semi-spaces, L7 threads too (src/node/node.ts gives them 4 MiB; a WAF request leaves ~120 KB of garbage).
+ * The flag is read when an isolate's heap is set up, so clearing it once the main isolate is running leaves
+ * the main isolate as it is and gives each later thread its own limits.
+ */
+function releaseYoungGenerationFlag(): void {
+  setFlagsFromString('--max-semi-space-size=0');
+}
 
 export interface RuntimeSettings {
   mailboxCapacity: number;
@@ -132,6 +144,7 @@ export class WorkerThread {
     this.#starts++;
     this.#status = this.#starts > 1 ? 'restarting' : 'starting';
     const boot = this.#o.boot();
+    releaseYoungGenerationFlag();
     const worker = new Worker(THREAD_ENTRY, { workerData: boot, name: `secbeat-${this.name}`, resourceLimits: this.#o.resourceLimits });
     this.#worker = worker;
     this.#batcher = new PortBatcher<Delivery>(worker, (batch) => ({ kind: 'deliveries', batch }) satisfies MainToThread);

@@ -16,8 +16,8 @@
 // phrase's prefix, this is the textbook automaton: it finds a phrase whenever the input contains one.
 //
 // LiteralSets is the same automaton with many answers: each phrase belongs to one or more numbered sets (the
-// required literals of the rules that share an input, ./prefilter.ts), and one pass over an input marks every
-// set one of whose phrases occurs, as bits. A transaction runs it once per value and transformation chain
+// required literal clauses of every rule, ./prefilter.ts, and the phrase lists of @pm), and one pass over an
+// input marks every set one of whose phrases occurs, as bits. A transaction runs it once per distinct text
 // instead of once per rule (./transaction.ts).
 
 /** The byte → class map for bytes the phrases never use. */
@@ -78,12 +78,16 @@ export class LiteralSets {
   readonly sets: number;
   readonly words: number;
   readonly #classOf: Uint8Array;
-  /** transitions[row + class]: the next state's row, or −(row + 1) when that state ends some phrase. */
+  /**
+   * transitions[row + class]: the next state's row, or −(at + 1) when that state ends some phrase and its
+   * entry in #found starts at `at`.
+   */
   readonly #transitions: Int32Array;
-  readonly #stride: number;
-  /** Per state, the offset of its set mask in #masks (−1: none; only states ending a phrase have one). */
-  readonly #maskAt: Int32Array;
-  readonly #masks: Uint32Array;
+  /**
+   * Per state ending a phrase: its row, the number of words its sets touch, then (word, bits) pairs. Sparse,
+   * because one automaton serves the whole rule set (hundreds of sets) and a phrase belongs to one or a few.
+   */
+  readonly #found: Int32Array;
 
   /** `sets[i]`: the phrases of set i (byte strings; A–Z fold to a–z, as in PhraseMatcher). */
   constructor(sets: readonly (readonly string[])[]) {
@@ -103,43 +107,49 @@ export class LiteralSets {
     const dfa = buildDfa(phrases);
     const { next, output, fail, order, stride } = dfa;
     this.#classOf = dfa.classOf;
-    this.#stride = stride;
     // A state's sets: its own phrase's, and those of its failure chain (suffixes that are phrases too),
     // gathered in breadth-first order so that each failure state is done before the states that use it.
-    const states = output.length;
-    const maskAt = new Int32Array(states).fill(-1);
-    const masks: number[] = [];
-    const words = this.words;
+    const ofState: (Map<number, number> | undefined)[] = [];
     for (const state of order) {
-      const inherited = maskAt[fail[state]!]!;
+      const inherited = ofState[fail[state]!];
       const own = output[state]!;
-      if (own < 0 && inherited < 0) continue;
-      const at = masks.length;
-      for (let w = 0; w < words; w++) masks.push(inherited < 0 ? 0 : masks[inherited + w]!);
-      if (own >= 0) for (const set of members.get(phrases[own]!)!) masks[at + (set >>> 5)]! |= 1 << (set & 31);
-      maskAt[state] = at;
+      if (own < 0 && inherited === undefined) continue;
+      const words = new Map(inherited);
+      if (own >= 0) {
+        for (const set of members.get(phrases[own]!)!) words.set(set >>> 5, (words.get(set >>> 5) ?? 0) | (1 << (set & 31)));
+      }
+      ofState[state] = words;
     }
+    const foundAt = new Int32Array(output.length).fill(-1);
+    const found: number[] = [];
+    ofState.forEach((words, state) => {
+      if (words === undefined) return;
+      foundAt[state] = found.length;
+      found.push(state * stride, words.size);
+      for (const [word, bits] of words) found.push(word, bits);
+    });
     for (let i = 0; i < next.length; i++) {
       const state = next[i]!;
-      next[i] = maskAt[state]! >= 0 ? -(state * stride + 1) : state * stride;
+      next[i] = foundAt[state]! >= 0 ? -(foundAt[state]! + 1) : state * stride;
     }
     this.#transitions = next;
-    this.#maskAt = maskAt;
-    this.#masks = Uint32Array.from(masks);
+    this.#found = Int32Array.from(found);
   }
 
   /** ORs into `marks[at … at + words)` the bits of the sets one of whose phrases occurs in `input`. */
   scan(input: string, marks: Uint32Array, at: number): void {
     const transitions = this.#transitions;
     const classOf = this.#classOf;
+    const found = this.#found;
     let row = 0;
     for (let i = 0; i < input.length; i++) {
       const code = input.charCodeAt(i);
       row = transitions[row + (code < 256 ? classOf[code]! : OTHER_CLASS)]!;
       if (row < 0) {
-        row = -row - 1;
-        const mask = this.#maskAt[row / this.#stride]!;
-        for (let w = 0; w < this.words; w++) marks[at + w]! |= this.#masks[mask + w]!;
+        const entry = -row - 1;
+        row = found[entry]!;
+        const end = entry + 2 + 2 * found[entry + 1]!;
+        for (let k = entry + 2; k < end; k += 2) marks[at + found[k]!]! |= found[k + 1]!;
       }
     }
   }

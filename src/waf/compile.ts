@@ -9,10 +9,11 @@ import { dirname, resolve } from 'node:path';
 import { LiteralSets } from './aho-corasick.ts';
 import { emptyActions, parseActionList, type ParsedActions, type TransformStep, type WrittenDisruptive } from './actions.ts';
 import { compileMacro } from './macros.ts';
+import { transformTriggers } from './transforms/traits.ts';
 import { lookupOperator } from './operators/index.ts';
 import { inertReason } from './operators/misc.ts';
 import type { CompiledOperator, OperatorContext, OperatorFactory } from './operators/types.ts';
-import type { CompiledRule, CompiledRuleSet, Disruptive, KeyTest, Phase, RuleOperator, SetVar, Target } from './ruleset.ts';
+import type { CompiledRule, CompiledRuleSet, Disruptive, KeyTest, LiteralIndex, Phase, RuleOperator, SetVar, Target } from './ruleset.ts';
 import type { Directive, IdRange, OperatorSpec, SecLangError, SourcePosition, VariableSelector } from './seclang/ast.ts';
 import { compileTargets, compileTextPattern, textMatches } from './selectors.ts';
 import { applySetting, defaultSettings } from './settings.ts';
@@ -141,7 +142,7 @@ export function compileRuleSet(directives: readonly Directive[], options: Compil
       phases: lists,
       selectionCount: builder.selectionCount,
       inputsCount: builder.inputsCount,
-      literalGroups: builder.literalGroups(),
+      literals: builder.literalIndex(),
       settings: Object.freeze(settings),
       ruleCount: lists.reduce((sum, list) => sum + list.length, 0),
     },
@@ -317,8 +318,10 @@ class RuleBuilder {
   readonly #chainKeys = new Map<string, number>();
   readonly #selections = new Map<string, number>();
   readonly #inputs = new Map<string, number>();
-  /** Per literal group (selection and transformation chain), the required literals of each slot. */
-  readonly #literalGroups = new Map<string, { id: number; slots: (readonly string[])[] }>();
+  /** Every rule link's required literal clauses, one set per clause, in the order links were built. */
+  readonly #literalSets: (readonly string[])[] = [];
+  /** Per literal group (selection and transformation chain), the words of a mark its links' sets lie in. */
+  readonly #literalGroups = new Map<string, { id: number; first: number; last: number }>();
 
   constructor(readFile: (path: string) => string) {
     this.#readFile = readFile;
@@ -332,16 +335,20 @@ class RuleBuilder {
     return this.#inputs.size;
   }
 
-  /** The literal groups' automata, by group id. */
-  literalGroups(): LiteralSets[] {
-    return [...this.#literalGroups.values()].map((group) => new LiteralSets(group.slots));
+  /**
+   * Every link's sets in one automaton: one scan of an input marks the clauses of every rule, and an input
+   * that several rules share (the same value under chains that leave it alone) is scanned once for all.
+   */
+  literalIndex(): LiteralIndex {
+    const groups = [...this.#literalGroups.values()].map(({ first, last }) => ({ first, words: last - first + 1 }));
+    return { sets: new LiteralSets(this.#literalSets), groups };
   }
 
   /**
-   * The literal group and slot of a rule link whose operator names required literals and whose values come
-   * from a selection, or -1s. Left out: negated operators (no match is their match), multiMatch (it runs the
-   * operator on intermediate transformations too), and operators with an input length limit (a too-long
-   * input must still be seen to be reported).
+   * The sets of a rule link whose operator names required literals, and its literal group when its values come
+   * from a selection; -1s and 0 otherwise. Left out: negated operators (no match is their match) and operators
+   * with an input length limit (a too-long input must still be seen to be reported). multiMatch links have
+   * sets but no group: they run the operator on intermediate transformations too, each checked on its own.
    */
   #literalSlot(
     operator: RuleOperator | null,
@@ -350,18 +357,23 @@ class RuleBuilder {
     multiMatch: boolean,
   ): { literalGroup: number; literalSlot: number; literalCount: number } {
     const literals = operator?.compiled?.literals;
-    if (literals == null || operator!.negated || multiMatch || selection === -1 || operator!.maxInputLength !== Infinity) {
+    if (literals == null || operator!.negated || operator!.maxInputLength !== Infinity) {
       return { literalGroup: -1, literalSlot: -1, literalCount: 0 };
     }
+    const slot = this.#literalSets.length;
+    this.#literalSets.push(...literals);
+    if (selection === -1 || multiMatch) return { literalGroup: -1, literalSlot: slot, literalCount: literals.length };
     const key = `${selection}:${chainKey}`;
+    const first = slot >>> 5;
+    const last = (slot + literals.length - 1) >>> 5;
     let group = this.#literalGroups.get(key);
     if (group === undefined) {
-      group = { id: this.#literalGroups.size, slots: [] };
+      group = { id: this.#literalGroups.size, first, last };
       this.#literalGroups.set(key, group);
     }
-    const first = group.slots.length;
-    group.slots.push(...literals);
-    return { literalGroup: group.id, literalSlot: first, literalCount: literals.length };
+    group.first = Math.min(group.first, first);
+    group.last = Math.max(group.last, last);
+    return { literalGroup: group.id, literalSlot: slot, literalCount: literals.length };
   }
 
   /** The chain head and its links, or why it cannot be built. */
@@ -410,6 +422,7 @@ class RuleBuilder {
       transforms: steps.map((step) => step.fn),
       transformKeys,
       transformNames: steps.map((step) => step.name),
+      transformTriggers: steps.reduce((triggers, step) => triggers | transformTriggers(step.name), 0),
       selection,
       inputs,
       ...this.#literalSlot(operator, selection, transformKeys.at(-1) ?? -1, actions.multiMatch),

@@ -118,6 +118,8 @@ export interface CompiledRule {
    */
   readonly transformKeys: readonly number[];
   readonly transformNames: readonly string[];
+  /** The chain's transformation triggers (./transforms/traits.ts): a value with none of them comes out up to case. */
+  readonly transformTriggers: number;
   /**
    * Rules with the same target list share a selection: for a target list whose values a transaction computes
    * once (no count, no TX-like or other live variable), the values it selects, in order, are the same for all
@@ -128,9 +130,11 @@ export interface CompiledRule {
   readonly inputs: number;
   /**
    * The operator's required literal clauses are sets literalSlot … literalSlot + literalCount − 1 of
-   * CompiledRuleSet.literalGroups[literalGroup], the group of every rule with the same selection and
-   * transformation chain: one scan of each input marks the clauses it satisfies, and a rule is not run on an
-   * input missing one of its clauses (./transaction.ts). literalGroup is -1 for rules without.
+   * CompiledRuleSet.literals (literalCount 0: none): one scan of an input marks the clauses it holds, and the
+   * operator does not run on an input missing one of them (./transaction.ts). literalGroup is the literal
+   * group of the rules with the same selection and transformation chain (-1: none, as for multiMatch), whose
+   * inputs' marks a transaction keeps together with their union, so that a rule none of them can match is
+   * passed over at once.
    */
   readonly literalGroup: number;
   readonly literalSlot: number;
@@ -169,6 +173,18 @@ export interface CompiledRule {
   readonly accuracy: number | null;
 }
 
+/** The words of a mark (first … first + words − 1) that a literal group's sets lie in. */
+export interface LiteralGroup {
+  readonly first: number;
+  readonly words: number;
+}
+
+/** The required literals of every rule with some (CompiledRule.literalGroup), as sets of one automaton. */
+export interface LiteralIndex {
+  readonly sets: LiteralSets;
+  readonly groups: readonly LiteralGroup[];
+}
+
 export interface CompiledRuleSet {
   /** Rules per phase in evaluation order; index 0 is unused. */
   readonly phases: readonly (readonly CompiledRule[])[];
@@ -176,7 +192,7 @@ export interface CompiledRuleSet {
   readonly selectionCount: number;
   readonly inputsCount: number;
   /** See CompiledRule.literalGroup. */
-  readonly literalGroups: readonly LiteralSets[];
+  readonly literals: LiteralIndex;
   readonly settings: Readonly<EngineSettings>;
   readonly ruleCount: number;
 }

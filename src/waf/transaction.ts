@@ -30,6 +30,8 @@ import type {
 } from './ruleset.ts';
 import { filterRemoves, keySelects, textMatches } from './selectors.ts';
 import type { RuleEngineMode } from './settings.ts';
+import { lowercase } from './transforms/text.ts';
+import { textTraits } from './transforms/traits.ts';
 import { makeValue, variable, VARIABLE_COUNT, VARIABLES, type VarValue, type VariableDef } from './variables.ts';
 
 export type InterruptionReason = 'rule' | 'body_limit' | 'budget' | 'internal_error';
@@ -44,6 +46,9 @@ export interface Interruption {
   /** Where `redirect` sends the client. */
   readonly url: string | null;
 }
+
+/** Texts this long or longer are scanned for literals once per transaction whatever their case (#marksOf). */
+const SHARED_SCAN_LENGTH = 64;
 
 /** Members a single collection may hold; setvar keys can be built from request data (`%{MATCHED_VAR_NAME}`). */
 const MAX_STORE_ENTRIES = 10_000;
@@ -60,14 +65,17 @@ function lifetimeIds(lifetime: VariableDef['lifetime']): number[] {
   return VARIABLES.filter((def) => def.lifetime === lifetime).map((def) => def.id);
 }
 
-/** Whether the marks at `at` hold every literal clause of `rule` (CompiledRule.literalGroup). */
+/** Whether the mark at `at` holds every literal clause of `rule` (CompiledRule.literalSlot). */
 function clausesMarked(rule: CompiledRule, marks: Uint32Array, at: number): boolean {
   const end = rule.literalSlot + rule.literalCount;
-  for (let slot = rule.literalSlot; slot < end; slot++) {
-    if ((marks[at + (slot >>> 5)]! & (1 << (slot & 31))) === 0) return false;
+  for (let set = rule.literalSlot; set < end; set++) {
+    if ((marks[at + (set >>> 5)]! & (1 << (set & 31))) === 0) return false;
   }
   return true;
 }
+
+/** Words of #marks a transaction starts with when it first needs one (a benign GET takes about 800); doubled as needed. */
+const FIRST_MARK_WORDS = 1024;
 
 let uniqueCounter = 0;
 const UNIQUE_PREFIX = `${Date.now().toString(36)}${process.pid.toString(36)}`;
@@ -85,10 +93,21 @@ export class Transaction implements MacroScope {
   #selections: (readonly VarValue[] | undefined)[];
   #inputs: (readonly string[] | undefined)[];
   /**
-   * Per literal group, which of its sets each input holds a literal of: `words` marks per value, then one
-   * more for the union of them all (see CompiledRule.literalGroup).
+   * Marks: which sets of CompiledRuleSet.literals a text holds a literal of, `words` 32-bit words each, side
+   * by side in one array (a mark is its offset), so that a request allocates no object per mark.
    */
-  #literalMarks: (Uint32Array | undefined)[];
+  #marks = new Uint32Array(0);
+  #marksUsed = 0;
+  /**
+   * Per text, its mark: a value that transformation chains leave alone (up to case) is scanned once for every
+   * rule, not once per chain.
+   */
+  #markedTexts: Map<string, number> | null = null;
+  /**
+   * Per literal group (CompiledRule.literalGroup): where the union of its values' marks is read as a mark (its
+   * own words only are kept), then each value's mark, in selection order.
+   */
+  #groupMarks: (number[] | undefined)[];
   /** setvar's collections (TX, IP, …, ENV) by variable id: lower-cased key → value. */
   readonly #stores: (Map<string, VarValue> | undefined)[] = [];
   readonly #captures: string[] = [];
@@ -146,7 +165,7 @@ export class Transaction implements MacroScope {
     this.#cache = new Array<readonly VarValue[] | undefined>(VARIABLE_COUNT);
     this.#selections = new Array<readonly VarValue[] | undefined>(ruleSet.selectionCount);
     this.#inputs = new Array<readonly string[] | undefined>(ruleSet.inputsCount);
-    this.#literalMarks = new Array<Uint32Array | undefined>(ruleSet.literalGroups.length);
+    this.#groupMarks = new Array<number[] | undefined>(ruleSet.literals.groups.length);
   }
 
   // ---- Public surface ---------------------------------------------------------------------------------
@@ -372,6 +391,7 @@ export class Transaction implements MacroScope {
       values = this.#select(rule.targets);
       this.#selections[rule.selection] = values;
     }
+    if (rule.literalGroup !== -1) return this.#inspectMarked(rule, values);
     let inputs: readonly string[] | undefined;
     if (rule.inputs !== -1) {
       inputs = this.#inputs[rule.inputs];
@@ -380,21 +400,10 @@ export class Transaction implements MacroScope {
         this.#inputs[rule.inputs] = inputs;
       }
     }
-    const operator = rule.operator!;
-    let marks: Uint32Array | null = null;
-    let words = 0;
-    if (rule.literalGroup !== -1) {
-      words = this.#ruleSet.literalGroups[rule.literalGroup]!.words;
-      marks = this.#literalMarks[rule.literalGroup] ?? this.#markLiterals(rule, values, inputs);
-      if (marks === null) return false;
-      // No input satisfies a clause this rule's operator needs (the union of all inputs' marks): nothing to run.
-      if (!clausesMarked(rule, marks, values.length * words)) return false;
-    }
     let matched = false;
     for (let i = 0; i < values.length; i++) {
-      if (marks !== null && !clausesMarked(rule, marks, i * words)) continue;
       const input = inputs === undefined ? values[i]!.value : inputs[i]!;
-      if (this.#operatorMatches(operator, input, rule.capture)) {
+      if (this.#operatorMatches(rule.operator!, input, rule.capture)) {
         this.#onValueMatch(rule, values[i]!, input);
         matched = true;
       }
@@ -403,22 +412,91 @@ export class Transaction implements MacroScope {
   }
 
   /**
-   * Scans each input of the rule's literal group once for the literals of every rule in the group, as one
-   * operator evaluation each in the budget. Null when the budget ran out.
+   * #inspectSelection for a rule with a literal group: the operator runs only on values whose marks hold its
+   * clauses, and a value's transformed input is built only then, when its marks came from the value itself.
    */
-  #markLiterals(rule: CompiledRule, values: readonly VarValue[], inputs: readonly string[] | undefined): Uint32Array | null {
-    const sets = this.#ruleSet.literalGroups[rule.literalGroup]!;
-    const words = sets.words;
-    const marks = new Uint32Array((values.length + 1) * words);
-    const union = values.length * words;
+  #inspectMarked(rule: CompiledRule, values: readonly VarValue[]): boolean {
+    const group = this.#groupMarks[rule.literalGroup] ?? this.#markGroup(rule, values);
+    if (group === null) return false;
+    // No value holds every clause this rule's operator needs (their union does not): nothing to run.
+    if (!clausesMarked(rule, this.#marks, group[0]!)) return false;
+    let matched = false;
     for (let i = 0; i < values.length; i++) {
-      const input = inputs === undefined ? values[i]!.value : inputs[i]!;
-      if (!this.#spend(evaluationCost(input))) return null;
-      sets.scan(input, marks, i * words);
-      for (let w = 0; w < words; w++) marks[union + w]! |= marks[i * words + w]!;
+      if (!clausesMarked(rule, this.#marks, group[i + 1]!)) continue;
+      const value = values[i]!;
+      const input = rule.transforms.length === 0 ? value.value : this.#transform(rule, value);
+      if (this.#operatorMatches(rule.operator!, input, rule.capture)) {
+        this.#onValueMatch(rule, value, input);
+        matched = true;
+      }
     }
-    this.#literalMarks[rule.literalGroup] = marks;
-    return marks;
+    return matched;
+  }
+
+  /**
+   * The marks of a literal group's values (#groupMarks), each from the text its chain makes of it: the value
+   * itself when the chain can change it only in case (./transforms/traits.ts), else the chain's result. Null
+   * when the budget ran out.
+   */
+  #markGroup(rule: CompiledRule, values: readonly VarValue[]): number[] | null {
+    const { first, words } = this.#ruleSet.literals.groups[rule.literalGroup]!;
+    const union = this.#allocate(words) - first;
+    const group = [union];
+    for (const value of values) {
+      if (value.traits === -1) value.traits = textTraits(value.value);
+      let mark: number;
+      if ((value.traits & rule.transformTriggers) === 0) {
+        mark = value.mark === -1 ? this.#markOf(value.value) : value.mark;
+        value.mark = mark;
+      } else {
+        mark = this.#markOf(this.#transform(rule, value));
+      }
+      if (mark === -1) return null;
+      group.push(mark);
+      const marks = this.#marks;
+      for (let w = first; w < first + words; w++) marks[union + w]! |= marks[mark + w]!;
+    }
+    this.#groupMarks[rule.literalGroup] = group;
+    return group;
+  }
+
+  /** Whether `input` holds every literal clause of `rule`; true for rules without. */
+  #mayMatch(rule: CompiledRule, input: string): boolean {
+    if (rule.literalCount === 0) return true;
+    const mark = this.#markOf(input);
+    return mark !== -1 && clausesMarked(rule, this.#marks, mark);
+  }
+
+  /** The mark of `text`, scanned once per transaction (one evaluation in the budget); -1 past the budget. */
+  #markOf(text: string): number {
+    const texts = (this.#markedTexts ??= new Map());
+    let mark = texts.get(text);
+    if (mark !== undefined) return mark;
+    // The scan folds A–Z: a long text and its lower-case form (many chains end in t:lowercase) share one scan,
+    // for the cost of lowering and hashing it, a fraction of a scan's.
+    const folded = text.length < SHARED_SCAN_LENGTH ? text : lowercase(text);
+    mark = folded === text ? undefined : texts.get(folded);
+    if (mark === undefined) {
+      if (!this.#spend(evaluationCost(text))) return -1;
+      const { sets } = this.#ruleSet.literals;
+      mark = this.#allocate(sets.words);
+      sets.scan(text, this.#marks, mark);
+      texts.set(folded, mark);
+    }
+    texts.set(text, mark);
+    return mark;
+  }
+
+  /** `words` fresh, zero words of #marks, by offset. */
+  #allocate(words: number): number {
+    if (this.#marksUsed + words > this.#marks.length) {
+      const grown = new Uint32Array(Math.max(2 * this.#marks.length, FIRST_MARK_WORDS, words));
+      grown.set(this.#marks);
+      this.#marks = grown;
+    }
+    const at = this.#marksUsed;
+    this.#marksUsed += words;
+    return at;
   }
 
   /** The values a target list selects, in order (the selection of #inspectSelection). */
@@ -483,7 +561,7 @@ export class Transaction implements MacroScope {
   #inspect(rule: CompiledRule, value: VarValue): boolean {
     if (rule.multiMatch) return this.#inspectEach(rule, value);
     const input = rule.transforms.length === 0 ? value.value : this.#transform(rule, value);
-    if (!this.#operatorMatches(rule.operator!, input, rule.capture)) return false;
+    if (!this.#mayMatch(rule, input) || !this.#operatorMatches(rule.operator!, input, rule.capture)) return false;
     this.#onValueMatch(rule, value, input);
     return true;
   }
@@ -501,7 +579,7 @@ export class Transaction implements MacroScope {
         if (next === input) continue;
         input = next;
       }
-      if (this.#operatorMatches(rule.operator!, input, rule.capture)) {
+      if (this.#mayMatch(rule, input) && this.#operatorMatches(rule.operator!, input, rule.capture)) {
         this.#onValueMatch(rule, value, input);
         matched = true;
       }
@@ -518,14 +596,14 @@ export class Transaction implements MacroScope {
     const { transforms, transformKeys } = rule;
     let slots = value.transformed;
     if (slots === null) {
-      slots = [];
+      slots = new Map();
       value.transformed = slots;
     }
     const last = transforms.length - 1;
     let start = 0;
     let current = value.value;
     for (let i = last; i >= 0; i--) {
-      const hit = slots[transformKeys[i]!];
+      const hit = slots.get(transformKeys[i]!);
       if (hit !== undefined) {
         if (i === last) return hit;
         current = hit;
@@ -535,7 +613,7 @@ export class Transaction implements MacroScope {
     }
     for (let i = start; i <= last; i++) {
       current = transforms[i]!(current);
-      slots[transformKeys[i]!] = current;
+      slots.set(transformKeys[i]!, current);
     }
     return current;
   }
@@ -557,14 +635,14 @@ export class Transaction implements MacroScope {
   #transformStep(rule: CompiledRule, value: VarValue, i: number, input: string): string {
     let slots = value.transformed;
     if (slots === null) {
-      slots = [];
+      slots = new Map();
       value.transformed = slots;
     }
     const key = rule.transformKeys[i]!;
-    let output = slots[key];
+    let output = slots.get(key);
     if (output === undefined) {
       output = rule.transforms[i]!(input);
-      slots[key] = output;
+      slots.set(key, output);
     }
     return output;
   }
@@ -792,7 +870,7 @@ export class Transaction implements MacroScope {
     for (const id of ids) this.#cache[id] = undefined;
     this.#selections = new Array<readonly VarValue[] | undefined>(this.#ruleSet.selectionCount);
     this.#inputs = new Array<readonly string[] | undefined>(this.#ruleSet.inputsCount);
-    this.#literalMarks = new Array<Uint32Array | undefined>(this.#ruleSet.literalGroups.length);
+    this.#groupMarks = new Array<number[] | undefined>(this.#ruleSet.literals.groups.length);
   }
 
   #store(def: VariableDef): Map<string, VarValue> {

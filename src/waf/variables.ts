@@ -14,11 +14,16 @@ export interface VarValue {
   readonly keyLower: string;
   readonly value: string;
   /**
-   * The transaction's transformation cache for this value: slot k holds the value after transformation chain
-   * k (CompiledRule.transformKeys). Kept on the value so a lookup is an array index, not a hash of the value;
-   * values live as long as their transaction caches them, so the cache does too.
+   * The transaction's transformation cache for this value: key k holds the value after transformation chain
+   * k (CompiledRule.transformKeys). Kept on the value so a lookup hashes a small number, not the value; values
+   * live as long as their transaction caches them, so the cache does too. A Map, not an array indexed by k: a
+   * value meets a few of the rule set's hundreds of chains, and a sparse array would allocate them all.
    */
-  transformed: (string | undefined)[] | null;
+  transformed: Map<number, string> | null;
+  /** The value's traits (./transforms/traits.ts), -1 until the transaction needs them. */
+  traits: number;
+  /** The transaction's mark of the literal sets the value holds (CompiledRuleSet.literals), -1 until needed. */
+  mark: number;
 }
 
 /**
@@ -189,5 +194,5 @@ export function isStore(def: VariableDef): boolean {
  * when the caller has it already.
  */
 export function makeValue(collection: string, key: string, value: string, keyLower = key.toLowerCase()): VarValue {
-  return { name: key === '' ? collection : `${collection}:${key}`, key, keyLower, value, transformed: null };
+  return { name: key === '' ? collection : `${collection}:${key}`, key, keyLower, value, transformed: null, traits: -1, mark: -1 };
 }

@@ -17,8 +17,14 @@ const DETECT_SQLI: CompiledOperator = {
   },
 };
 
-/** With `capture`, ModSecurity stores the whole input as TX.0: libinjection's XSS check has no match to point at. */
+/**
+ * With `capture`, ModSecurity stores the whole input as TX.0: libinjection's XSS check has no match to point at.
+ * Every finding needs a `<` (a tag, comment or doctype) or an `=` (an attribute value after a listed name: the
+ * tokenizer reaches a value after a name only through `=`), so the engine runs it only on inputs holding one
+ * (the property test in test/property/waf-libinjection.prop.test.ts holds it to that).
+ */
 const DETECT_XSS: CompiledOperator = {
+  literals: [['<', '=']],
   match(input, captures) {
     if (!detectXss(input)) return false;
     if (captures !== null) {

@@ -46,8 +46,12 @@ function phraseOperator(phrases: readonly string[]): CompiledOperator {
 
 /** No phrase holds a newline (arguments split on white space, data files by line): the joined list is a faithful key. */
 const phraseMemo = memoized((key): CompiledOperator => {
-  const matcher = new PhraseMatcher(key === '' ? [] : key.split('\n'));
+  const phrases = key === '' ? [] : key.split('\n');
+  const matcher = new PhraseMatcher(phrases);
   return {
+    // Its phrases are the one clause a match satisfies: the engine's literal scan answers for the operator, which
+    // then runs only to find the phrase for TX.0 and the match log.
+    literals: [phrases],
     match(input, captures) {
       const phrase = matcher.find(input);
       if (phrase === null) return false;

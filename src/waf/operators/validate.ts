@@ -3,6 +3,9 @@
 import { readInteger } from './compare.ts';
 import type { OperatorFactory } from './types.ts';
 
+/** Up to this many refused bytes are handed to the engine as required literals. */
+const MAX_REFUSED_LITERALS = 8;
+
 /**
  * `9,10,13,32-126`: the bytes allowed; matches when any input byte is outside them. Each comma-separated
  * item is a number or `from-to`, read as std::stoi reads them (so ` 32` and `32x` are 32).
@@ -18,7 +21,12 @@ export const validateByteRangeOperator: OperatorFactory = (argument) => {
     }
     allowed.fill(1, from, to + 1);
   }
+  const refused: string[] = [];
+  for (let c = 0; c < 256; c++) if (allowed[c] === 0) refused.push(String.fromCharCode(c));
   return {
+    // A few refused bytes (CRS 920270 refuses NUL alone) are the one clause a match satisfies, so the engine's
+    // literal scan answers for the operator; a text being a byte string, no char above 0xFF can match instead.
+    literals: refused.length <= MAX_REFUSED_LITERALS ? [refused] : null,
     match(input) {
       for (let i = 0; i < input.length; i++) {
         const c = input.charCodeAt(i);

@@ -374,7 +374,8 @@ describe('request bodies', () => {
 
 describe('safety', () => {
   const rules = `SecRule ARGS "@rx z" "id:1,phase:1,pass,log"\nSecRule ARGS "@rx z" "id:2,phase:2,pass,log"`;
-  const sent = { uri: `/?a=${'y'.repeat(100)}` };
+  // Two values: each text is scanned for literals once per transaction, so it is their sum that passes 150.
+  const sent = { uri: `/?a=${'y'.repeat(100)}&b=${'x'.repeat(100)}` };
 
   it('stops at the evaluation budget: fail-closed blocks, fail-open passes, both flag it', () => {
     const closed = run(rules, sent, { limits: { budget: 150, onExhausted: 'fail-closed' } });
