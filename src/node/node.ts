@@ -66,7 +66,8 @@ const BEHAVIORS_MODULE = new URL('../actors/index.ts', import.meta.url).href;
  * connection, so a connection-rate load meets one 0.3 ms scavenge per 700 connections and the thread's total GC
  * pause did not change; JS forwarding scavenges more often (GC pause +45 %) yet did 2-5 % more connections per
  * CPU-second, with 115 MB of RSS under load instead of 160-225 MB. L7 mode allocates per request: measure there.
- * bin/secbeat gives the main isolate the same size by flag, and V8 lets that flag win: change both together.
+ * bin/secbeat gives the main isolate the same size by flag; ../runtime/thread.ts clears that flag before it
+ * starts a thread, since V8 would let it win over these limits.
  */
 const DATA_PLANE_HEAP_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: 3 };
 
@@ -77,6 +78,9 @@ const DATA_PLANE_HEAP_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: 3 };
  * 1.5-2.9 ms, 4 MiB 0.6-1.6 ms (one 4.1 ms outlier), 16 MiB 2.4-4.7 ms with more CPU per request: a larger
  * young generation saved a little GC at saturation (13.3 % → 11.0 % of a thread's profile) but lengthened
  * the tail. V8 grows the semi-spaces only under allocation pressure, so an idle thread does not pay for them.
+ * Caveat: bench/l7 starts SecBeat through bin/secbeat, whose --max-semi-space-size=1 overrode these limits
+ * until ../runtime/thread.ts cleared it (2026-12-03), so the runs above may all have had 1 MiB; measured since:
+ * see docs/bench.md (L7 and WAF).
  */
 const L7_DATA_PLANE_HEAP_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: 12 };
 
