@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { LiteralSets } from './aho-corasick.ts';
 import { emptyActions, parseActionList, type ParsedActions, type TransformStep, type WrittenDisruptive } from './actions.ts';
 import { compileMacro } from './macros.ts';
-import { transformTriggers } from './transforms/traits.ts';
+import { identityTriggers, transformTriggers } from './transforms/traits.ts';
 import { lookupOperator } from './operators/index.ts';
 import { inertReason } from './operators/misc.ts';
 import type { CompiledOperator, OperatorContext, OperatorFactory } from './operators/types.ts';
@@ -423,6 +423,9 @@ class RuleBuilder {
       transformKeys,
       transformNames: steps.map((step) => step.name),
       transformTriggers: steps.reduce((triggers, step) => triggers | transformTriggers(step.name), 0),
+      transformStepTriggers: steps.map((step) => transformTriggers(step.name)),
+      transformIdentities: steps.map((step) => identityTriggers(step.name)),
+      transformIdentity: steps.reduce((triggers, step) => triggers | identityTriggers(step.name), 0),
       selection,
       inputs,
       ...this.#literalSlot(operator, selection, transformKeys.at(-1) ?? -1, actions.multiMatch),

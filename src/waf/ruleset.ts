@@ -121,6 +121,14 @@ export interface CompiledRule {
   /** The chain's transformation triggers (./transforms/traits.ts): a value with none of them comes out up to case. */
   readonly transformTriggers: number;
   /**
+   * Per step, its triggers (what it may act on beyond case) and its identity triggers (a text with none of
+   * those comes out as it went in), as ./transforms/traits.ts defines them.
+   */
+  readonly transformStepTriggers: readonly number[];
+  readonly transformIdentities: readonly number[];
+  /** All steps' identity triggers: a value with none of them is its own chain's result. */
+  readonly transformIdentity: number;
+  /**
    * Rules with the same target list share a selection: for a target list whose values a transaction computes
    * once (no count, no TX-like or other live variable), the values it selects, in order, are the same for all
    * of them, so the transaction keeps that list per selection id. -1 when the list is not cacheable.

@@ -573,10 +573,17 @@ export class Transaction implements MacroScope {
   #inspectEach(rule: CompiledRule, value: VarValue): boolean {
     let matched = false;
     let input = value.value;
+    if (value.traits === -1) value.traits = textTraits(value.value);
+    // The value's traits hold for `input` until a step changes more than case: a step it cannot trigger is
+    // passed over without a call or a cache lookup.
+    let traits = value.traits;
     for (let i = -1; i < rule.transforms.length; i++) {
       if (i >= 0) {
+        if ((traits & rule.transformIdentities[i]!) === 0) continue;
         const next = this.#transformStep(rule, value, i, input);
         if (next === input) continue;
+        // All bits: every step may act on what a step made of the value.
+        if ((traits & rule.transformStepTriggers[i]!) !== 0) traits = -1;
         input = next;
       }
       if (this.#mayMatch(rule, input) && this.#operatorMatches(rule.operator!, input, rule.capture)) {
@@ -593,6 +600,9 @@ export class Transaction implements MacroScope {
    * rules that follow (CRS rules share long prefixes such as t:none,t:utf8toUnicode,t:urlDecodeUni).
    */
   #transform(rule: CompiledRule, value: VarValue): string {
+    if (value.traits === -1) value.traits = textTraits(value.value);
+    // No step can act on the value: it comes out as it went in.
+    if ((value.traits & rule.transformIdentity) === 0) return value.value;
     const { transforms, transformKeys } = rule;
     let slots = value.transformed;
     if (slots === null) {

@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TRANSFORMS } from '../../src/waf/transforms/index.ts';
-import { TRAIT, textTraits, transformTriggers } from '../../src/waf/transforms/traits.ts';
+import { identityTriggers, TRAIT, textTraits, transformTriggers } from '../../src/waf/transforms/traits.ts';
 import { fcParams } from '../helpers/fc.ts';
 
 const fold = (text: string): string => text.replace(/[A-Z]/g, (c) => c.toLowerCase());
@@ -27,6 +27,19 @@ describe('transformation triggers (property)', () => {
         fc.property(text, (input) => {
           fc.pre((textTraits(input) & triggers) === 0);
           expect(fold(transform(input))).toBe(fold(input));
+        }),
+        fcParams(2000),
+      );
+    });
+  }
+
+  for (const [name, transform] of transforms.filter(([name]) => identityTriggers(name) !== TRAIT.ANY)) {
+    it(`${name} returns a text without its triggers itself`, () => {
+      const triggers = identityTriggers(name);
+      fc.assert(
+        fc.property(text, (input) => {
+          fc.pre((textTraits(input) & triggers) === 0);
+          expect(transform(input)).toBe(input);
         }),
         fcParams(2000),
       );

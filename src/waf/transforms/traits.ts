@@ -6,7 +6,8 @@
 // are there (../transaction.ts).
 //
 // A value's traits are the bytes and byte pairs that some transformation acts on; a transformation's triggers
-// are the traits without which it returns its input up to ASCII case. A chain whose triggers miss the value's
+// are the traits without which it returns its input up to ASCII case (and, but for t:lowercase, t:uppercase
+// and t:cmdLine, the input itself, so the engine need not even call it). A chain whose triggers miss the value's
 // traits returns the value up to ASCII case: each step gets a text with the same traits, since changing case
 // changes none. The property test (test/property/waf-transform-traits.test.ts) holds each transformation
 // to its triggers on arbitrary byte strings.
@@ -73,9 +74,17 @@ const TRIGGERS: ReadonlyMap<string, number> = new Map(
   }).map(([name, triggers]) => [name.toLowerCase(), triggers]),
 );
 
+/** Transformations that change ASCII case even without their triggers. */
+const CASE_CHANGING: ReadonlySet<string> = new Set(['lowercase', 'uppercase', 'cmdline']);
+
 /** The traits without which `t:name` returns its input up to ASCII case. */
 export function transformTriggers(name: string): number {
   return TRIGGERS.get(name.toLowerCase()) ?? T.ANY;
+}
+
+/** The traits without which `t:name` returns its input itself: its triggers, unless it changes case anyway. */
+export function identityTriggers(name: string): number {
+  return CASE_CHANGING.has(name.toLowerCase()) ? T.ANY : transformTriggers(name);
 }
 
 /** Single-byte traits. */
