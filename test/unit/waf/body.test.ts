@@ -424,6 +424,7 @@ describe('parseXml', () => {
     ],
     ['namespace declarations are not attributes', '<a xmlns="u" xmlns:p="v" p:x="1">z</a>', 'z', ['1']],
     ['character and predefined references', '<a>&#65;&#x42;&lt;&gt;&quot;&apos;</a>', 'AB<>"\'', []],
+    ['character references past ASCII as UTF-8 bytes', '<a>&#xe9;&#x4e2d;</a>', '\xc3\xa9\xe4\xb8\xad', []],
     ['attribute whitespace normalized, character references not', '<a at="x\ty\nz&#10;"/>', '', ['x y z\n']],
     ['line ends normalized', '<a b="x\r\ny">p\r\nq\rr</a>', 'p\nq\nr', ['x y']],
     ['an internal entity', '<!DOCTYPE a [<!ENTITY e "EXP">]><a at="&e;">x&e;y</a>', 'xEXPy', ['EXP']],
