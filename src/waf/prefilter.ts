@@ -54,6 +54,34 @@ interface Literals {
 const EMPTY: Literals = { exact: [''], required: [] };
 const UNKNOWN: Literals = { exact: null, required: [] };
 
+/** Past this, minimumLength stops counting: no input the engine sees is as long. */
+const MAX_MINIMUM_LENGTH = 1 << 24;
+
+/**
+ * The fewest bytes a match consumes: a shorter input cannot match (zero-width nodes and back references count
+ * for nothing, so the answer is never too high).
+ */
+export function minimumLength(node: LiteralNode, depth = 0): number {
+  if (depth > 400) return 0;
+  switch (node.kind) {
+    case 'set':
+      return 1;
+    case 'assert':
+    case 'look':
+    case 'backref':
+      return 0;
+    case 'group':
+    case 'atomic':
+      return minimumLength(node.body, depth + 1);
+    case 'repeat':
+      return node.min === 0 ? 0 : Math.min(MAX_MINIMUM_LENGTH, node.min * minimumLength(node.body, depth + 1));
+    case 'alt':
+      return Math.min(...node.branches.map((branch) => minimumLength(branch, depth + 1)));
+    case 'seq':
+      return Math.min(MAX_MINIMUM_LENGTH, node.items.reduce((sum, item) => sum + minimumLength(item, depth + 1), 0));
+  }
+}
+
 /** The required clauses of a pattern, the rarest first; empty when every input must be tried. */
 export function requiredLiterals(tree: LiteralNode): Clause[] {
   return literalsOf(tree, 0).required;

@@ -56,7 +56,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { LiteralSets } from './aho-corasick.ts';
 import { memoized } from './memo.ts';
-import { type Clause, requiredLiterals } from './prefilter.ts';
+import { type Clause, minimumLength, requiredLiterals } from './prefilter.ts';
 
 export interface PcreFlags {
   /** PCRE_CASELESS, as `(?i)` sets it. */
@@ -121,6 +121,8 @@ export class BoundedRegex {
   /** Where #passes marks the clauses found (one word: at most 3 clauses), and the mark of all of them. */
   readonly #marks = new Uint32Array(1);
   readonly #allClauses: number;
+  /** The fewest bytes a match consumes (./prefilter.ts minimumLength): shorter inputs are not tried. */
+  readonly #minLength: number;
   readonly #irregexp: RegExp;
   /** Null when irregexp is bounded on its own (backtrackingWork) or cannot be replaced ('backtracking'). */
   readonly #linear: RegExp | null;
@@ -130,11 +132,13 @@ export class BoundedRegex {
     irregexp: RegExp;
     linear: RegExp | null;
     literals: readonly Clause[] | null;
+    minLength: number;
     engine: RegexEngine;
     groups: readonly number[];
     fix: MatchFix;
   }) {
     this.literals = parts.literals;
+    this.#minLength = parts.minLength;
     this.#allClauses = parts.literals === null ? 0 : 2 ** parts.literals.length - 1;
     this.#irregexp = parts.irregexp;
     this.#linear = parts.linear;
@@ -146,14 +150,14 @@ export class BoundedRegex {
   }
 
   exec(input: string): RegExpExecArray | null {
-    if (input.length > this.maxInputLength) return null;
+    if (input.length > this.maxInputLength || input.length < this.#minLength) return null;
     if (!this.#passes(input)) return null;
     const match = this.#pick(input).exec(input);
     return match === null ? null : this.#fixed(match, input);
   }
 
   test(input: string): boolean {
-    if (input.length > this.maxInputLength) return false;
+    if (input.length > this.maxInputLength || input.length < this.#minLength) return false;
     if (!this.#passes(input)) return false;
     const fix = this.#fix;
     // Only a match at the very end can be one PCRE refuses (see MatchFix): exec() then decides.
@@ -257,6 +261,7 @@ function translate(source: string, flags: PcreFlags): PcreCompileResult {
     irregexp,
     linear: boundedAsItIs ? null : linear,
     literals: nonEmpty(requiredLiterals(parsed)),
+    minLength: minimumLength(parsed),
     engine,
     groups: printer.groups,
     fix: {

@@ -71,6 +71,21 @@ describe('required literals', () => {
   });
 });
 
+describe('minimum match length', () => {
+  it.each([
+    ['select', 'selec', 'select'],
+    ['^(?:[A-Za-z0-9+/]{4}){4,}$', 'QUJDRA', 'QUJDREVGR0hJSktMTU5P'],
+    ['a(?:bc|d)e', 'ae', 'ade'],
+    ['(a)\\1x', 'ax', 'aax'],
+    ['(?=abc)a', '', 'abc'],
+  ])('%s does not try %j and still matches %j', (pattern, shorter, matching) => {
+    const compiled = compilePcre(pattern, RX_FLAGS);
+    if (!compiled.ok) throw new Error(compiled.error);
+    expect(compiled.regex.test(shorter)).toBe(false);
+    expect(compiled.regex.test(matching)).toBe(true);
+  });
+});
+
 describe('LiteralSets', () => {
   it('marks each set one of whose phrases occurs, across overlapping phrases, case-insensitively', () => {
     const sets = new LiteralSets([['<'], ['select', 'union'], ['lect'], ['nothing']]);
