@@ -25,7 +25,7 @@ import { logSecurityEvent, rootLogger, setLogLevel, type Logger } from '../telem
 import { collectThreadMetrics, metrics, type MetricsJson } from '../telemetry/metrics.ts';
 import { FleetRateLimiter } from '../ratelimit/fleet-limiter.ts';
 import { TenantCertificateFiles, type TenantPem } from './tenant-certificates.ts';
-import { Tenants, type FleetPolicy } from './tenants.ts';
+import type { FleetPolicy, Tenants } from './tenants.ts';
 import { createRateCountersState } from '../ratelimit/shared-counters.ts';
 import { rateSubject } from '../runtime/subjects.ts';
 import { executeAdminCommand } from './commands.ts';
@@ -135,7 +135,7 @@ export class SecbeatNode {
   #tenantPems: ReadonlyMap<string, TenantPem> = new Map();
   #resolveStopped: (code: number) => void = () => {};
 
-  private constructor(options: NodeOptions, l7: L7SettingsSource | null) {
+  private constructor(options: NodeOptions, l7: L7SettingsSource | null, tenantsModule: TenantsModule | null) {
     const { config } = options;
     this.#config = config;
     this.#l7 = l7;
@@ -156,10 +156,10 @@ export class SecbeatNode {
     });
     this.blocklist = new SharedIpSetWriter(createIpSetState(BLOCKLIST_CAPACITY));
     this.cidrBlocklist = new SharedCidrTableWriter(createCidrTableState(CIDR_TABLE_CAPACITY));
-    if (l7 !== null) {
+    if (l7 !== null && tenantsModule !== null) {
       const stateDir = resolve(options.source.cwd ?? process.cwd(), config.state.dir);
       this.#tenantCertificateFiles = new TenantCertificateFiles(stateDir);
-      this.#tenants = new Tenants({
+      this.#tenants = new tenantsModule.Tenants({
         stateDir,
         region: config.platform.region,
         node: config.platform.node_id,
@@ -256,7 +256,8 @@ export class SecbeatNode {
   static async start(options: NodeOptions): Promise<SecbeatNode> {
     const problems = startRequirements(options.config);
     if (problems.length > 0) throw new SecbeatError('SECBEAT_ERR_CONFIG_INVALID', problems.join('; '));
-    const node = new SecbeatNode(options, await l7SettingsFor(options));
+    const l7 = await l7SettingsFor(options);
+    const node = new SecbeatNode(options, l7, l7 === null ? null : await import('./tenants.ts'));
     await node.#startNats();
     node.#startRateLimiter();
     node.#tenants?.attach(node.#nats);
@@ -623,6 +624,12 @@ function samePems(a: ReadonlyMap<string, TenantPem>, b: ReadonlyMap<string, Tena
   }
   return true;
 }
+
+/**
+ * The tenant configuration's module, loaded in l7 mode only: it brings Automerge, whose WebAssembly instance
+ * holds about 16 MB of RSS that a tcp node would carry idle (bench/tcp rss, 2 threads: 111 MB with it).
+ */
+type TenantsModule = typeof import('./tenants.ts');
 
 export async function l7SettingsFor(options: NodeOptions): Promise<L7SettingsSource | null> {
   if (options.config.server.mode !== 'l7') return null;
