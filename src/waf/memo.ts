@@ -6,12 +6,13 @@
 /** Distinct entries kept before the memo starts over: far above any real configuration's count. */
 const MEMO_LIMIT = 20_000;
 
-export function memoized<V>(build: (key: string) => V): (key: string) => V {
+/** `limit`: distinct entries kept (for large values, the last few rule sets' worth). */
+export function memoized<V>(build: (key: string) => V, limit = MEMO_LIMIT): (key: string) => V {
   const cache = new Map<string, V>();
   return (key) => {
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
-    if (cache.size >= MEMO_LIMIT) cache.clear();
+    if (cache.size >= limit) cache.clear();
     const value = build(key);
     cache.set(key, value);
     return value;
