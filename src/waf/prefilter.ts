@@ -76,7 +76,7 @@ export function minimumLength(node: LiteralNode, depth = 0): number {
     case 'repeat':
       return node.min === 0 ? 0 : Math.min(MAX_MINIMUM_LENGTH, node.min * minimumLength(node.body, depth + 1));
     case 'alt':
-      return Math.min(...node.branches.map((branch) => minimumLength(branch, depth + 1)));
+      return node.branches.reduce((fewest, branch) => Math.min(fewest, minimumLength(branch, depth + 1)), MAX_MINIMUM_LENGTH);
     case 'seq':
       return Math.min(MAX_MINIMUM_LENGTH, node.items.reduce((sum, item) => sum + minimumLength(item, depth + 1), 0));
   }

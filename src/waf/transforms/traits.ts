@@ -9,7 +9,7 @@
 // are the traits without which it returns its input up to ASCII case (and, but for t:lowercase, t:uppercase
 // and t:cmdLine, the input itself, so the engine need not even call it). A chain whose triggers miss the value's
 // traits returns the value up to ASCII case: each step gets a text with the same traits, since changing case
-// changes none. The property test (test/property/waf-transform-traits.test.ts) holds each transformation
+// changes none. The property test (test/property/waf-transform-traits.prop.test.ts) holds each transformation
 // to its triggers on arbitrary byte strings.
 
 export const TRAIT = {
