@@ -47,7 +47,7 @@ export interface Interruption {
   readonly url: string | null;
 }
 
-/** Texts this long or longer are scanned for literals once per transaction whatever their case (#marksOf). */
+/** Texts this long or longer are scanned for literals once per transaction whatever their case (#markOf). */
 const SHARED_SCAN_LENGTH = 64;
 
 /** Members a single collection may hold; setvar keys can be built from request data (`%{MATCHED_VAR_NAME}`). */
