@@ -411,6 +411,8 @@ class RuleBuilder {
     const transformKeys = this.#transformKeys(steps);
     const selection = this.#selection(targets.targets);
     const inputs = selection === -1 || steps.length === 0 ? -1 : intern(this.#inputs, `${selection}:${transformKeys.at(-1)}`);
+    const stepTriggers = steps.map((step) => transformTriggers(step.name));
+    const stepIdentities = steps.map((step) => identityTriggers(step.name));
     const isHead = actions === head;
     const written = head.disruptive ?? defaults.disruptive;
     return {
@@ -423,10 +425,10 @@ class RuleBuilder {
       transforms: steps.map((step) => step.fn),
       transformKeys,
       transformNames: steps.map((step) => step.name),
-      transformTriggers: steps.reduce((triggers, step) => triggers | transformTriggers(step.name), 0),
-      transformStepTriggers: steps.map((step) => transformTriggers(step.name)),
-      transformIdentities: steps.map((step) => identityTriggers(step.name)),
-      transformIdentity: steps.reduce((triggers, step) => triggers | identityTriggers(step.name), 0),
+      transformTriggers: stepTriggers.reduce((all, triggers) => all | triggers, 0),
+      transformStepTriggers: stepTriggers,
+      transformIdentities: stepIdentities,
+      transformIdentity: stepIdentities.reduce((all, triggers) => all | triggers, 0),
       selection,
       inputs,
       ...this.#literalSlot(operator, selection, transformKeys.at(-1) ?? -1, actions.multiMatch),

@@ -77,6 +77,12 @@ function clausesMarked(rule: CompiledRule, marks: Uint32Array, at: number): bool
 /** Words of #marks a transaction starts with when it first needs one (a benign GET takes about 800); doubled as needed. */
 const FIRST_MARK_WORDS = 1024;
 
+/** The value's traits (./transforms/traits.ts), computed on first need and kept on the value. */
+function traitsOf(value: VarValue): number {
+  if (value.traits === -1) value.traits = textTraits(value.value);
+  return value.traits;
+}
+
 let uniqueCounter = 0;
 const UNIQUE_PREFIX = `${Date.now().toString(36)}${process.pid.toString(36)}`;
 
@@ -443,9 +449,8 @@ export class Transaction implements MacroScope {
     const union = this.#allocate(words) - first;
     const group = [union];
     for (const value of values) {
-      if (value.traits === -1) value.traits = textTraits(value.value);
       let mark: number;
-      if ((value.traits & rule.transformTriggers) === 0) {
+      if ((traitsOf(value) & rule.transformTriggers) === 0) {
         mark = value.mark === -1 ? this.#markOf(value.value) : value.mark;
         value.mark = mark;
       } else {
@@ -573,10 +578,9 @@ export class Transaction implements MacroScope {
   #inspectEach(rule: CompiledRule, value: VarValue): boolean {
     let matched = false;
     let input = value.value;
-    if (value.traits === -1) value.traits = textTraits(value.value);
     // The value's traits hold for `input` until a step changes more than case: a step it cannot trigger is
     // passed over without a call or a cache lookup.
-    let traits = value.traits;
+    let traits = traitsOf(value);
     for (let i = -1; i < rule.transforms.length; i++) {
       if (i >= 0) {
         if ((traits & rule.transformIdentities[i]!) === 0) continue;
@@ -600,9 +604,8 @@ export class Transaction implements MacroScope {
    * rules that follow (CRS rules share long prefixes such as t:none,t:utf8toUnicode,t:urlDecodeUni).
    */
   #transform(rule: CompiledRule, value: VarValue): string {
-    if (value.traits === -1) value.traits = textTraits(value.value);
     // No step can act on the value: it comes out as it went in.
-    if ((value.traits & rule.transformIdentity) === 0) return value.value;
+    if ((traitsOf(value) & rule.transformIdentity) === 0) return value.value;
     const { transforms, transformKeys } = rule;
     let slots = value.transformed;
     if (slots === null) {
