@@ -9,8 +9,11 @@ cd "$(dirname "$0")/.."
 # nginx, wrk and nghttp2-client's h2load (L7 bench, with haproxy), modsecurity-crs (the OWASP CRS 3.3.4 the WAF
 # loads) and libnginx-mod-http-modsecurity (nginx + ModSecurity v3, the WAF bench's peer), iproute2 (network
 # namespaces), procps (ps/pgrep in helpers), openssl (test certificates); g++, make and python3 build the native addon;
-# wfuzz and sqlmap ship the attack payload lists the WAF detection bench sends (bench/waf/corpus.ts).
-DEBIAN_PACKAGES=(g++ make python3 openssl nats-server haproxy iperf3 nginx wrk nghttp2-client modsecurity-crs libnginx-mod-http-modsecurity iproute2 procps util-linux wfuzz sqlmap)
+# wfuzz and sqlmap ship the attack payload lists the WAF detection bench sends (bench/waf/corpus.ts); clang,
+# libbpf-dev, bpftool and pkg-config build SYN mode's XDP program and its libbpf addon (scripts/build-bpf.sh,
+# native/binding.gyp), xdp-tools inspects attachments, and hping3, ethtool, nftables and iptables drive and
+# configure SYN mode's test bed (SYN floods, checksum offload off on veths, SYNPROXY rules).
+DEBIAN_PACKAGES=(g++ make python3 openssl nats-server haproxy iperf3 nginx wrk nghttp2-client modsecurity-crs libnginx-mod-http-modsecurity iproute2 procps util-linux wfuzz sqlmap clang libbpf-dev bpftool pkg-config xdp-tools hping3 ethtool nftables iptables)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

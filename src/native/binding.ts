@@ -1,10 +1,10 @@
 // The typed surface of the secbeat_native addon (native/) and its loader. TCP mode calls loadNative() once
 // per thread and, when it fails, falls back to JS forwarding and logs the error's message (every path tried
 // and why each failed). NativeTcpProxy (src/proxy/tcp-native.ts) is the caller of TcpEngine.
-import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SecbeatError } from '../errors.ts';
+import { loadAddon, type AddonLoadResult } from './load.ts';
 
 /** Why a connection ended. `error:<ERRNO>` / `connect_error:<ERRNO>` carry the errno name, e.g. `error:ETIMEDOUT`. */
 export type TcpCloseReason =
@@ -131,9 +131,7 @@ export interface NativeBinding {
 /** The abiVersion this TypeScript surface describes. */
 export const NATIVE_ABI_VERSION = 2;
 
-export type NativeLoadResult =
-  | { ok: true; binding: NativeBinding; path: string }
-  | { ok: false; error: SecbeatError };
+export type NativeLoadResult = AddonLoadResult<NativeBinding>;
 
 /** Environment variable naming the .node file to load instead of the build outputs. */
 export const NATIVE_PATH_ENV = 'SECBEAT_NATIVE_PATH';
@@ -153,7 +151,6 @@ export function nativeCandidates(env: NodeJS.ProcessEnv = process.env): string[]
   ];
 }
 
-const requireNative = createRequire(import.meta.url);
 let cached: NativeLoadResult | null = null;
 
 /**
@@ -170,37 +167,12 @@ export function loadNativeFrom(candidates: readonly string[], hint = ''): Native
   if (process.platform !== 'linux') {
     return { ok: false, error: new SecbeatError('SECBEAT_ERR_INTERNAL', `native addon: splice(2) needs Linux, this is ${process.platform}`) };
   }
-  const failures: string[] = [];
-  const causes: unknown[] = [];
-  for (const path of candidates) {
-    try {
-      const binding: unknown = requireNative(path);
-      const problem = checkBinding(binding);
-      if (problem === null) return { ok: true, binding: binding as NativeBinding, path };
-      failures.push(`${path}: ${problem}`);
-    } catch (err) {
-      causes.push(err);
-      failures.push(`${path}: ${describeLoadError(err)}`);
-    }
-  }
-  const message = `native addon unavailable${hint ? ` ${hint}` : ''}; tried:\n  ${failures.join('\n  ')}`;
-  return { ok: false, error: new SecbeatError('SECBEAT_ERR_INTERNAL', message, { cause: new AggregateError(causes) }) };
+  return loadAddon<NativeBinding>(candidates, 'native addon', hint, checkBinding);
 }
 
-function checkBinding(binding: unknown): string | null {
-  if (typeof binding !== 'object' || binding === null) return 'did not export an object';
+function checkBinding(binding: object): string | null {
   const b = binding as Partial<Record<keyof NativeBinding, unknown>>;
   if (typeof b.TcpEngine !== 'function') return 'does not export TcpEngine (not a secbeat_native build?)';
   if (b.abiVersion !== NATIVE_ABI_VERSION) return `abiVersion ${String(b.abiVersion)}, expected ${NATIVE_ABI_VERSION} (stale build: rebuild)`;
   return null;
-}
-
-function describeLoadError(err: unknown): string {
-  if (typeof err === 'object' && err !== null) {
-    const e = err as { code?: unknown; message?: unknown };
-    // require() reports a missing .node file as MODULE_NOT_FOUND with a long stack-ish message.
-    if (e.code === 'MODULE_NOT_FOUND') return 'not found';
-    if (typeof e.message === 'string') return e.message.split('\n')[0] ?? e.message;
-  }
-  return String(err);
 }

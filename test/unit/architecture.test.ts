@@ -28,6 +28,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   cli: ['messages.ts', 'errors.ts', 'admin'],
   crdt: [],
   ratelimit: ['crdt', 'net', 'blocklist'],
+  syn: ['errors.ts', 'native', 'net'],
 };
 
 function files(dir: string): string[] {

@@ -1,0 +1,476 @@
+// secbeat_xdp: the Node-API addon over libbpf for SYN mode's XDP program (bpf/secbeat.bpf.c). It opens and
+// loads the object (maps pinned and reused when asked), attaches to an interface in native mode and falls back
+// to generic mode, updates and reads maps in batches, sums the per-CPU counters, reads the kernel's run-time
+// statistics and runs the program on a packet with BPF_PROG_TEST_RUN. Typed for TS in src/native/xdp.ts.
+//
+// Thread use: every call runs on the JS thread that owns the object and returns when the syscall does; none
+// blocks for long (map batches are bounded by the caller), so no worker thread is involved.
+#include <napi.h>
+
+#include <linux/types.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "../../bpf/secbeat.h"
+
+namespace {
+
+// libbpf's messages during the current call (the verifier's log among them), for the error that call throws.
+thread_local std::string libbpf_log;
+
+int capture_libbpf(enum libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char line[4096];
+  int n = vsnprintf(line, sizeof(line), format, args);
+  // The verifier's log can be long; its last lines say what failed.
+  if (libbpf_log.size() < (1 << 20)) libbpf_log.append(line);
+  return n;
+}
+
+std::string errno_code(int err) {
+  switch (err) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EINVAL: return "EINVAL";
+    case EACCES: return "EACCES";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENOMEM: return "ENOMEM";
+    case E2BIG: return "E2BIG";
+    case ENODEV: return "ENODEV";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case ENOSPC: return "ENOSPC";
+    case ENOSYS: return "ENOSYS";
+    default: return "E" + std::to_string(err);
+  }
+}
+
+// A JS Error with code (errno name) and errno, and the libbpf log of the failed call when there is one.
+Napi::Error libbpf_error(Napi::Env env, const std::string& what, int err) {
+  err = err < 0 ? -err : err;
+  std::string message = what + ": " + std::strerror(err) + " (" + errno_code(err) + ")";
+  std::string tail = libbpf_log;
+  if (tail.size() > 4000) tail = "…" + tail.substr(tail.size() - 4000);
+  if (!tail.empty()) message += "\n" + tail;
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Set("code", Napi::String::New(env, errno_code(err)));
+  e.Set("errno", Napi::Number::New(env, -err));
+  return e;
+}
+
+uint32_t uint_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 4294967295.0) || static_cast<double>(static_cast<uint32_t>(d)) != d) {
+    throw Napi::RangeError::New(info.Env(), std::string(name) + " must be an integer in [0, 2^32)");
+  }
+  return static_cast<uint32_t>(d);
+}
+
+std::string string_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || !info[i].IsString()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+Napi::Buffer<uint8_t> buffer_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || !info[i].IsBuffer()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Buffer");
+  return info[i].As<Napi::Buffer<uint8_t>>();
+}
+
+class XdpObject : public Napi::ObjectWrap<XdpObject> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "XdpObject",
+                       {
+                           InstanceMethod<&XdpObject::Load>("load"),
+                           InstanceMethod<&XdpObject::Attach>("attach"),
+                           InstanceMethod<&XdpObject::Detach>("detach"),
+                           InstanceMethod<&XdpObject::AttachedId>("attachedProgramId"),
+                           InstanceMethod<&XdpObject::ProgramId>("programId"),
+                           InstanceMethod<&XdpObject::MapInfo>("mapInfo"),
+                           InstanceMethod<&XdpObject::UpdateBatch>("updateBatch"),
+                           InstanceMethod<&XdpObject::DeleteBatch>("deleteBatch"),
+                           InstanceMethod<&XdpObject::Lookup>("lookup"),
+                           InstanceMethod<&XdpObject::Dump>("dump"),
+                           InstanceMethod<&XdpObject::Counters>("counters"),
+                           InstanceMethod<&XdpObject::RunStats>("runStats"),
+                           InstanceMethod<&XdpObject::TestRun>("testRun"),
+                           InstanceMethod<&XdpObject::Close>("close"),
+                       });
+  }
+
+  // new XdpObject(objectPath, pinDir | '', sourceEntries)
+  explicit XdpObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<XdpObject>(info) {
+    Napi::Env env = info.Env();
+    std::string path = string_arg(info, 0, "objectPath");
+    std::string pin_dir = string_arg(info, 1, "pinDir");
+    uint32_t sources = uint_arg(info, 2, "sourceEntries");
+    libbpf_log.clear();
+    obj_ = bpf_object__open_file(path.c_str(), nullptr);
+    if (obj_ == nullptr) throw libbpf_error(env, "opening " + path, errno);
+    prog_ = bpf_object__find_program_by_name(obj_, "secbeat_xdp");
+    if (prog_ == nullptr) {
+      Close(info);
+      throw Napi::Error::New(env, path + " has no program secbeat_xdp");
+    }
+    bpf_map* map;
+    bpf_object__for_each_map(map, obj_) {
+      const char* name = bpf_map__name(map);
+      if (std::strcmp(name, "sb_sources") == 0 && sources > 0) bpf_map__set_max_entries(map, sources);
+      // A pin path makes libbpf reuse the pinned map when it is compatible, and pin it when absent: the lists
+      // and counters outlive a restart of the node.
+      if (!pin_dir.empty() && std::strncmp(name, "sb_", 3) == 0) {
+        std::string pin = pin_dir + "/" + name;
+        int err = bpf_map__set_pin_path(map, pin.c_str());
+        if (err) {
+          Close(info);
+          throw libbpf_error(env, "setting pin path " + pin, err);
+        }
+      }
+    }
+  }
+
+  ~XdpObject() override { Release(); }
+
+ private:
+  bpf_object* obj_ = nullptr;
+  bpf_program* prog_ = nullptr;
+  bool loaded_ = false;
+  int stats_fd_ = -1;
+
+  void Release() {
+    if (stats_fd_ >= 0) close(stats_fd_);
+    stats_fd_ = -1;
+    if (obj_ != nullptr) bpf_object__close(obj_);
+    obj_ = nullptr;
+    prog_ = nullptr;
+    loaded_ = false;
+  }
+
+  void RequireLoaded(Napi::Env env) {
+    if (obj_ == nullptr) throw Napi::Error::New(env, "the XDP object is closed");
+    if (!loaded_) throw Napi::Error::New(env, "the XDP object is not loaded");
+  }
+
+  bpf_map* MapNamed(Napi::Env env, const std::string& name) {
+    RequireLoaded(env);
+    bpf_map* map = bpf_object__find_map_by_name(obj_, name.c_str());
+    if (map == nullptr) throw Napi::Error::New(env, "no map named " + name);
+    return map;
+  }
+
+  // Bytes of one value as the syscalls read and write it: per-CPU maps hold one 8-byte-aligned copy per CPU.
+  static size_t ValueBytes(bpf_map* map) {
+    size_t size = bpf_map__value_size(map);
+    bpf_map_type type = bpf_map__type(map);
+    if (type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_LRU_PERCPU_HASH) {
+      return ((size + 7) & ~size_t{7}) * static_cast<size_t>(libbpf_num_possible_cpus());
+    }
+    return size;
+  }
+
+  Napi::Value Load(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (obj_ == nullptr) throw Napi::Error::New(env, "the XDP object is closed");
+    if (loaded_) return env.Undefined();
+    libbpf_log.clear();
+    int err = bpf_object__load(obj_);
+    if (err) throw libbpf_error(env, "loading the XDP program (the verifier's log follows)", err);
+    loaded_ = true;
+    return env.Undefined();
+  }
+
+  // attach(ifindex, mode: 'native' | 'generic' | 'auto', replaceId) → { mode: 'native' | 'generic', nativeError }.
+  // replaceId: a program of ours left attached (a crashed node) that may be replaced; any other attached program
+  // makes this fail (EBUSY/EEXIST). nativeError: why native mode was refused when 'auto' fell back, else null.
+  Napi::Value Attach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RequireLoaded(env);
+    uint32_t ifindex = uint_arg(info, 0, "ifindex");
+    std::string mode = string_arg(info, 1, "mode");
+    uint32_t replace_id = uint_arg(info, 2, "replaceId");
+    int fd = bpf_program__fd(prog_);
+    auto attach = [&](uint32_t flags) -> int {
+      LIBBPF_OPTS(bpf_xdp_attach_opts, opts);
+      int old_fd = -1;
+      if (replace_id != 0) {
+        old_fd = bpf_prog_get_fd_by_id(replace_id);
+        if (old_fd < 0) return -errno;
+        opts.old_prog_fd = old_fd;
+        flags |= XDP_FLAGS_REPLACE;
+      } else {
+        flags |= XDP_FLAGS_UPDATE_IF_NOEXIST;
+      }
+      int err = bpf_xdp_attach(static_cast<int>(ifindex), fd, flags, &opts);
+      if (old_fd >= 0) close(old_fd);
+      return err;
+    };
+    if (mode != "native" && mode != "generic" && mode != "auto") throw Napi::TypeError::New(env, "mode must be native, generic or auto");
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("nativeError", env.Null());
+    libbpf_log.clear();
+    if (mode != "generic") {
+      int err = attach(XDP_FLAGS_DRV_MODE);
+      if (err == 0) {
+        result.Set("mode", Napi::String::New(env, "native"));
+        return result;
+      }
+      if (mode == "native") throw libbpf_error(env, "attaching in native (driver) mode", err);
+      result.Set("nativeError", libbpf_error(env, "native (driver) mode", err).Message());
+      libbpf_log.clear();
+    }
+    int err = attach(XDP_FLAGS_SKB_MODE);
+    if (err) throw libbpf_error(env, "attaching in generic (skb) mode", err);
+    result.Set("mode", Napi::String::New(env, "generic"));
+    return result;
+  }
+
+  // detach(ifindex, mode: 'native' | 'generic', expectedId): removes the program only if it is still `expectedId`.
+  Napi::Value Detach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t ifindex = uint_arg(info, 0, "ifindex");
+    std::string mode = string_arg(info, 1, "mode");
+    uint32_t expected = uint_arg(info, 2, "expectedId");
+    uint32_t flags = mode == "generic" ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+    LIBBPF_OPTS(bpf_xdp_attach_opts, opts);
+    int old_fd = bpf_prog_get_fd_by_id(expected);
+    if (old_fd < 0) throw libbpf_error(env, "finding program " + std::to_string(expected), errno);
+    opts.old_prog_fd = old_fd;
+    libbpf_log.clear();
+    int err = bpf_xdp_detach(static_cast<int>(ifindex), flags | XDP_FLAGS_REPLACE, &opts);
+    close(old_fd);
+    if (err) throw libbpf_error(env, "detaching from ifindex " + std::to_string(ifindex), err);
+    return env.Undefined();
+  }
+
+  // attachedProgramId(ifindex, mode) → the id of the XDP program attached in that mode, 0 for none.
+  Napi::Value AttachedId(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t ifindex = uint_arg(info, 0, "ifindex");
+    std::string mode = string_arg(info, 1, "mode");
+    uint32_t id = 0;
+    int err = bpf_xdp_query_id(static_cast<int>(ifindex), mode == "generic" ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE, &id);
+    if (err) throw libbpf_error(env, "querying ifindex " + std::to_string(ifindex), err);
+    return Napi::Number::New(env, id);
+  }
+
+  Napi::Value ProgramId(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RequireLoaded(env);
+    bpf_prog_info prog_info{};
+    uint32_t len = sizeof(prog_info);
+    int err = bpf_obj_get_info_by_fd(bpf_program__fd(prog_), &prog_info, &len);
+    if (err) throw libbpf_error(env, "reading the program's info", err);
+    return Napi::Number::New(env, prog_info.id);
+  }
+
+  // mapInfo(name) → { keySize, valueSize (per-CPU copies included), maxEntries, pinned }
+  Napi::Value MapInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_map* map = MapNamed(env, string_arg(info, 0, "map"));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("keySize", Napi::Number::New(env, bpf_map__key_size(map)));
+    out.Set("valueSize", Napi::Number::New(env, static_cast<double>(ValueBytes(map))));
+    out.Set("maxEntries", Napi::Number::New(env, bpf_map__max_entries(map)));
+    out.Set("pinned", Napi::Boolean::New(env, bpf_map__is_pinned(map)));
+    return out;
+  }
+
+  // updateBatch(name, keys, values, count): `count` entries, keys and values packed back to back.
+  Napi::Value UpdateBatch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_map* map = MapNamed(env, string_arg(info, 0, "map"));
+    auto keys = buffer_arg(info, 1, "keys");
+    auto values = buffer_arg(info, 2, "values");
+    uint32_t count = uint_arg(info, 3, "count");
+    if (keys.Length() != size_t{count} * bpf_map__key_size(map) || values.Length() != count * ValueBytes(map)) {
+      throw Napi::RangeError::New(env, "keys and values must hold exactly `count` entries of the map's sizes");
+    }
+    if (count == 0) return env.Undefined();
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+    uint32_t done = count;
+    int err = bpf_map_update_batch(bpf_map__fd(map), keys.Data(), values.Data(), &done, &opts);
+    if (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP) {
+      // Maps without batch support: element by element.
+      size_t ks = bpf_map__key_size(map), vs = ValueBytes(map);
+      for (uint32_t i = 0; i < count; i++) {
+        int e = bpf_map_update_elem(bpf_map__fd(map), keys.Data() + i * ks, values.Data() + i * vs, BPF_ANY);
+        if (e) throw libbpf_error(env, "updating " + std::string(bpf_map__name(map)), e);
+      }
+      return env.Undefined();
+    }
+    if (err) throw libbpf_error(env, "updating " + std::string(bpf_map__name(map)) + " in a batch", err);
+    return env.Undefined();
+  }
+
+  // deleteBatch(name, keys, count) → how many existed and were deleted.
+  Napi::Value DeleteBatch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_map* map = MapNamed(env, string_arg(info, 0, "map"));
+    auto keys = buffer_arg(info, 1, "keys");
+    uint32_t count = uint_arg(info, 2, "count");
+    size_t ks = bpf_map__key_size(map);
+    if (keys.Length() != count * ks) throw Napi::RangeError::New(env, "keys must hold exactly `count` keys");
+    // Element by element: a batch delete stops at the first absent key, and absent keys are normal here.
+    uint32_t deleted = 0;
+    for (uint32_t i = 0; i < count; i++) {
+      int err = bpf_map_delete_elem(bpf_map__fd(map), keys.Data() + i * ks);
+      if (err == 0) deleted++;
+      else if (err != -ENOENT) throw libbpf_error(env, "deleting from " + std::string(bpf_map__name(map)), err);
+    }
+    return Napi::Number::New(env, deleted);
+  }
+
+  // lookup(name, key) → Buffer | null
+  Napi::Value Lookup(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_map* map = MapNamed(env, string_arg(info, 0, "map"));
+    auto key = buffer_arg(info, 1, "key");
+    if (key.Length() != bpf_map__key_size(map)) throw Napi::RangeError::New(env, "key has the wrong size");
+    std::vector<uint8_t> value(ValueBytes(map));
+    int err = bpf_map_lookup_elem(bpf_map__fd(map), key.Data(), value.data());
+    if (err == -ENOENT) return env.Null();
+    if (err) throw libbpf_error(env, "looking up in " + std::string(bpf_map__name(map)), err);
+    return Napi::Buffer<uint8_t>::Copy(env, value.data(), value.size());
+  }
+
+  // dump(name, limit) → { keys, values, count }: at most `limit` entries, by get_next_key (works for every map
+  // type, LPM tries included, and is not disturbed by concurrent updates beyond what the kernel documents).
+  Napi::Value Dump(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_map* map = MapNamed(env, string_arg(info, 0, "map"));
+    uint32_t limit = uint_arg(info, 1, "limit");
+    int fd = bpf_map__fd(map);
+    size_t ks = bpf_map__key_size(map), vs = ValueBytes(map);
+    std::vector<uint8_t> keys, values, key(ks), next(ks), value(vs);
+    uint32_t count = 0;
+    int err = bpf_map_get_next_key(fd, nullptr, next.data());
+    while (err == 0 && count < limit) {
+      if (bpf_map_lookup_elem(fd, next.data(), value.data()) == 0) {
+        keys.insert(keys.end(), next.begin(), next.end());
+        values.insert(values.end(), value.begin(), value.end());
+        count++;
+      }
+      key = next;
+      err = bpf_map_get_next_key(fd, key.data(), next.data());
+    }
+    if (err && err != -ENOENT) throw libbpf_error(env, "walking " + std::string(bpf_map__name(map)), err);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), keys.size()));
+    out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), values.size()));
+    out.Set("count", Napi::Number::New(env, count));
+    return out;
+  }
+
+  // counters() → BigUint64Array [packets, bytes] per reason, summed over CPUs.
+  Napi::Value Counters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_map* map = MapNamed(env, "sb_counters");
+    int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) throw libbpf_error(env, "counting CPUs", cpus);
+    std::vector<secbeat_counter> per_cpu(static_cast<size_t>(cpus));
+    auto out = Napi::BigUint64Array::New(env, 2 * SECBEAT_REASON_COUNT);
+    for (uint32_t reason = 0; reason < SECBEAT_REASON_COUNT; reason++) {
+      int err = bpf_map_lookup_elem(bpf_map__fd(map), &reason, per_cpu.data());
+      if (err) throw libbpf_error(env, "reading counters", err);
+      uint64_t packets = 0, bytes = 0;
+      for (const secbeat_counter& c : per_cpu) {
+        packets += c.packets;
+        bytes += c.bytes;
+      }
+      out[2 * reason] = packets;
+      out[2 * reason + 1] = bytes;
+    }
+    return out;
+  }
+
+  // runStats(enable) → { runTimeNs, runCount } from the kernel (bpf_prog_info). enable = true keeps the
+  // kernel's run-time accounting on (BPF_ENABLE_STATS, held by this object) until close().
+  Napi::Value RunStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RequireLoaded(env);
+    if (info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value() && stats_fd_ < 0) {
+      stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
+      if (stats_fd_ < 0) throw libbpf_error(env, "enabling BPF run-time statistics", stats_fd_);
+    }
+    bpf_prog_info prog_info{};
+    uint32_t len = sizeof(prog_info);
+    int err = bpf_obj_get_info_by_fd(bpf_program__fd(prog_), &prog_info, &len);
+    if (err) throw libbpf_error(env, "reading the program's info", err);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("runTimeNs", Napi::BigInt::New(env, static_cast<uint64_t>(prog_info.run_time_ns)));
+    out.Set("runCount", Napi::BigInt::New(env, static_cast<uint64_t>(prog_info.run_cnt)));
+    return out;
+  }
+
+  // testRun(packet, repeat) → { action, packet, durationNs }: BPF_PROG_TEST_RUN on a copy of `packet`.
+  Napi::Value TestRun(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RequireLoaded(env);
+    auto packet = buffer_arg(info, 0, "packet");
+    uint32_t repeat = uint_arg(info, 1, "repeat");
+    // Room for a reply grown at the head (the kernel copies data_out from the adjusted start).
+    std::vector<uint8_t> out(packet.Length() + 256);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.Data(), .data_out = out.data(),
+                .data_size_in = static_cast<uint32_t>(packet.Length()), .data_size_out = static_cast<uint32_t>(out.size()),
+                .repeat = static_cast<int>(repeat));
+    libbpf_log.clear();
+    int err = bpf_prog_test_run_opts(bpf_program__fd(prog_), &opts);
+    if (err) throw libbpf_error(env, "BPF_PROG_TEST_RUN", err);
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("action", Napi::Number::New(env, opts.retval));
+    result.Set("packet", Napi::Buffer<uint8_t>::Copy(env, out.data(), opts.data_size_out));
+    result.Set("durationNs", Napi::Number::New(env, opts.duration));
+    return result;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Release();
+    return info.Env().Undefined();
+  }
+};
+
+// monotonicNs() → CLOCK_MONOTONIC in ns as a BigInt: the clock bpf_ktime_get_ns() reads (blocklist expiry).
+Napi::Value MonotonicNs(const Napi::CallbackInfo& info) {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+  return Napi::BigInt::New(info.Env(), ns);
+}
+
+// ifindex(name) → the interface's index in this network namespace, 0 when there is none.
+Napi::Value IfIndex(const Napi::CallbackInfo& info) {
+  std::string name = string_arg(info, 0, "name");
+  return Napi::Number::New(info.Env(), if_nametoindex(name.c_str()));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  libbpf_set_print(capture_libbpf);
+  exports.Set("XdpObject", XdpObject::Define(env));
+  exports.Set("monotonicNs", Napi::Function::New(env, MonotonicNs));
+  exports.Set("ifindex", Napi::Function::New(env, IfIndex));
+  Napi::Array reasons = Napi::Array::New(env, SECBEAT_REASON_COUNT);
+  uint32_t i = 0;
+#define SECBEAT_REASON_NAME(name, label) reasons.Set(i++, Napi::String::New(env, label));
+  SECBEAT_REASONS(SECBEAT_REASON_NAME)
+#undef SECBEAT_REASON_NAME
+  exports.Set("reasons", reasons);
+  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(secbeat_xdp, Init)

@@ -1,0 +1,165 @@
+// SYN mode's XDP program as one object: open and load it (bpf/build/secbeat.bpf.o through the secbeat_xdp addon),
+// configure it, keep its allowlist and blocklist, read its counters by reason, attach it to an interface and
+// detach it. The SYN-proxy actor owns one; tests drive one through BPF_PROG_TEST_RUN.
+import { SecbeatError } from '../errors.ts';
+import { findXdpObject, loadXdpAddon, type XdpAttachMode, type XdpAttachResult, type XdpBinding, type XdpObjectHandle, type XdpTestRun } from '../native/xdp.ts';
+import { BLOCK_VALUE_BYTES, blockValue, encodeConfig, LPM_KEY_BYTES, lpmKey, type XdpSettings } from './maps.ts';
+import { availableParallelism } from 'node:os';
+
+export interface XdpProgramOptions {
+  /** bpffs directory where the maps are pinned and, on a restart, reused; null keeps them private. */
+  pinDir: string | null;
+  /** Entries of the per-source rate-limit map (LRU); 0 keeps the object's 65,536. */
+  sourceEntries: number;
+}
+
+export interface BlockEntry {
+  cidr: string;
+  /** When the block ends (Date.now() milliseconds), or null for never. */
+  expiresAtMs: number | null;
+}
+
+export type ReasonCounters = Record<string, { packets: bigint; bytes: bigint }>;
+
+/** Entries per updateBatch call: bounded, so one call never holds the thread for long. */
+const BATCH = 4096;
+
+export class XdpProgram {
+  readonly #addon: XdpBinding;
+  readonly #object: XdpObjectHandle;
+  #attached: { ifindex: number; mode: XdpAttachMode; programId: number } | null = null;
+
+  private constructor(addon: XdpBinding, object: XdpObjectHandle) {
+    this.#addon = addon;
+    this.#object = object;
+  }
+
+  /** Opens and loads (verifies) the program; throws a SecbeatError naming what is missing or what failed. */
+  static open(options: XdpProgramOptions): XdpProgram {
+    const addon = loadXdpAddon();
+    if (!addon.ok) throw addon.error;
+    const object = findXdpObject();
+    if (!object.ok) throw object.error;
+    let handle: XdpObjectHandle;
+    try {
+      handle = new addon.binding.XdpObject(object.path, options.pinDir ?? '', options.sourceEntries);
+      handle.load();
+    } catch (err) {
+      throw new SecbeatError('SECBEAT_ERR_INTERNAL', `cannot load ${object.path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    return new XdpProgram(addon.binding, handle);
+  }
+
+  get reasons(): readonly string[] {
+    return this.#addon.reasons;
+  }
+
+  get attachment(): { ifindex: number; mode: XdpAttachMode; programId: number } | null {
+    return this.#attached;
+  }
+
+  configure(settings: XdpSettings): void {
+    const key = Buffer.alloc(4);
+    this.#object.updateBatch('sb_config', key, encodeConfig(settings, availableParallelism()), 1);
+  }
+
+  /** Adds ranges to the allowlist (which wins over everything). */
+  allow(cidrs: readonly string[]): void {
+    this.#update('sb_allowlist', cidrs.map(lpmKey), () => Buffer.alloc(1, 1));
+  }
+
+  disallow(cidrs: readonly string[]): number {
+    return this.#delete('sb_allowlist', cidrs.map(lpmKey));
+  }
+
+  block(entries: readonly BlockEntry[]): void {
+    const nowMs = Date.now();
+    const nowNs = this.#addon.monotonicNs();
+    const keys = entries.map((e) => lpmKey(e.cidr));
+    this.#update('sb_blocklist', keys, (i) => {
+      const expires = entries[i]!.expiresAtMs;
+      // Wall-clock expiry to the monotonic clock the program reads; at least 1 ns ahead (0 means never).
+      return blockValue(expires === null ? 0n : nowNs + BigInt(Math.max(1, Math.round((expires - nowMs) * 1e6))));
+    });
+  }
+
+  unblock(cidrs: readonly string[]): number {
+    return this.#delete('sb_blocklist', cidrs.map(lpmKey));
+  }
+
+  /** Blocklist entries whose expiry has passed, deleted; how many. */
+  sweepExpired(): number {
+    const now = this.#addon.monotonicNs();
+    const { keys, values, count } = this.#object.dump('sb_blocklist', 1 << 20);
+    const expired: Buffer[] = [];
+    for (let i = 0; i < count; i++) {
+      const expires = values.readBigUInt64LE(i * BLOCK_VALUE_BYTES);
+      if (expires !== 0n && expires <= now) expired.push(keys.subarray(i * LPM_KEY_BYTES, (i + 1) * LPM_KEY_BYTES));
+    }
+    return this.#delete('sb_blocklist', expired);
+  }
+
+  counters(): ReasonCounters {
+    const raw = this.#object.counters();
+    const out: ReasonCounters = {};
+    this.#addon.reasons.forEach((reason, i) => {
+      out[reason] = { packets: raw[2 * i]!, bytes: raw[2 * i + 1]! };
+    });
+    return out;
+  }
+
+  runStats(enable = false): { runTimeNs: bigint; runCount: bigint } {
+    return this.#object.runStats(enable);
+  }
+
+  testRun(packet: Buffer, repeat = 1): XdpTestRun {
+    return this.#object.testRun(packet, repeat);
+  }
+
+  /**
+   * Attaches to `ifname`: native mode, else generic ('auto'). A SecBeat program left attached by a crashed node
+   * (`staleProgramId`) is replaced atomically; any other program there makes this throw.
+   */
+  attach(ifname: string, mode: XdpAttachMode | 'auto', staleProgramId = 0): XdpAttachResult {
+    const ifindex = this.#addon.ifindex(ifname);
+    if (ifindex === 0) throw new SecbeatError('SECBEAT_ERR_INTERNAL', `no network interface named ${JSON.stringify(ifname)} in this namespace`);
+    const result = this.#object.attach(ifindex, mode, staleProgramId);
+    this.#attached = { ifindex, mode: result.mode, programId: this.#object.programId() };
+    return result;
+  }
+
+  /** Detaches if attached and still ours. Idempotent. */
+  detach(): void {
+    const attached = this.#attached;
+    if (attached === null) return;
+    this.#attached = null;
+    if (this.#object.attachedProgramId(attached.ifindex, attached.mode) === attached.programId) {
+      this.#object.detach(attached.ifindex, attached.mode, attached.programId);
+    }
+  }
+
+  /** Detaches and releases the object (maps that are pinned stay for the next start). */
+  close(): void {
+    this.detach();
+    this.#object.close();
+  }
+
+  #update(map: string, keys: readonly Buffer[], value: (i: number) => Buffer): void {
+    for (let start = 0; start < keys.length; start += BATCH) {
+      const end = Math.min(keys.length, start + BATCH);
+      const values: Buffer[] = [];
+      for (let i = start; i < end; i++) values.push(value(i));
+      this.#object.updateBatch(map, Buffer.concat(keys.slice(start, end)), Buffer.concat(values), end - start);
+    }
+  }
+
+  #delete(map: string, keys: readonly Buffer[]): number {
+    let deleted = 0;
+    for (let start = 0; start < keys.length; start += BATCH) {
+      const end = Math.min(keys.length, start + BATCH);
+      deleted += this.#object.deleteBatch(map, Buffer.concat(keys.slice(start, end)), end - start);
+    }
+    return deleted;
+  }
+}
+
