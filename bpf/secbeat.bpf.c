@@ -134,9 +134,6 @@ struct packet {
 	__u64 len;
 	/* Bytes of Ethernet + VLAN headers. */
 	__u32 l2_len;
-	__u32 vlan_count;
-	__be16 vlan_tci[MAX_VLAN_TAGS];
-	__be16 vlan_proto[MAX_VLAN_TAGS];
 	/* 4 or 6. */
 	__u8 family;
 	__u8 l4proto;
@@ -238,12 +235,12 @@ static __always_inline int parse(struct packet *pkt)
 		vlan = pkt->data + off;
 		if ((void *)(vlan + 1) > pkt->data_end)
 			return SECBEAT_MALFORMED;
-		pkt->vlan_proto[i] = bpf_htons(proto);
-		pkt->vlan_tci[i] = vlan->h_vlan_TCI;
-		pkt->vlan_count = i + 1;
 		proto = bpf_ntohs(vlan->h_vlan_encapsulated_proto);
 		off += VLAN_HLEN;
 	}
+	/* A third tag would hide the packet from every check below: no legitimate frame here carries one. */
+	if (proto == ETH_P_8021Q || proto == ETH_P_8021AD)
+		return SECBEAT_MALFORMED;
 	pkt->l2_len = off;
 
 	if (proto == ETH_P_IP) {
@@ -370,7 +367,11 @@ static __always_inline bool known_flow(struct xdp_md *ctx, struct packet *pkt, s
 
 static __always_inline __u16 csum_fold(__u64 sum)
 {
+	/* Fold until 16 bits are left: three 32-bit folds leave at most 2^32 - 1, three 16-bit folds at most 0xffff. */
 	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	return (__u16)~sum;
