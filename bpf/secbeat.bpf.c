@@ -67,15 +67,16 @@
 
 #define BPF_F_CURRENT_NETNS (-1)
 
-/* nf_conntrack_bpf.c's opts, declared here so the object does not depend on the module's BTF (12 bytes: the
- * size every kernel since 6.0 accepts). */
+/* nf_conntrack_bpf.c's opts, declared here so the object does not depend on the module's BTF: the 12-byte
+ * layout every kernel since 6.0 accepts (later kernels append zone fields and take either size). A buffer the
+ * kernel reads by that fixed layout, so no CO-RE relocation applies to it. */
 struct bpf_ct_opts___secbeat {
 	s32 netns_id;
 	s32 error;
 	u8 l4proto;
 	u8 dir;
 	u8 reserved[2];
-} __attribute__((preserve_access_index));
+};
 
 extern struct nf_conn *bpf_xdp_ct_lookup(struct xdp_md *xdp_ctx, struct bpf_sock_tuple *bpf_tuple, u32 len_tuple,
 					 struct bpf_ct_opts___secbeat *opts, u32 len_opts) __ksym;
@@ -333,10 +334,10 @@ static __always_inline bool blocked(struct packet *pkt, __u64 now)
 	return block && (block->expires_ns == 0 || block->expires_ns > now);
 }
 
-/* Whether conntrack knows the TCP flow (the reply of a SYNPROXY'd connection included). */
-static __always_inline bool known_flow(struct xdp_md *ctx, struct packet *pkt, struct tcphdr *tcp)
+/* Whether conntrack knows the flow: the reply of a SYNPROXY'd TCP connection, a reply to the node's own UDP query. */
+static __always_inline bool known_flow(struct xdp_md *ctx, struct packet *pkt, __u8 proto, __be16 sport, __be16 dport)
 {
-	struct bpf_ct_opts___secbeat opts = { .netns_id = BPF_F_CURRENT_NETNS, .l4proto = IPPROTO_TCP };
+	struct bpf_ct_opts___secbeat opts = { .netns_id = BPF_F_CURRENT_NETNS, .l4proto = proto };
 	struct bpf_sock_tuple tuple = {};
 	struct nf_conn *ct;
 	__u32 size;
@@ -345,14 +346,14 @@ static __always_inline bool known_flow(struct xdp_md *ctx, struct packet *pkt, s
 	if (pkt->family == 4 && pkt->ip4) {
 		tuple.ipv4.saddr = pkt->ip4->saddr;
 		tuple.ipv4.daddr = pkt->ip4->daddr;
-		tuple.ipv4.sport = tcp->source;
-		tuple.ipv4.dport = tcp->dest;
+		tuple.ipv4.sport = sport;
+		tuple.ipv4.dport = dport;
 		size = sizeof(tuple.ipv4);
 	} else if (pkt->ip6) {
 		__builtin_memcpy(tuple.ipv6.saddr, &pkt->ip6->saddr, sizeof(tuple.ipv6.saddr));
 		__builtin_memcpy(tuple.ipv6.daddr, &pkt->ip6->daddr, sizeof(tuple.ipv6.daddr));
-		tuple.ipv6.sport = tcp->source;
-		tuple.ipv6.dport = tcp->dest;
+		tuple.ipv6.sport = sport;
+		tuple.ipv6.dport = dport;
 		size = sizeof(tuple.ipv6);
 	} else {
 		return false;
@@ -653,7 +654,7 @@ static __always_inline int judge(struct xdp_md *ctx, struct packet *pkt, const s
 		if (protected) {
 			if ((flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
 				return secbeat_answer_syn(ctx, pkt->l2_len, pkt->l4_off, pkt->family);
-			flow = known_flow(ctx, pkt, tcp);
+			flow = known_flow(ctx, pkt, IPPROTO_TCP, tcp->source, tcp->dest);
 			if (!flow && (flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_ACK) {
 				long err;
 
@@ -686,6 +687,8 @@ static __always_inline int judge(struct xdp_md *ctx, struct packet *pkt, const s
 		dport = bpf_ntohs(udp->dest);
 		if (port_bit(cfg->udp_open, dport))
 			return SECBEAT_PASS;
+		if (known_flow(ctx, pkt, IPPROTO_UDP, udp->source, udp->dest))
+			return SECBEAT_FLOW;
 		if (reflector_port(bpf_ntohs(udp->source)))
 			return SECBEAT_UDP_AMPLIFICATION;
 		return cfg->udp_closed_drop ? SECBEAT_UDP_CLOSED : SECBEAT_PASS;

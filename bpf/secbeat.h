@@ -10,7 +10,7 @@
 #define SECBEAT_REASONS(X)                                                                                         \
 	X(PASS, "pass")                         /* not ours to judge (other protocols, unprotected ports) */       \
 	X(ALLOWLIST, "allowlist")               /* source on the allowlist: passed before any other check */       \
-	X(FLOW, "flow")                         /* packet of a connection conntrack knows: passed */               \
+	X(FLOW, "flow")                         /* packet of a flow conntrack knows (TCP, UDP replies): passed */               \
 	X(COOKIE_ACK, "cookie_ack")             /* ACK holding a valid SYN cookie: passed to SYNPROXY */           \
 	X(SYNACK, "synack")                     /* SYN on a protected port: answered with a cookie SYN-ACK */      \
 	X(BLOCKLIST, "blocklist")               /* source on the blocklist (unexpired): dropped */                 \

@@ -162,6 +162,13 @@ export const TelemetryMsgSchema = v.variant('type', [
   strictObject({ type: v.literal('telemetry.sample') }),
 ]);
 
+export const SynProxyMsgSchema = v.variant('type', [
+  /** Self-scheduled tick: settings and blocklists mirrored into the XDP program, its counters exported. */
+  strictObject({ type: v.literal('syn.sync') }),
+  /** Ask → SynStatus. */
+  strictObject({ type: v.literal('syn.status') }),
+]);
+
 /** Messages every actor understands; handled by the runtime before the behaviour sees anything. */
 export const SystemMsgSchema = v.variant('type', [
   /** Ask → 'pong'. Used by health checks and tests to prove an actor is processing. */
@@ -169,7 +176,7 @@ export const SystemMsgSchema = v.variant('type', [
 ]);
 
 /** The per-actor variants nest, so a bad message is blamed on its `type` or on the field that is wrong. */
-export const AnyMsgSchema = refuseArrays(v.variant('type', [ListenerMsgSchema, ConfigMsgSchema, TelemetryMsgSchema, SystemMsgSchema]));
+export const AnyMsgSchema = refuseArrays(v.variant('type', [ListenerMsgSchema, ConfigMsgSchema, TelemetryMsgSchema, SynProxyMsgSchema, SystemMsgSchema]));
 
 export type PemTable = v.InferOutput<typeof PemTableSchema>;
 export type PemPair = v.InferOutput<typeof PemPairSchema>;
@@ -178,6 +185,7 @@ export type L7Update = v.InferOutput<typeof L7UpdateSchema>;
 export type ListenerMsg = v.InferOutput<typeof ListenerMsgSchema>;
 export type ConfigMsg = v.InferOutput<typeof ConfigMsgSchema>;
 export type TelemetryMsg = v.InferOutput<typeof TelemetryMsgSchema>;
+export type SynProxyMsg = v.InferOutput<typeof SynProxyMsgSchema>;
 export type SystemMsg = v.InferOutput<typeof SystemMsgSchema>;
 export type AnyMsg = v.InferOutput<typeof AnyMsgSchema>;
 export type MsgType = AnyMsg['type'];
@@ -186,6 +194,7 @@ export const MESSAGE_TYPES: readonly MsgType[] = [
   ...ListenerMsgSchema.options,
   ...ConfigMsgSchema.options,
   ...TelemetryMsgSchema.options,
+  ...SynProxyMsgSchema.options,
   ...SystemMsgSchema.options,
 ].map((o) => o.entries.type.literal);
 
@@ -241,8 +250,22 @@ export interface ConfigCheck {
   version: number;
 }
 
+/** SYN mode's XDP program as the SYN-proxy actor sees it (`syn.status`). */
+export interface SynStatus {
+  interface: string;
+  /** null while not attached. */
+  mode: 'native' | 'generic' | null;
+  programId: number;
+  protectedPorts: number[];
+  allowlist: number;
+  blocklist: number;
+  /** Packets per reason (bpf/secbeat.h), since the program's counters were created (pinned: across restarts). */
+  packets: Record<string, number>;
+}
+
 /** What each asked message type answers with. */
 export interface Replies {
+  'syn.status': SynStatus;
   'listener.drain': DrainReport;
   'listener.stats': ListenerStats;
   'listener.reconfigure': L7Applied;

@@ -149,8 +149,11 @@ class XdpObject : public Napi::ObjectWrap<XdpObject> {
   bpf_program* prog_ = nullptr;
   bool loaded_ = false;
   int stats_fd_ = -1;
+  int link_fd_ = -1;
 
   void Release() {
+    if (link_fd_ >= 0) close(link_fd_);
+    link_fd_ = -1;
     if (stats_fd_ >= 0) close(stats_fd_);
     stats_fd_ = -1;
     if (obj_ != nullptr) bpf_object__close(obj_);
@@ -192,32 +195,23 @@ class XdpObject : public Napi::ObjectWrap<XdpObject> {
     return env.Undefined();
   }
 
-  // attach(ifindex, mode: 'native' | 'generic' | 'auto', replaceId) → { mode: 'native' | 'generic', nativeError }.
-  // replaceId: a program of ours left attached (a crashed node) that may be replaced; any other attached program
-  // makes this fail (EBUSY/EEXIST). nativeError: why native mode was refused when 'auto' fell back, else null.
+  // attach(ifindex, mode: 'native' | 'generic' | 'auto') → { mode: 'native' | 'generic', nativeError }. A BPF link
+  // (BPF_LINK_CREATE), owned by this object: closing it, or the process dying however it dies, detaches the
+  // program, so a crashed node leaves no attachment behind. Another program on the interface makes this fail
+  // (EBUSY). nativeError: why native mode was refused when 'auto' fell back to generic, else null.
   Napi::Value Attach(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     RequireLoaded(env);
     uint32_t ifindex = uint_arg(info, 0, "ifindex");
     std::string mode = string_arg(info, 1, "mode");
-    uint32_t replace_id = uint_arg(info, 2, "replaceId");
-    int fd = bpf_program__fd(prog_);
-    auto attach = [&](uint32_t flags) -> int {
-      LIBBPF_OPTS(bpf_xdp_attach_opts, opts);
-      int old_fd = -1;
-      if (replace_id != 0) {
-        old_fd = bpf_prog_get_fd_by_id(replace_id);
-        if (old_fd < 0) return -errno;
-        opts.old_prog_fd = old_fd;
-        flags |= XDP_FLAGS_REPLACE;
-      } else {
-        flags |= XDP_FLAGS_UPDATE_IF_NOEXIST;
-      }
-      int err = bpf_xdp_attach(static_cast<int>(ifindex), fd, flags, &opts);
-      if (old_fd >= 0) close(old_fd);
-      return err;
-    };
     if (mode != "native" && mode != "generic" && mode != "auto") throw Napi::TypeError::New(env, "mode must be native, generic or auto");
+    if (link_fd_ >= 0) throw Napi::Error::New(env, "the program is already attached");
+    auto attach = [&](uint32_t flags) -> int {
+      LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
+      int fd = bpf_link_create(bpf_program__fd(prog_), static_cast<int>(ifindex), BPF_XDP, &opts);
+      if (fd >= 0) link_fd_ = fd;
+      return fd < 0 ? fd : 0;
+    };
     Napi::Object result = Napi::Object::New(env);
     result.Set("nativeError", env.Null());
     libbpf_log.clear();
@@ -237,21 +231,15 @@ class XdpObject : public Napi::ObjectWrap<XdpObject> {
     return result;
   }
 
-  // detach(ifindex, mode: 'native' | 'generic', expectedId): removes the program only if it is still `expectedId`.
+  // detach(): ends the link (the program leaves the interface). Idempotent.
   Napi::Value Detach(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    uint32_t ifindex = uint_arg(info, 0, "ifindex");
-    std::string mode = string_arg(info, 1, "mode");
-    uint32_t expected = uint_arg(info, 2, "expectedId");
-    uint32_t flags = mode == "generic" ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
-    LIBBPF_OPTS(bpf_xdp_attach_opts, opts);
-    int old_fd = bpf_prog_get_fd_by_id(expected);
-    if (old_fd < 0) throw libbpf_error(env, "finding program " + std::to_string(expected), errno);
-    opts.old_prog_fd = old_fd;
-    libbpf_log.clear();
-    int err = bpf_xdp_detach(static_cast<int>(ifindex), flags | XDP_FLAGS_REPLACE, &opts);
-    close(old_fd);
-    if (err) throw libbpf_error(env, "detaching from ifindex " + std::to_string(ifindex), err);
+    if (link_fd_ < 0) return env.Undefined();
+    int err = bpf_link_detach(link_fd_);
+    close(link_fd_);
+    link_fd_ = -1;
+    // ENOLINK: the interface went away and took the attachment with it.
+    if (err && err != -ENOLINK) throw libbpf_error(env, "detaching the XDP link", err);
     return env.Undefined();
   }
 

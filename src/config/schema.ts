@@ -4,6 +4,7 @@
 import { isIPv6 } from 'node:net';
 import * as v from 'valibot';
 import { LOG_LEVELS } from '../messages.ts';
+import { parseCidr } from '../net/cidr.ts';
 import { int, strictObject } from '../validation.ts';
 
 /** Region and node names become NATS subject tokens and log fields, so they share the actor-name alphabet. */
@@ -222,8 +223,21 @@ const L7Schema = strictObject({
   ),
 });
 
+/** An IPv4 or IPv6 network (`203.0.113.0/24`, `2001:db8::/32`) or a bare address, host bits zero. */
+const CidrText = v.pipe(
+  v.string(),
+  v.maxLength(64),
+  v.check((s) => parseCidr(s).ok, (issue) => {
+    const parsed = parseCidr(String(issue.input));
+    return parsed.ok ? 'expected a CIDR range' : parsed.reason;
+  }),
+);
+
 const SynProxySchema = strictObject({
-  enabled: v.optional(v.pipe(v.boolean(), v.description('Attach the XDP SYN proxy')), false),
+  enabled: v.optional(
+    v.pipe(v.boolean(), v.description('Attach the XDP program in tcp or l7 mode too (syn mode always attaches it)')),
+    false,
+  ),
   // IFNAMSIZ is 16 bytes including the NUL terminator.
   interface: v.optional(
     v.pipe(
@@ -234,13 +248,46 @@ const SynProxySchema = strictObject({
     'lo',
   ),
   protected_ports: v.optional(
-    v.pipe(v.array(int(1, 65_535)), v.maxLength(1024), v.description('Destination ports guarded with SYN cookies')),
+    v.pipe(
+      v.array(int(1, 65_535)),
+      v.maxLength(1024),
+      v.description('Destination ports guarded with SYN cookies (in syn mode, server.bind_address\'s port is always one)'),
+    ),
     [80, 443],
   ),
   xdp_mode: v.optional(
     v.pipe(v.picklist(['native', 'generic', 'auto']), v.description('XDP attach mode; auto tries native, then generic')),
     'auto',
   ),
+  allowlist: v.optional(
+    v.pipe(v.array(CidrText), v.maxLength(65_536), v.description('Sources the XDP program always passes (wins over every other check)')),
+    [],
+  ),
+  blocklist: v.optional(
+    v.pipe(v.array(CidrText), v.maxLength(262_144), v.description('Sources dropped in XDP, besides the node\'s block-ip and emergency-block entries')),
+    [],
+  ),
+  udp_open_ports: v.optional(v.pipe(v.array(int(1, 65_535)), v.maxLength(1024), v.description('UDP ports the node serves')), []),
+  drop_closed_udp: v.optional(
+    v.pipe(v.boolean(), v.description('Drop UDP to ports not in udp_open_ports that is not a reply to the node\'s own traffic')),
+    false,
+  ),
+  source_pps: v.optional(v.pipe(int(0, 100_000_000), v.description('Packets per second per source past the SYN-cookie path; 0 = no limit')), 0),
+  source_burst: v.optional(v.pipe(int(1, 100_000_000), v.description('Packets a source may send at once above source_pps')), 1_000),
+  icmp_pps: v.optional(v.pipe(int(0, 100_000_000), v.description('ICMP packets per second for the node (neighbour discovery excepted); 0 = no limit')), 1_000),
+  icmp_burst: v.optional(v.pipe(int(1, 100_000_000), v.description('ICMP packets at once above icmp_pps')), 200),
+  source_entries: v.optional(v.pipe(int(1_024, 16_777_216), v.description('Sources the rate limiter tracks (LRU)')), 65_536),
+  mss: v.optional(v.pipe(int(536, 9_000), v.description('MSS the cookie SYN-ACK advertises over IPv4 (IPv6: 20 less)')), 1_460),
+  wscale: v.optional(v.pipe(int(0, 14), v.description('Window scale the cookie SYN-ACK advertises')), 7),
+  netfilter: v.optional(
+    v.pipe(
+      v.boolean(),
+      v.description('Install the nftables SYNPROXY table that completes cookie handshakes (off only when the host configures it)'),
+    ),
+    true,
+  ),
+  pin_dir: v.optional(v.pipe(FilePath, v.description('bpffs directory where the program\'s maps are pinned per node (reused on restart)')), '/sys/fs/bpf/secbeat'),
+  sync_interval_ms: v.optional(v.pipe(int(100, 60_000), v.description('How often blocklists are mirrored into XDP and its counters exported')), 1_000),
 });
 
 const WafSchema = strictObject({

@@ -39,10 +39,13 @@ export interface XdpTestRun {
 export interface XdpObjectHandle {
   /** Loads the program through the verifier and creates (or reuses pinned) maps. Idempotent. */
   load(): void;
-  /** 'auto' tries native (driver) mode and falls back to generic. `replaceId`: one of ours left attached, else 0. */
-  attach(ifindex: number, mode: XdpAttachMode | 'auto', replaceId: number): XdpAttachResult;
-  /** Detaches only if program `expectedId` is still the one attached. */
-  detach(ifindex: number, mode: XdpAttachMode, expectedId: number): void;
+  /**
+   * Attaches through a BPF link this object owns: closing the object, or the process ending however it ends,
+   * detaches the program. 'auto' tries native (driver) mode and falls back to generic.
+   */
+  attach(ifindex: number, mode: XdpAttachMode | 'auto'): XdpAttachResult;
+  /** Ends the link. Idempotent. */
+  detach(): void;
   /** The id of the program attached in `mode`, 0 for none. */
   attachedProgramId(ifindex: number, mode: XdpAttachMode): number;
   programId(): number;

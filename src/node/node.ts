@@ -31,6 +31,8 @@ import { rateSubject } from '../runtime/subjects.ts';
 import { executeAdminCommand } from './commands.ts';
 import type { L7SettingsSource } from './l7-settings.ts';
 import { startRequirements } from './requirements.ts';
+import { runsSynProxy, SYN_PROXY_LIVE_KEYS, synProxySettings } from './syn-settings.ts';
+import type { MirroredBlock } from '../actors/syn-proxy.ts';
 
 export interface NodeOptions {
   config: Readonly<Config>;
@@ -49,7 +51,7 @@ const RECONFIGURE_TIMEOUT_MS = 10_000;
 /** A burst of fleet WAF policy changes within this reaches running threads as one recompile. */
 const FLEET_POLICY_DELAY_MS = 200;
 
-export const MAIN_ACTORS = { config: 'config', telemetry: 'telemetry', admin: 'admin' } as const;
+export const MAIN_ACTORS = { config: 'config', telemetry: 'telemetry', admin: 'admin', synProxy: 'syn-proxy' } as const;
 export const LISTENER_ACTOR = 'listener';
 
 /**
@@ -135,7 +137,7 @@ export class SecbeatNode {
   #tenantPems: ReadonlyMap<string, TenantPem> = new Map();
   #resolveStopped: (code: number) => void = () => {};
 
-  private constructor(options: NodeOptions, l7: L7SettingsSource | null, tenantsModule: TenantsModule | null) {
+  private constructor(options: NodeOptions, l7: L7SettingsSource | null, tenantsModule: TenantsModule | null, synProxyModule: SynProxyModule | null) {
     const { config } = options;
     this.#config = config;
     this.#l7 = l7;
@@ -242,6 +244,20 @@ export class SecbeatNode {
           api: { token: () => this.#config.admin.api_token, execute: (req: AdminRequest) => executeAdminCommand(this, req, 'api') },
         },
       }),
+      // The XDP program goes on before the listeners accept, and comes off after they stopped.
+      ...(synProxyModule !== null
+        ? [
+            this.system.actorChild({
+              name: MAIN_ACTORS.synProxy,
+              behavior: synProxyModule.synProxy,
+              input: {
+                nodeId: config.platform.node_id,
+                settings: () => synProxySettings(this.#config),
+                nodeBlocks: () => this.#nodeBlocks(),
+              },
+            }),
+          ]
+        : []),
       this.threadSupervisor.asChild('permanent'),
       this.system.actorChild({
         name: MAIN_ACTORS.admin,
@@ -257,7 +273,9 @@ export class SecbeatNode {
     const problems = startRequirements(options.config);
     if (problems.length > 0) throw new SecbeatError('SECBEAT_ERR_CONFIG_INVALID', problems.join('; '));
     const l7 = await l7SettingsFor(options);
-    const node = new SecbeatNode(options, l7, l7 === null ? null : await import('./tenants.ts'));
+    // The SYN proxy's module (libbpf addon loader, nftables) is loaded only by the nodes that run it.
+    const synProxyModule = runsSynProxy(options.config) ? await import('../actors/syn-proxy.ts') : null;
+    const node = new SecbeatNode(options, l7, l7 === null ? null : await import('./tenants.ts'), synProxyModule);
     await node.#startNats();
     node.#startRateLimiter();
     node.#tenants?.attach(node.#nats);
@@ -484,6 +502,15 @@ export class SecbeatNode {
     }
   }
 
+  /** Every range this node blocks (addresses as /32 or /128), with its expiry in ms: what SYN mode mirrors into XDP. */
+  #nodeBlocks(): MirroredBlock[] {
+    const toMs = (sec: number | null): number | null => (sec === null ? null : sec * 1000);
+    return [
+      ...this.blocklist.list().map((e) => ({ cidr: e.ip, expiresAtMs: toMs(e.expiresAt) })),
+      ...this.cidrBlocklist.list().map((e) => ({ cidr: e.cidr, expiresAtMs: toMs(e.expiresAt) })),
+    ];
+  }
+
   /** Runs the fleet's rate limit: snapshots out every sync interval, and in from NATS when it is enabled. */
   #startRateLimiter(): void {
     const limiter = this.#rateLimiter;
@@ -547,7 +574,7 @@ export class SecbeatNode {
     this.#config = next;
     if (next.logging.level !== prev.logging.level) void this.setLogLevel(next.logging.level);
     if (next.chaos.enabled !== prev.chaos.enabled) void this.setChaos(next.chaos.enabled ? this.chaosRules : []);
-    const live = new Set(['logging.level', 'chaos.enabled', 'admin.api_token', ...(l7?.liveKeys ?? [])]);
+    const live = new Set(['logging.level', 'chaos.enabled', 'admin.api_token', ...(l7?.liveKeys ?? []), ...(runsSynProxy(prev) ? SYN_PROXY_LIVE_KEYS : [])]);
     const restartOnly = changedKeys(prev, next).filter((k) => !live.has(k));
     return { restartOnly, notApplied: update === null ? [] : await this.#reconfigureListeners(update) };
   }
@@ -634,6 +661,7 @@ function samePems(a: ReadonlyMap<string, TenantPem>, b: ReadonlyMap<string, Tena
  * holds about 16 MB of RSS that a tcp node would carry idle (bench/tcp rss, 2 threads: 111 MB with it).
  */
 type TenantsModule = typeof import('./tenants.ts');
+type SynProxyModule = typeof import('../actors/syn-proxy.ts');
 
 export async function l7SettingsFor(options: NodeOptions): Promise<L7SettingsSource | null> {
   if (options.config.server.mode !== 'l7') return null;

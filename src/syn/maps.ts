@@ -1,7 +1,7 @@
 // The byte layouts of the XDP program's maps (bpf/secbeat.h), written and read from TypeScript: LPM keys for the
 // allowlist and blocklist, blocklist values, and the configuration record. Little-endian host order for the
 // program's integers (x86-64 and arm64), network order for addresses and nothing else.
-import { parseCidr } from '../net/cidr.ts';
+import { formatCidr, parseCidr } from '../net/cidr.ts';
 
 /** struct secbeat_lpm_key: u32 prefix length, then the 16-byte address (IPv4 mapped: ::ffff:a.b.c.d/96+n). */
 export const LPM_KEY_BYTES = 20;
@@ -19,6 +19,13 @@ export function lpmKey(cidr: string): Buffer {
   key.writeUInt32LE(parsed.prefix, 0);
   for (let w = 0; w < 4; w++) key.writeUInt32BE(parsed.words[w]!, 4 + 4 * w);
   return key;
+}
+
+/** The canonical CIDR text of an LPM key (IPv4 ranges as a.b.c.d/n). */
+export function cidrOfKey(key: Buffer): string {
+  const words = new Uint32Array(4);
+  for (let w = 0; w < 4; w++) words[w] = key.readUInt32BE(4 + 4 * w);
+  return formatCidr(words, key.readUInt32LE(0));
 }
 
 export function blockValue(expiresMonotonicNs: bigint): Buffer {

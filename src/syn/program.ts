@@ -3,7 +3,7 @@
 // detach it. The SYN-proxy actor owns one; tests drive one through BPF_PROG_TEST_RUN.
 import { SecbeatError } from '../errors.ts';
 import { findXdpObject, loadXdpAddon, type XdpAttachMode, type XdpAttachResult, type XdpBinding, type XdpObjectHandle, type XdpTestRun } from '../native/xdp.ts';
-import { BLOCK_VALUE_BYTES, blockValue, encodeConfig, LPM_KEY_BYTES, lpmKey, type XdpSettings } from './maps.ts';
+import { BLOCK_VALUE_BYTES, blockValue, cidrOfKey, encodeConfig, LPM_KEY_BYTES, lpmKey, type XdpSettings } from './maps.ts';
 import { availableParallelism } from 'node:os';
 
 export interface XdpProgramOptions {
@@ -87,8 +87,19 @@ export class XdpProgram {
     return this.#delete('sb_blocklist', cidrs.map(lpmKey));
   }
 
-  /** Blocklist entries whose expiry has passed, deleted; how many. */
-  sweepExpired(): number {
+  /** What a list holds now (pinned maps keep entries across restarts): CIDR → monotonic expiry in ns (0: never). */
+  entries(list: 'allow' | 'block'): Map<string, bigint> {
+    const map = list === 'allow' ? 'sb_allowlist' : 'sb_blocklist';
+    const { keys, values, count } = this.#object.dump(map, 1 << 20);
+    const out = new Map<string, bigint>();
+    for (let i = 0; i < count; i++) {
+      out.set(cidrOfKey(keys.subarray(i * LPM_KEY_BYTES, (i + 1) * LPM_KEY_BYTES)), list === 'block' ? values.readBigUInt64LE(i * BLOCK_VALUE_BYTES) : 0n);
+    }
+    return out;
+  }
+
+  /** Blocklist entries whose expiry has passed, deleted; the ranges. */
+  sweepExpired(): string[] {
     const now = this.#addon.monotonicNs();
     const { keys, values, count } = this.#object.dump('sb_blocklist', 1 << 20);
     const expired: Buffer[] = [];
@@ -96,7 +107,8 @@ export class XdpProgram {
       const expires = values.readBigUInt64LE(i * BLOCK_VALUE_BYTES);
       if (expires !== 0n && expires <= now) expired.push(keys.subarray(i * LPM_KEY_BYTES, (i + 1) * LPM_KEY_BYTES));
     }
-    return this.#delete('sb_blocklist', expired);
+    this.#delete('sb_blocklist', expired);
+    return expired.map(cidrOfKey);
   }
 
   counters(): ReasonCounters {
@@ -117,25 +129,36 @@ export class XdpProgram {
   }
 
   /**
-   * Attaches to `ifname`: native mode, else generic ('auto'). A SecBeat program left attached by a crashed node
-   * (`staleProgramId`) is replaced atomically; any other program there makes this throw.
+   * Attaches to `ifname`: native mode, else generic ('auto'), through a link that ends with this object or
+   * with the process, so no crash leaves the program attached. Another program on the interface makes this
+   * throw, naming it.
    */
-  attach(ifname: string, mode: XdpAttachMode | 'auto', staleProgramId = 0): XdpAttachResult {
+  attach(ifname: string, mode: XdpAttachMode | 'auto'): XdpAttachResult {
     const ifindex = this.#addon.ifindex(ifname);
     if (ifindex === 0) throw new SecbeatError('SECBEAT_ERR_INTERNAL', `no network interface named ${JSON.stringify(ifname)} in this namespace`);
-    const result = this.#object.attach(ifindex, mode, staleProgramId);
+    let result: XdpAttachResult;
+    try {
+      result = this.#object.attach(ifindex, mode);
+    } catch (err) {
+      const other = this.#object.attachedProgramId(ifindex, 'native') || this.#object.attachedProgramId(ifindex, 'generic');
+      const holder = other === 0 ? '' : ` (XDP program id ${other} is attached there: \`bpftool net show dev ${ifname}\`)`;
+      throw new SecbeatError('SECBEAT_ERR_INTERNAL', `cannot attach XDP to ${ifname}${holder}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
     this.#attached = { ifindex, mode: result.mode, programId: this.#object.programId() };
     return result;
   }
 
-  /** Detaches if attached and still ours. Idempotent. */
-  detach(): void {
+  /** The program id attached to the interface we attached to, in our mode (0: none); null when not attached. */
+  attachedProgramId(): number | null {
     const attached = this.#attached;
-    if (attached === null) return;
+    return attached === null ? null : this.#object.attachedProgramId(attached.ifindex, attached.mode);
+  }
+
+  /** Detaches. Idempotent. */
+  detach(): void {
+    if (this.#attached === null) return;
     this.#attached = null;
-    if (this.#object.attachedProgramId(attached.ifindex, attached.mode) === attached.programId) {
-      this.#object.detach(attached.ifindex, attached.mode, attached.programId);
-    }
+    this.#object.detach();
   }
 
   /** Detaches and releases the object (maps that are pinned stay for the next start). */

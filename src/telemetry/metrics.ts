@@ -171,6 +171,35 @@ export function createMetrics(registry: Registry = new Registry()) {
       ...r,
       ...sum,
     }),
+    // SYN mode's XDP program (main thread only: the SYN-proxy actor reads the kernel's per-CPU counters).
+    xdpPackets: new Counter({
+      name: 'secbeat_xdp_packets_total',
+      help: 'Packets the XDP program judged, by reason (bpf/secbeat.h: pass, flow, cookie_ack, synack, and the drop reasons)',
+      labelNames: ['reason'] as const,
+      ...r,
+      ...sum,
+    }),
+    xdpBytes: new Counter({
+      name: 'secbeat_xdp_bytes_total',
+      help: 'Bytes of the packets the XDP program judged, by reason',
+      labelNames: ['reason'] as const,
+      ...r,
+      ...sum,
+    }),
+    xdpAttached: new Gauge({
+      name: 'secbeat_xdp_attached',
+      help: '1 while the XDP program is attached, by attach mode (native, generic)',
+      labelNames: ['mode'] as const,
+      ...r,
+      ...sum,
+    }),
+    xdpListEntries: new Gauge({
+      name: 'secbeat_xdp_list_entries',
+      help: 'Ranges in the XDP program\'s allowlist and blocklist',
+      labelNames: ['list'] as const,
+      ...r,
+      ...sum,
+    }),
     threadRestarts: new Counter({
       name: 'secbeat_thread_restarts_total',
       help: 'Worker thread restarts (crash, exit or missed heartbeats)',

@@ -27,7 +27,11 @@ export async function startNode(opts: {
   backendPort: number;
   extraToml?: string;
   threads?: number;
-  mode?: 'tcp' | 'l7';
+  mode?: 'tcp' | 'l7' | 'syn';
+  /** Run inside this network namespace (`ip netns exec`), listening on `host`. */
+  netns?: string;
+  /** The proxy's listening address (default 127.0.0.1). */
+  host?: string;
   env?: Record<string, string>;
   /** output() keeps the last this many characters (a long run reads stdout itself, through proc). */
   keepOutput?: number;
@@ -51,7 +55,7 @@ node_id = "${opts.nodeId ?? 'it-node'}"
 
 [server]
 mode = "${opts.mode ?? 'tcp'}"
-bind_address = "127.0.0.1:${port}"
+bind_address = "${opts.host ?? '127.0.0.1'}:${port}"
 backend_address = "127.0.0.1:${opts.backendPort}"
 worker_threads = ${opts.threads ?? 2}
 drain_timeout_ms = 2000
@@ -77,7 +81,9 @@ ${opts.extraToml ?? ''}
 `,
   );
   let out = '';
-  const proc = spawn(SECBEAT, ['run', '--config', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  // `ip netns exec` and bin/secbeat both exec, so proc.pid is the node's own.
+  const [command, args] = opts.netns === undefined ? [SECBEAT, ['run', '--config', configFile]] : ['ip', ['netns', 'exec', opts.netns, SECBEAT, 'run', '--config', configFile]];
+  const proc = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   const append = (b: Buffer): void => {
     out += b.toString();
     if (out.length > keep) out = out.slice(-keep);

@@ -41,11 +41,16 @@ describe('secbeat validate-config', () => {
     expect(env.stdout).toContain('(mode l7)');
   });
 
-  it('a mode this build cannot run is refused at start with a clear error', () => {
+  it('syn mode refuses to start, naming what is missing: the interface, the XDP object', () => {
     const dir = mkdtempSync(join(tmpdir(), 'secbeat-cli-'));
-    const r = secbeat(['run', '--mode', 'syn', '--set', `admin.socket_path="${join(dir, 's')}"`, '--set', 'metrics.enabled=false']);
-    expect(r.code).toBe(2);
-    expect(r.stdout + r.stderr).toContain('server.mode = \\"syn\\" is not available in this build yet');
+    const base = ['run', '--mode', 'syn', '--set', `admin.socket_path="${join(dir, 's')}"`, '--set', 'metrics.enabled=false'];
+    const noInterface = secbeat([...base, '--set', 'syn_proxy.interface="nosuch0"']);
+    expect(noInterface.code).toBe(2);
+    expect(noInterface.stdout + noInterface.stderr).toContain('no network interface named \\"nosuch0\\"');
+    const noObject = secbeat(base, { SECBEAT_XDP_OBJECT: join(dir, 'missing.bpf.o') });
+    expect(noObject.code).toBe(2);
+    expect(noObject.stdout + noObject.stderr).toContain('the XDP object is missing');
+    expect(noObject.stdout + noObject.stderr).toContain(join(dir, 'missing.bpf.o'));
   });
 });
 

@@ -41,27 +41,28 @@ const tcpOptions = fc.record(
   { requiredKeys: [] },
 );
 
-const l4 = fc.oneof(
-  fc.record({
-    kind: fc.constant('tcp' as const),
-    sport: fc.constantFrom(...PORTS),
-    dport: fc.constantFrom(...PORTS),
-    flags: fc.oneof(
-      { weight: 3, arbitrary: fc.constantFrom(0x02, 0xc2) },
-      { weight: 3, arbitrary: fc.constantFrom(0x10, 0x12, 0x18, 0x11, 0x04, 0x03, 0x06, 0x00) },
-      { weight: 2, arbitrary: fc.integer({ min: 0, max: 255 }) },
-    ),
-    seq: fc.nat(),
-    ack: fc.nat(),
-    options: tcpOptions,
-    // Most SYNs carry no data, and only those have their checksum checked (bad_checksum).
-    payload: fc.oneof({ weight: 3, arbitrary: fc.constant(new Uint8Array(0)) }, { weight: 1, arbitrary: fc.uint8Array({ maxLength: 24 }) }),
-    checksumDelta: fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 1, max: 65535 })),
-  }),
-  fc.record({ kind: fc.constant('udp' as const), sport: fc.constantFrom(...REFLECTOR_SOURCES), dport: fc.constantFrom(...PORTS), payload: fc.uint8Array({ maxLength: 24 }) }),
-  fc.record({ kind: fc.constant('icmp' as const), type: fc.integer({ min: 0, max: 255 }) }),
-  fc.record({ kind: fc.constant('other' as const), protocol: fc.constantFrom(0, 43, 44, 47, 50, 60, 132, 255), payload: fc.uint8Array({ maxLength: 40 }) }),
-);
+const tcpLayer = fc.record({
+  kind: fc.constant('tcp' as const),
+  sport: fc.constantFrom(...PORTS),
+  dport: fc.constantFrom(...PORTS),
+  flags: fc.oneof(
+    { weight: 3, arbitrary: fc.constantFrom(0x02, 0xc2) },
+    { weight: 3, arbitrary: fc.constantFrom(0x10, 0x12, 0x18, 0x11, 0x04, 0x03, 0x06, 0x00) },
+    { weight: 2, arbitrary: fc.integer({ min: 0, max: 255 }) },
+  ),
+  seq: fc.nat(),
+  ack: fc.nat(),
+  options: tcpOptions,
+  // Most SYNs carry no data, and only those have their checksum checked (bad_checksum).
+  payload: fc.oneof({ weight: 3, arbitrary: fc.constant(new Uint8Array(0)) }, { weight: 1, arbitrary: fc.uint8Array({ maxLength: 24 }) }),
+  checksumDelta: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 65535 })),
+});
+const udpLayer = fc.record({ kind: fc.constant('udp' as const), sport: fc.constantFrom(...REFLECTOR_SOURCES), dport: fc.constantFrom(...PORTS), payload: fc.uint8Array({ maxLength: 24 }) });
+const icmpLayer = fc.record({ kind: fc.constant('icmp' as const), type: fc.integer({ min: 0, max: 255 }) });
+const otherLayer = fc.record({ kind: fc.constant('other' as const), protocol: fc.constantFrom(0, 43, 44, 47, 50, 60, 132, 255), payload: fc.uint8Array({ maxLength: 40 }) });
+
+// TCP weighs most: it has the most paths (cookies, checksums, flags, ACK floods).
+const l4 = fc.oneof({ weight: 3, arbitrary: tcpLayer }, { weight: 1, arbitrary: udpLayer }, { weight: 1, arbitrary: icmpLayer }, { weight: 1, arbitrary: otherLayer });
 
 /** Damage to a well-formed frame: none (most often), cut short, one byte set. */
 const damage = fc.oneof(

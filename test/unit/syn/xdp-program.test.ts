@@ -148,7 +148,8 @@ describe('filtering', () => {
       program.allow(['192.0.2.55']);
       expect(run(syn({ src: '192.0.2.55' }))).toMatchObject({ action: XDP_ACTION.PASS, moved: { allowlist: 1 } });
       expect(run(syn({ src: '192.0.2.56' }))).toMatchObject({ action: XDP_ACTION.DROP, moved: { blocklist: 1 } });
-      expect(program.sweepExpired()).toBe(1);
+      expect(program.sweepExpired()).toEqual(['198.18.0.1/32']);
+      expect([...program.entries('block').keys()].sort()).toEqual(['192.0.2.0/24', '2001:db8:bad::/48']);
     } finally {
       program.disallow(['192.0.2.55']);
       expect(program.unblock(['192.0.2.0/24', '2001:db8:bad::/48', '198.18.0.1'])).toBe(2);
