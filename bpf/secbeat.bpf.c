@@ -163,6 +163,10 @@ static __always_inline int port_bit(const __u8 *bitmap, __u16 port)
 	return (bitmap[(port >> 3) & (SECBEAT_PORT_BITMAP_BYTES - 1)] >> (port & 7)) & 1;
 }
 
+/* Clocks here are CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns: a few ns, where the precise clock costs ~25 ns
+ * on a VM): a bucket refills in steps of one tick, the same credit on average; an expiry is late by a tick at
+ * most; a timestamp cookie needs milliseconds only. Userspace writes expiries on CLOCK_MONOTONIC_COARSE too. */
+
 /* Takes one packet's cost from a bucket; false when the bucket is empty. Racy across CPUs by design for the
  * shared per-source map: a lost update only lets a packet more through. */
 static __always_inline bool take_token(struct secbeat_bucket *bucket, __u64 now, __u64 cost, __u64 capacity)
@@ -180,12 +184,14 @@ static __always_inline bool take_token(struct secbeat_bucket *bucket, __u64 now,
 	return true;
 }
 
-static __always_inline bool source_over_rate(struct packet *pkt, const struct secbeat_config *cfg, __u64 now)
+static __always_inline bool source_over_rate(struct packet *pkt, const struct secbeat_config *cfg)
 {
 	struct secbeat_bucket *bucket;
+	__u64 now;
 
 	if (cfg->rate_cost_ns == 0)
 		return false;
+	now = bpf_ktime_get_coarse_ns();
 	bucket = bpf_map_lookup_elem(&sb_sources, &pkt->source);
 	if (!bucket) {
 		/* A new source starts with a full bucket, less this packet. */
@@ -199,13 +205,15 @@ static __always_inline bool source_over_rate(struct packet *pkt, const struct se
 	return !take_token(bucket, now, cfg->rate_cost_ns, cfg->rate_capacity_ns);
 }
 
-static __always_inline bool icmp_over_rate(const struct secbeat_config *cfg, __u64 now)
+static __always_inline bool icmp_over_rate(const struct secbeat_config *cfg)
 {
 	__u32 key = 0;
 	struct secbeat_bucket *bucket;
+	__u64 now;
 
 	if (cfg->icmp_cost_ns == 0)
 		return false;
+	now = bpf_ktime_get_coarse_ns();
 	bucket = bpf_map_lookup_elem(&sb_icmp, &key);
 	if (!bucket)
 		return false;
@@ -324,14 +332,15 @@ static __always_inline bool listed(void *map, struct packet *pkt)
 	return bpf_map_lookup_elem(map, &key) != NULL;
 }
 
-static __always_inline bool blocked(struct packet *pkt, __u64 now)
+/* The clock is read only for an entry that expires: most blocks do not, and a drop path should cost little. */
+static __always_inline bool blocked(struct packet *pkt)
 {
 	struct secbeat_lpm_key key = { .prefixlen = 128 };
 	struct secbeat_block *block;
 
 	__builtin_memcpy(key.addr, &pkt->source, sizeof(key.addr));
 	block = bpf_map_lookup_elem(&sb_blocklist, &key);
-	return block && (block->expires_ns == 0 || block->expires_ns > now);
+	return block && (block->expires_ns == 0 || block->expires_ns > bpf_ktime_get_coarse_ns());
 }
 
 /* Whether conntrack knows the flow: the reply of a SYNPROXY'd TCP connection, a reply to the node's own UDP query. */
@@ -438,6 +447,25 @@ static long read_syn_option(__u32 index, void *data)
 	return 0;
 }
 
+/* The options Linux puts in every SYN, in its order and nothing else: MSS, SACK_PERM, TIMESTAMP, NOP, WSCALE (20
+ * bytes). Read at fixed offsets, they skip the general walk (a bpf_loop call per option) for most of a flood's
+ * SYNs and most clients'; false leaves the walk to read whatever else a SYN carries. */
+static __always_inline bool linux_syn_options(struct syn_options *opts)
+{
+	const __u8 *o = opts->header + sizeof(struct tcphdr);
+
+	if (opts->len != sizeof(struct tcphdr) + 20)
+		return false;
+	if (o[0] != TCPOPT_MSS || o[1] != 4 || o[4] != TCPOPT_SACK_PERM || o[5] != 2 || o[6] != TCPOPT_TIMESTAMP ||
+	    o[7] != 10 || o[16] != TCPOPT_NOP || o[17] != TCPOPT_WINDOW || o[18] != 3)
+		return false;
+	opts->sack = true;
+	opts->timestamp = true;
+	__builtin_memcpy(&opts->tsval, o + 8, 4);
+	opts->wscale = o[19] < TCP_MAX_WSCALE ? o[19] : TCP_MAX_WSCALE;
+	return true;
+}
+
 /* The one's complement sum over `len` bytes of the stack (a multiple of 4, at most 64). */
 static __always_inline __s64 stack_csum(void *from, __u32 len)
 {
@@ -513,7 +541,8 @@ __attribute__((noinline)) int secbeat_answer_syn(struct xdp_md *ctx, __u32 l2_le
 		return SECBEAT_ABORTED;
 	/* The cookie holds the client's MSS (the kernel reads it back from the ACK); the SYN-ACK advertises ours. */
 	mss = family == 4 ? cfg->mss4 : cfg->mss6;
-	bpf_loop(40, read_syn_option, &opts, 0);
+	if (!linux_syn_options(&opts))
+		bpf_loop(40, read_syn_option, &opts, 0);
 
 	/* L2: the SYN's, addresses swapped (its VLAN tags and EtherType stay). */
 	{
@@ -527,7 +556,7 @@ __attribute__((noinline)) int secbeat_answer_syn(struct xdp_md *ctx, __u32 l2_le
 	/* TCP options, ordered as the kernel's SYN-ACK: MSS, [SACK_PERM | NOP NOP] TIMESTAMP, [NOP WSCALE]. */
 	reply.options[opt_words++] = bpf_htonl((TCPOPT_MSS << 24) | (4 << 16) | mss);
 	if (opts.timestamp) {
-		tsval = (__u32)(bpf_ktime_get_ns() / 1000000) & ~TSMASK;
+		tsval = (__u32)(bpf_ktime_get_coarse_ns() / 1000000) & ~TSMASK;
 		tsval |= opts.wscale & TS_OPT_WSCALE_MASK;
 		if (opts.sack)
 			tsval |= TS_OPT_SACK;
@@ -627,15 +656,13 @@ static __always_inline bool bad_tcp_flags(__u8 flags)
 static __always_inline int judge(struct xdp_md *ctx, struct packet *pkt, const struct secbeat_config *cfg)
 {
 	int reason = parse(pkt);
-	__u64 now;
 
 	if (reason == SECBEAT_PASS || pkt->family == 0)
 		return reason == SECBEAT_PASS ? SECBEAT_PASS : SECBEAT_MALFORMED;
 	/* The source is known from here on: the lists come before any judgement of the packet itself. */
 	if (listed(&sb_allowlist, pkt))
 		return SECBEAT_ALLOWLIST;
-	now = bpf_ktime_get_ns();
-	if (blocked(pkt, now))
+	if (blocked(pkt))
 		return SECBEAT_BLOCKLIST;
 	if (reason >= 0)
 		return reason;
@@ -668,14 +695,14 @@ static __always_inline int judge(struct xdp_md *ctx, struct packet *pkt, const s
 					return SECBEAT_COOKIE_ACK;
 			}
 		}
-		if (source_over_rate(pkt, cfg, now))
+		if (source_over_rate(pkt, cfg))
 			return SECBEAT_RATE_LIMIT;
 		if (protected && !flow)
 			return SECBEAT_ACK_FLOOD;
 		return flow ? SECBEAT_FLOW : SECBEAT_PASS;
 	}
 
-	if (source_over_rate(pkt, cfg, now))
+	if (source_over_rate(pkt, cfg))
 		return SECBEAT_RATE_LIMIT;
 
 	if (pkt->l4proto == IPPROTO_UDP) {
@@ -703,7 +730,7 @@ static __always_inline int judge(struct xdp_md *ctx, struct packet *pkt, const s
 		 * stays reachable: never rationed. */
 		if (pkt->family == 6 && *type >= 133 && *type <= 137)
 			return SECBEAT_PASS;
-		return icmp_over_rate(cfg, now) ? SECBEAT_ICMP_RATE : SECBEAT_PASS;
+		return icmp_over_rate(cfg) ? SECBEAT_ICMP_RATE : SECBEAT_PASS;
 	}
 	return SECBEAT_PASS;
 }

@@ -40,7 +40,7 @@ struct secbeat_lpm_key {
 	__u8 addr[16];
 };
 
-/* Blocklist value: monotonic (CLOCK_MONOTONIC / bpf_ktime_get_ns) expiry, 0 for never. */
+/* Blocklist value: monotonic (CLOCK_MONOTONIC_COARSE / bpf_ktime_get_coarse_ns) expiry, 0 for never. */
 struct secbeat_block {
 	__u64 expires_ns;
 };

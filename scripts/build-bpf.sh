@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds SYN mode's XDP program: bpf/secbeat.bpf.c → bpf/build/secbeat.bpf.o (and the test bed's veth-peer
-# program, bpf/peer-pass.bpf.c), against a vmlinux.h that bpftool
+# program, bpf/peer-pass.bpf.c, and the bench's flood generator, bpf/flood.bpf.c), against a vmlinux.h that bpftool
 # dumps from the running kernel's BTF (the object carries BTF and CO-RE relocations, so it loads on kernels whose
 # structures differ from this one). Run by `npm install` (package.json "install"); scripts/setup.sh installs clang
 # and bpftool first. Without them, or without kernel BTF, nothing is built and SYN mode names what is missing.
@@ -22,7 +22,7 @@ mv "$out/vmlinux.h.tmp" "$out/vmlinux.h"
 arch=$(uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 # -g: BTF for the maps and CO-RE; -O2: the verifier needs the optimised code; the multiarch include directory
 # holds asm/ headers that the UAPI headers include.
-for name in secbeat peer-pass; do
+for name in secbeat peer-pass flood; do
   clang -O2 -g -Wall -Werror -target bpf "-D__TARGET_ARCH_${arch}" -I "$out" -I bpf \
     -I "/usr/include/$(uname -m)-linux-gnu" -c "bpf/$name.bpf.c" -o "$out/$name.bpf.o.tmp"
   mv "$out/$name.bpf.o.tmp" "$out/$name.bpf.o"

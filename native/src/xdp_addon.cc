@@ -111,19 +111,20 @@ class XdpObject : public Napi::ObjectWrap<XdpObject> {
                        });
   }
 
-  // new XdpObject(objectPath, pinDir | '', sourceEntries)
+  // new XdpObject(objectPath, pinDir | '', sourceEntries, programName)
   explicit XdpObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<XdpObject>(info) {
     Napi::Env env = info.Env();
     std::string path = string_arg(info, 0, "objectPath");
     std::string pin_dir = string_arg(info, 1, "pinDir");
     uint32_t sources = uint_arg(info, 2, "sourceEntries");
+    std::string program = string_arg(info, 3, "programName");
     libbpf_log.clear();
     obj_ = bpf_object__open_file(path.c_str(), nullptr);
     if (obj_ == nullptr) throw libbpf_error(env, "opening " + path, errno);
-    prog_ = bpf_object__find_program_by_name(obj_, "secbeat_xdp");
+    prog_ = bpf_object__find_program_by_name(obj_, program.c_str());
     if (prog_ == nullptr) {
       Close(info);
-      throw Napi::Error::New(env, path + " has no program secbeat_xdp");
+      throw Napi::Error::New(env, path + " has no program " + program);
     }
     bpf_map* map;
     bpf_object__for_each_map(map, obj_) {
@@ -404,20 +405,39 @@ class XdpObject : public Napi::ObjectWrap<XdpObject> {
   }
 
   // testRun(packet, repeat) → { action, packet, durationNs }: BPF_PROG_TEST_RUN on a copy of `packet`.
+  // testRun(packet, repeat, ifindex, batchSize) → the same in live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES): each
+  // of `repeat` runs gets a fresh frame of `packet` as if received on `ifindex`, and XDP_TX really sends it there;
+  // `packet` and `action` are then not reported (no output in that mode).
   Napi::Value TestRun(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     RequireLoaded(env);
     auto packet = buffer_arg(info, 0, "packet");
     uint32_t repeat = uint_arg(info, 1, "repeat");
+    bool live = info.Length() > 2 && !info[2].IsUndefined();
+    libbpf_log.clear();
+    Napi::Object result = Napi::Object::New(env);
+    if (live) {
+      xdp_md ctx{};
+      // The kernel wants the context to describe the data it was given: data 0, data_end its length.
+      ctx.data_end = static_cast<uint32_t>(packet.Length());
+      ctx.ingress_ifindex = uint_arg(info, 2, "ifindex");
+      LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.Data(), .data_size_in = static_cast<uint32_t>(packet.Length()),
+                  .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = static_cast<int>(repeat),
+                  .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = uint_arg(info, 3, "batchSize"));
+      int err = bpf_prog_test_run_opts(bpf_program__fd(prog_), &opts);
+      if (err) throw libbpf_error(env, "BPF_PROG_TEST_RUN (live frames)", err);
+      result.Set("action", env.Null());
+      result.Set("packet", env.Null());
+      result.Set("durationNs", Napi::Number::New(env, opts.duration));
+      return result;
+    }
     // Room for a reply grown at the head (the kernel copies data_out from the adjusted start).
     std::vector<uint8_t> out(packet.Length() + 256);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.Data(), .data_out = out.data(),
                 .data_size_in = static_cast<uint32_t>(packet.Length()), .data_size_out = static_cast<uint32_t>(out.size()),
                 .repeat = static_cast<int>(repeat));
-    libbpf_log.clear();
     int err = bpf_prog_test_run_opts(bpf_program__fd(prog_), &opts);
     if (err) throw libbpf_error(env, "BPF_PROG_TEST_RUN", err);
-    Napi::Object result = Napi::Object::New(env);
     result.Set("action", Napi::Number::New(env, opts.retval));
     result.Set("packet", Napi::Buffer<uint8_t>::Copy(env, out.data(), opts.data_size_out));
     result.Set("durationNs", Napi::Number::New(env, opts.duration));
@@ -430,10 +450,11 @@ class XdpObject : public Napi::ObjectWrap<XdpObject> {
   }
 };
 
-// monotonicNs() → CLOCK_MONOTONIC in ns as a BigInt: the clock bpf_ktime_get_ns() reads (blocklist expiry).
+// monotonicNs() → CLOCK_MONOTONIC_COARSE in ns as a BigInt: the clock the program reads
+// (bpf_ktime_get_coarse_ns), for blocklist expiries.
 Napi::Value MonotonicNs(const Napi::CallbackInfo& info) {
   timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   uint64_t ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
   return Napi::BigInt::New(info.Env(), ns);
 }

@@ -60,13 +60,18 @@ export interface XdpObjectHandle {
   /** The kernel's run-time accounting; `enable` keeps it switched on until close(). */
   runStats(enable?: boolean): { runTimeNs: bigint; runCount: bigint };
   testRun(packet: Buffer, repeat: number): XdpTestRun;
+  /**
+   * Live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES): `repeat` fresh frames of `packet` as if received on
+   * `ifindex`, XDP_TX sending them out there, `batchSize` at a time; only the duration comes back.
+   */
+  testRun(packet: Buffer, repeat: number, ifindex: number, batchSize: number): { action: null; packet: null; durationNs: number };
   close(): void;
 }
 
 export interface XdpBinding {
-  /** new XdpObject(objectPath, pinDir ('' for none), sourceEntries (0: the object's default)). */
-  XdpObject: new (objectPath: string, pinDir: string, sourceEntries: number) => XdpObjectHandle;
-  /** CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns(). */
+  /** new XdpObject(objectPath, pinDir ('' for none), sourceEntries (0: the object's default), programName). */
+  XdpObject: new (objectPath: string, pinDir: string, sourceEntries: number, programName: string) => XdpObjectHandle;
+  /** CLOCK_MONOTONIC_COARSE, the clock the program reads (bpf_ktime_get_coarse_ns). */
   monotonicNs(): bigint;
   /** The interface's index in this network namespace, 0 when there is none. */
   ifindex(name: string): number;

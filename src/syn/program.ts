@@ -42,7 +42,7 @@ export class XdpProgram {
     if (!object.ok) throw object.error;
     let handle: XdpObjectHandle;
     try {
-      handle = new addon.binding.XdpObject(object.path, options.pinDir ?? '', options.sourceEntries);
+      handle = new addon.binding.XdpObject(object.path, options.pinDir ?? '', options.sourceEntries, 'secbeat_xdp');
       handle.load();
     } catch (err) {
       throw new SecbeatError('SECBEAT_ERR_INTERNAL', `cannot load ${object.path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
@@ -78,8 +78,10 @@ export class XdpProgram {
     const keys = entries.map((e) => lpmKey(e.cidr));
     this.#update('sb_blocklist', keys, (i) => {
       const expires = entries[i]!.expiresAtMs;
-      // Wall-clock expiry to the monotonic clock the program reads; at least 1 ns ahead (0 means never).
-      return blockValue(expires === null ? 0n : nowNs + BigInt(Math.max(1, Math.round((expires - nowMs) * 1e6))));
+      if (expires === null) return blockValue(0n);
+      // Wall-clock expiry to the monotonic clock the program reads (a past one stays past); 0 would mean never.
+      const at = nowNs + BigInt(Math.round((expires - nowMs) * 1e6));
+      return blockValue(at > 0n ? at : 1n);
     });
   }
 

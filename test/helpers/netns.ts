@@ -3,9 +3,12 @@
 // parallel runs never meet; dispose deletes every namespace (which takes their veths, bridge, XDP attachments and
 // nftables tables with them). Only loopback-free, namespace-local addresses are used (10.<n>.0.0/24).
 //
-// veth details the bed handles: the switch-side end of the server's pair runs an XDP_PASS program
-// (bpf/build/peer-pass.bpf.o), without which a veth drops the frames the server's XDP program sends back
-// (XDP_TX needs NAPI on the peer); the client's veth computes TCP checksums in software (tx off), because a
+// The server's default route points at the attacker, standing in for the upstream router the flood comes
+// through: a kernel answers a SYN only when it has a route back to its source.
+//
+// veth details the bed handles: the switch-side ends of the server's and the attacker's pairs run an XDP_PASS
+// program (bpf/build/peer-pass.bpf.o), without which a veth drops the frames an XDP program sends back (XDP_TX
+// needs NAPI on the peer: the server's SYN-ACKs, the bench's XDP flood generator); the client's veth computes TCP checksums in software (tx off), because a
 // checksum left to offload reaches the server's XDP program unfinished, and SYN mode drops a SYN whose checksum
 // is wrong.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -24,6 +27,11 @@ export interface Host {
 }
 
 export interface TestBed extends AsyncDisposable {
+  /**
+   * Moves the server's receive processing (its veth's NAPI: the XDP program, or the kernel's whole receive
+   * path) into a kernel thread of its own pinned to `cpu`; its pid, whose CPU time is then the server's work.
+   */
+  threadServerNapi(cpu: number): Promise<number>;
   server: Host;
   client: Host;
   attacker: Host;
@@ -69,16 +77,38 @@ export async function createTestBed(subnet: number): Promise<TestBed> {
       await ip(['-n', sw, 'link', 'set', peer, 'master', 'br0']);
       await ip(['-n', sw, 'link', 'set', peer, 'up']);
       bed[name] = { ns, dev, ip: `10.${subnet}.0.${octet}` };
-      if (name === 'server') await ip(['-n', sw, 'link', 'set', 'dev', peer, 'xdpdrv', 'obj', PEER_PASS_OBJECT, 'sec', 'xdp']);
+      if (name !== 'client') await ip(['-n', sw, 'link', 'set', 'dev', peer, 'xdpdrv', 'obj', PEER_PASS_OBJECT, 'sec', 'xdp']);
     }
     await run('ip', ['netns', 'exec', bed.client.ns, 'ethtool', '-K', bed.client.dev, 'tx', 'off'], { timeout: 10_000 });
+    // The flood's sources are made up: the server reaches them through the attacker, as through an upstream
+    // router (which drops what is not its own). Without a route the kernel would not even queue those SYNs.
+    await ip(['-n', bed.server.ns, 'route', 'add', 'default', 'via', bed.attacker.ip]);
     const exec: TestBed['exec'] = async (host, command, args, timeoutMs = 60_000) => {
       const ns = typeof host === 'string' ? host : host.ns;
       const { stdout, stderr } = await run('ip', ['netns', 'exec', ns, command, ...args], { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
       return { stdout: String(stdout), stderr: String(stderr) };
     };
+    const threadServerNapi = async (cpu: number): Promise<number> => {
+      const { ns, dev } = bed.server;
+      // GRO on gives a veth NAPI even without an XDP program (toggled, as turning on what is on changes nothing).
+      await exec(ns, 'ethtool', ['-K', dev, 'gro', 'off']);
+      await exec(ns, 'ethtool', ['-K', dev, 'gro', 'on']);
+      // A veth hands a packet to its peer's NAPI only if the sender cannot make TSO packets (or the peer runs
+      // XDP, which turns the sender's TSO off by itself); otherwise it takes the backlog of the sending core.
+      await exec(sw, 'ethtool', ['-K', `${tag}sp`, 'tso', 'off']);
+      await exec(ns, 'sh', ['-c', `echo 1 > /sys/class/net/${dev}/threaded`]);
+      const { stdout } = await run('ps', ['-e', '-o', 'pid=,comm='], { timeout: 10_000 });
+      const thread = String(stdout)
+        .split('\n')
+        .map((line) => line.trim().split(/\s+/))
+        .find(([, comm]) => comm !== undefined && comm.startsWith(`napi/${dev}-`));
+      if (thread === undefined) throw new Error(`no NAPI thread for ${dev}`);
+      await run('taskset', ['-p', '-c', String(cpu), thread[0]!], { timeout: 10_000 });
+      return Number(thread[0]);
+    };
     return {
       ...bed,
+      threadServerNapi,
       exec,
       spawn(host, command, args) {
         const child = spawn('ip', ['netns', 'exec', host.ns, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });

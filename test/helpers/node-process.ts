@@ -30,8 +30,9 @@ export async function startNode(opts: {
   mode?: 'tcp' | 'l7' | 'syn';
   /** Run inside this network namespace (`ip netns exec`), listening on `host`. */
   netns?: string;
-  /** The proxy's listening address (default 127.0.0.1). */
+  /** The proxy's listening address (default 127.0.0.1) and port (default: a free one). */
   host?: string;
+  port?: number;
   env?: Record<string, string>;
   /** output() keeps the last this many characters (a long run reads stdout itself, through proc). */
   keepOutput?: number;
@@ -43,7 +44,7 @@ export async function startNode(opts: {
 }): Promise<NodeProcess> {
   const keep = opts.keepOutput ?? Infinity;
   const dir = mkdtempSync(join(tmpdir(), 'secbeat-it-'));
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const metricsPort = await freePort();
   const socketPath = join(dir, 'admin.sock');
   const configFile = join(dir, 'node.toml');

@@ -24,6 +24,7 @@ const FLOOD_PACKETS = 60_000;
 const LEGIT_CONNECTIONS = 400;
 
 interface ClientReport {
+  attempted: number;
   ok: number;
   failures: Record<string, number>;
   connectMs: number[];

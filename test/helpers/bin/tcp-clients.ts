@@ -1,11 +1,12 @@
 // Legitimate clients for SYN mode's test bed and bench, run inside the client's namespace: `count` connections
 // to host:port, `concurrency` at a time, each writing a line and waiting for its echo, with a deadline per
-// connection. Prints one JSON line: how many succeeded, failed (by reason) and the connect latencies in ms.
+// connection; none is started after DEADLINE_MS (when given). Prints one JSON line: how many were attempted and
+// succeeded, failures by reason, and the connect latencies in ms.
 //
-//   node tcp-clients.ts HOST PORT COUNT CONCURRENCY TIMEOUT_MS
+//   node tcp-clients.ts HOST PORT COUNT CONCURRENCY TIMEOUT_MS [DEADLINE_MS]
 import { connect } from 'node:net';
 
-const [host, portText, countText, concurrencyText, timeoutText] = process.argv.slice(2);
+const [host, portText, countText, concurrencyText, timeoutText, deadlineText] = process.argv.slice(2);
 const port = Number(portText);
 const count = Number(countText);
 const concurrency = Number(concurrencyText);
@@ -43,9 +44,10 @@ function once(i: number): Promise<void> {
   });
 }
 
+const stopStartingAt = deadlineText === undefined ? Infinity : performance.now() + Number(deadlineText);
 let next = 0;
 async function worker(): Promise<void> {
-  while (next < count) await once(next++);
+  while (next < count && performance.now() < stopStartingAt) await once(next++);
 }
 await Promise.all(Array.from({ length: concurrency }, worker));
-process.stdout.write(`${JSON.stringify({ ok, failures, connectMs })}\n`);
+process.stdout.write(`${JSON.stringify({ attempted: next, ok, failures, connectMs })}\n`);

@@ -100,6 +100,18 @@ describe('SYN cookies', () => {
     expect(out.length).toBe(14 + 20 + 24);
   });
 
+  it('reads options in any layout: timestamps without SACK, and no timestamp (no room to carry window scale)', () => {
+    // Not Linux's exact layout, so the program walks the options one by one.
+    const noSack = parseTcpFrame(run(syn({ options: { mss: 1400, timestamp: [777, 0], wscale: 9 } })).out)!;
+    expect(noSack.options.sackPermitted).toBeUndefined();
+    expect(noSack.options.wscale).toBe(7);
+    expect(noSack.options.timestamp![1]).toBe(777);
+    expect(noSack.options.timestamp![0] & 0x1f).toBe(9);
+    const windowsLike = parseTcpFrame(run(syn({ options: { mss: 1460, wscale: 8, sackPermitted: true } })).out)!;
+    expect(windowsLike.options).toEqual({ mss: 1460 });
+    expect(windowsLike.tcpChecksumOk).toBe(true);
+  });
+
   it('keeps VLAN tags and answers IPv6', () => {
     const tagged = parseTcpFrame(run(syn({ vlans: [100, 200] })).out)!;
     expect(tagged.vlans).toEqual([100, 200]);
