@@ -496,9 +496,15 @@ __attribute__((noinline)) int secbeat_answer_syn(struct xdp_md *ctx, __u32 l2_le
 		return SECBEAT_ABORTED;
 	if (bpf_xdp_load_bytes(ctx, 0, reply.l2, l2_len))
 		return SECBEAT_MALFORMED;
-	if (bpf_xdp_load_bytes(ctx, l4_off, opts.header, sizeof(struct tcphdr)))
-		return SECBEAT_MALFORMED;
-	tcp_len = (syn->doff * 4) & 0x3c;
+	{
+		/* The data offset straight from the packet (the caller checked the fixed header is there): one copy of
+		 * the header, its options included, instead of two. */
+		__u8 *doff = (void *)(long)ctx->data + (l4_off & 0xfff) + 12;
+
+		if ((void *)(doff + 1) > (void *)(long)ctx->data_end)
+			return SECBEAT_MALFORMED;
+		tcp_len = (*doff >> 2) & 0x3c;
+	}
 	if (tcp_len < sizeof(struct tcphdr))
 		return SECBEAT_MALFORMED;
 	if (bpf_xdp_load_bytes(ctx, l4_off, opts.header, tcp_len))

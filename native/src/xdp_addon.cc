@@ -32,10 +32,16 @@ thread_local std::string libbpf_log;
 
 int capture_libbpf(enum libbpf_print_level level, const char* format, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
-  char line[4096];
-  int n = vsnprintf(line, sizeof(line), format, args);
-  // The verifier's log can be long; its last lines say what failed.
-  if (libbpf_log.size() < (1 << 20)) libbpf_log.append(line);
+  // libbpf hands the verifier's whole log over in one call: size it first, so its last lines (what failed) stay.
+  va_list measure;
+  va_copy(measure, args);
+  int n = vsnprintf(nullptr, 0, format, measure);
+  va_end(measure);
+  if (n <= 0 || libbpf_log.size() >= (1 << 22)) return n;
+  std::string text(static_cast<size_t>(n) + 1, '\0');
+  vsnprintf(text.data(), text.size(), format, args);
+  text.resize(static_cast<size_t>(n));
+  libbpf_log.append(text);
   return n;
 }
 

@@ -18,7 +18,8 @@ const V6_SOURCES = ['2001:db8::1', '2001:db8::2', '2001:db8:1::5', '2001:db8:fff
 const V4_RANGES = ['198.51.100.0/24', '198.51.100.0/25', '198.51.100.128/25', '198.51.100.2', '192.0.2.0/24', '0.0.0.0/0', '203.0.113.0/26'];
 const V6_RANGES = ['2001:db8::/32', '2001:db8::/48', '2001:db8::2', '2001:db8:1::/48', '::/0', '2001:db8:ffff::/64'];
 const PORTS = [22, 53, 80, 123, 443, 1900, 5353, 8443, 11211, 40000];
-const REFLECTOR_SOURCES = [53, 123, 11211, 1900, 19, 389, 40000, 50000];
+/** Half of them reflector ports (amplification), half not (closed-port UDP). */
+const REFLECTOR_SOURCES = [53, 123, 11211, 1900, 40000, 50000, 33333, 44444];
 
 const ACTION_OF: Record<string, number> = { pass: XDP_ACTION.PASS, allowlist: XDP_ACTION.PASS, flow: XDP_ACTION.PASS, cookie_ack: XDP_ACTION.PASS, synack: XDP_ACTION.TX };
 
@@ -61,8 +62,8 @@ const udpLayer = fc.record({ kind: fc.constant('udp' as const), sport: fc.consta
 const icmpLayer = fc.record({ kind: fc.constant('icmp' as const), type: fc.integer({ min: 0, max: 255 }) });
 const otherLayer = fc.record({ kind: fc.constant('other' as const), protocol: fc.constantFrom(0, 43, 44, 47, 50, 60, 132, 255), payload: fc.uint8Array({ maxLength: 40 }) });
 
-// TCP weighs most: it has the most paths (cookies, checksums, flags, ACK floods).
-const l4 = fc.oneof({ weight: 3, arbitrary: tcpLayer }, { weight: 1, arbitrary: udpLayer }, { weight: 1, arbitrary: icmpLayer }, { weight: 1, arbitrary: otherLayer });
+// TCP weighs most: it has the most paths (cookies, checksums, flags, ACK floods); UDP next (three verdicts).
+const l4 = fc.oneof({ weight: 3, arbitrary: tcpLayer }, { weight: 2, arbitrary: udpLayer }, { weight: 1, arbitrary: icmpLayer }, { weight: 1, arbitrary: otherLayer });
 
 /** Damage to a well-formed frame: none (most often), cut short, one byte set. */
 const damage = fc.oneof(
