@@ -473,10 +473,11 @@ static __always_inline __s64 stack_csum(void *from, __u32 len)
 }
 
 /* Answers a SYN on a protected port with a cookie SYN-ACK (XDP_TX), as the kernel answers with tcp_syncookies:
- * the client's MSS goes into the cookie, and window scale, SACK and ECN go into the timestamp when the client sent one. The
- * reply is written over the packet, grown (or shrunk) at the head: XDP guarantees headroom on every driver,
- * tailroom it does not. A global function: the verifier checks it once, apart from the main path. Reads the
- * packet only through bpf_xdp_load_bytes, so it takes offsets, not packet pointers. */
+ * the client's MSS goes into the cookie, and window scale, SACK and ECN into the timestamp when the client sent
+ * one. The reply is written over the packet, grown (or shrunk) at the head: XDP guarantees headroom on every
+ * driver, tailroom it does not. A global function, so the verifier checks it once, apart from the main path; a
+ * global function gets no packet pointer from its caller, so it takes offsets and copies the headers it reads
+ * (bpf_xdp_load_bytes) onto its stack. */
 __attribute__((noinline)) int secbeat_answer_syn(struct xdp_md *ctx, __u32 l2_len, __u32 l4_off, __u32 family)
 {
 	struct syn_options opts = { .off = sizeof(struct tcphdr), .wscale = TS_OPT_WSCALE_MASK };

@@ -1,7 +1,7 @@
 // secbeat_xdp: the Node-API addon over libbpf for SYN mode's XDP program (bpf/secbeat.bpf.c). It opens and
 // loads the object (maps pinned and reused when asked), attaches to an interface in native mode and falls back
-// to generic mode, updates and reads maps in batches, sums the per-CPU counters, reads the kernel's run-time
-// statistics and runs the program on a packet with BPF_PROG_TEST_RUN. Typed for TS in src/native/xdp.ts.
+// to generic mode, updates and reads maps in batches, sums the per-CPU counters and runs a program on a packet
+// with BPF_PROG_TEST_RUN (also in live-frames mode, for the bench's flood generator). Typed for TS in src/native/xdp.ts.
 //
 // Thread use: every call runs on the JS thread that owns the object and returns when the syscall does; none
 // blocks for long (map batches are bounded by the caller), so no worker thread is involved.
@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdint>
@@ -105,13 +106,10 @@ class XdpObject : public Napi::ObjectWrap<XdpObject> {
                            InstanceMethod<&XdpObject::Detach>("detach"),
                            InstanceMethod<&XdpObject::AttachedId>("attachedProgramId"),
                            InstanceMethod<&XdpObject::ProgramId>("programId"),
-                           InstanceMethod<&XdpObject::MapInfo>("mapInfo"),
                            InstanceMethod<&XdpObject::UpdateBatch>("updateBatch"),
                            InstanceMethod<&XdpObject::DeleteBatch>("deleteBatch"),
-                           InstanceMethod<&XdpObject::Lookup>("lookup"),
                            InstanceMethod<&XdpObject::Dump>("dump"),
                            InstanceMethod<&XdpObject::Counters>("counters"),
-                           InstanceMethod<&XdpObject::RunStats>("runStats"),
                            InstanceMethod<&XdpObject::TestRun>("testRun"),
                            InstanceMethod<&XdpObject::Close>("close"),
                        });
@@ -155,14 +153,11 @@ class XdpObject : public Napi::ObjectWrap<XdpObject> {
   bpf_object* obj_ = nullptr;
   bpf_program* prog_ = nullptr;
   bool loaded_ = false;
-  int stats_fd_ = -1;
   int link_fd_ = -1;
 
   void Release() {
     if (link_fd_ >= 0) close(link_fd_);
     link_fd_ = -1;
-    if (stats_fd_ >= 0) close(stats_fd_);
-    stats_fd_ = -1;
     if (obj_ != nullptr) bpf_object__close(obj_);
     obj_ = nullptr;
     prog_ = nullptr;
@@ -271,18 +266,6 @@ class XdpObject : public Napi::ObjectWrap<XdpObject> {
     return Napi::Number::New(env, prog_info.id);
   }
 
-  // mapInfo(name) → { keySize, valueSize (per-CPU copies included), maxEntries, pinned }
-  Napi::Value MapInfo(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    bpf_map* map = MapNamed(env, string_arg(info, 0, "map"));
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("keySize", Napi::Number::New(env, bpf_map__key_size(map)));
-    out.Set("valueSize", Napi::Number::New(env, static_cast<double>(ValueBytes(map))));
-    out.Set("maxEntries", Napi::Number::New(env, bpf_map__max_entries(map)));
-    out.Set("pinned", Napi::Boolean::New(env, bpf_map__is_pinned(map)));
-    return out;
-  }
-
   // updateBatch(name, keys, values, count): `count` entries, keys and values packed back to back.
   Napi::Value UpdateBatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -328,40 +311,51 @@ class XdpObject : public Napi::ObjectWrap<XdpObject> {
     return Napi::Number::New(env, deleted);
   }
 
-  // lookup(name, key) → Buffer | null
-  Napi::Value Lookup(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    bpf_map* map = MapNamed(env, string_arg(info, 0, "map"));
-    auto key = buffer_arg(info, 1, "key");
-    if (key.Length() != bpf_map__key_size(map)) throw Napi::RangeError::New(env, "key has the wrong size");
-    std::vector<uint8_t> value(ValueBytes(map));
-    int err = bpf_map_lookup_elem(bpf_map__fd(map), key.Data(), value.data());
-    if (err == -ENOENT) return env.Null();
-    if (err) throw libbpf_error(env, "looking up in " + std::string(bpf_map__name(map)), err);
-    return Napi::Buffer<uint8_t>::Copy(env, value.data(), value.size());
-  }
-
-  // dump(name, limit) → { keys, values, count }: at most `limit` entries, by get_next_key (works for every map
-  // type, LPM tries included, and is not disturbed by concurrent updates beyond what the kernel documents).
+  // dump(name, limit) → { keys, values, count }: at most `limit` entries, read in batches (BPF_MAP_LOOKUP_BATCH)
+  // where the map type has them, else key by key (get_next_key), which every type has.
   Napi::Value Dump(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     bpf_map* map = MapNamed(env, string_arg(info, 0, "map"));
     uint32_t limit = uint_arg(info, 1, "limit");
     int fd = bpf_map__fd(map);
     size_t ks = bpf_map__key_size(map), vs = ValueBytes(map);
-    std::vector<uint8_t> keys, values, key(ks), next(ks), value(vs);
+    std::vector<uint8_t> keys, values;
     uint32_t count = 0;
-    int err = bpf_map_get_next_key(fd, nullptr, next.data());
-    while (err == 0 && count < limit) {
-      if (bpf_map_lookup_elem(fd, next.data(), value.data()) == 0) {
-        keys.insert(keys.end(), next.begin(), next.end());
-        values.insert(values.end(), value.begin(), value.end());
-        count++;
+    constexpr uint32_t kBatch = 1024;
+    std::vector<uint8_t> batch_keys(kBatch * ks), batch_values(kBatch * vs);
+    // The batch cursor is opaque to userspace; its size is the key's (generic_map_lookup_batch) at most.
+    std::vector<uint8_t> in_batch(ks > 8 ? ks : 8), out_batch(in_batch.size());
+    bool first = true, batched = true;
+    while (count < limit) {
+      uint32_t n = std::min(kBatch, limit - count);
+      LIBBPF_OPTS(bpf_map_batch_opts, opts);
+      int err = bpf_map_lookup_batch(fd, first ? nullptr : in_batch.data(), out_batch.data(), batch_keys.data(), batch_values.data(), &n, &opts);
+      if (err && err != -ENOENT) {
+        if (first && (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP)) batched = false;
+        else throw libbpf_error(env, "reading " + std::string(bpf_map__name(map)) + " in batches", err);
+        break;
       }
-      key = next;
-      err = bpf_map_get_next_key(fd, key.data(), next.data());
+      keys.insert(keys.end(), batch_keys.begin(), batch_keys.begin() + static_cast<std::ptrdiff_t>(n * ks));
+      values.insert(values.end(), batch_values.begin(), batch_values.begin() + static_cast<std::ptrdiff_t>(n * vs));
+      count += n;
+      if (err == -ENOENT) break;
+      in_batch = out_batch;
+      first = false;
     }
-    if (err && err != -ENOENT) throw libbpf_error(env, "walking " + std::string(bpf_map__name(map)), err);
+    if (!batched) {
+      std::vector<uint8_t> key(ks), next(ks), value(vs);
+      int err = bpf_map_get_next_key(fd, nullptr, next.data());
+      while (err == 0 && count < limit) {
+        if (bpf_map_lookup_elem(fd, next.data(), value.data()) == 0) {
+          keys.insert(keys.end(), next.begin(), next.end());
+          values.insert(values.end(), value.begin(), value.end());
+          count++;
+        }
+        key = next;
+        err = bpf_map_get_next_key(fd, key.data(), next.data());
+      }
+      if (err && err != -ENOENT) throw libbpf_error(env, "walking " + std::string(bpf_map__name(map)), err);
+    }
     Napi::Object out = Napi::Object::New(env);
     out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), keys.size()));
     out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), values.size()));
@@ -388,25 +382,6 @@ class XdpObject : public Napi::ObjectWrap<XdpObject> {
       out[2 * reason] = packets;
       out[2 * reason + 1] = bytes;
     }
-    return out;
-  }
-
-  // runStats(enable) → { runTimeNs, runCount } from the kernel (bpf_prog_info). enable = true keeps the
-  // kernel's run-time accounting on (BPF_ENABLE_STATS, held by this object) until close().
-  Napi::Value RunStats(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    RequireLoaded(env);
-    if (info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value() && stats_fd_ < 0) {
-      stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
-      if (stats_fd_ < 0) throw libbpf_error(env, "enabling BPF run-time statistics", stats_fd_);
-    }
-    bpf_prog_info prog_info{};
-    uint32_t len = sizeof(prog_info);
-    int err = bpf_obj_get_info_by_fd(bpf_program__fd(prog_), &prog_info, &len);
-    if (err) throw libbpf_error(env, "reading the program's info", err);
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("runTimeNs", Napi::BigInt::New(env, static_cast<uint64_t>(prog_info.run_time_ns)));
-    out.Set("runCount", Napi::BigInt::New(env, static_cast<uint64_t>(prog_info.run_cnt)));
     return out;
   }
 

@@ -19,14 +19,6 @@ export interface XdpAttachResult {
   nativeError: string | null;
 }
 
-export interface XdpMapInfo {
-  keySize: number;
-  /** Bytes of one value as reads and writes carry it (a per-CPU map's copies included). */
-  valueSize: number;
-  maxEntries: number;
-  pinned: boolean;
-}
-
 export interface XdpTestRun {
   action: number;
   /** The packet as the program left it (a SYN-ACK for XDP_TX). */
@@ -49,16 +41,13 @@ export interface XdpObjectHandle {
   /** The id of the program attached in `mode`, 0 for none. */
   attachedProgramId(ifindex: number, mode: XdpAttachMode): number;
   programId(): number;
-  mapInfo(map: string): XdpMapInfo;
   updateBatch(map: string, keys: Buffer, values: Buffer, count: number): void;
   /** How many of the keys existed and were deleted. */
   deleteBatch(map: string, keys: Buffer, count: number): number;
-  lookup(map: string, key: Buffer): Buffer | null;
+  /** At most `limit` entries, keys and values packed back to back; read in batches where the map type allows. */
   dump(map: string, limit: number): { keys: Buffer; values: Buffer; count: number };
   /** [packets, bytes] per reason (XdpBinding.reasons order), summed over CPUs. */
   counters(): BigUint64Array;
-  /** The kernel's run-time accounting; `enable` keeps it switched on until close(). */
-  runStats(enable?: boolean): { runTimeNs: bigint; runCount: bigint };
   testRun(packet: Buffer, repeat: number): XdpTestRun;
   /**
    * Live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES): `repeat` fresh frames of `packet` as if received on

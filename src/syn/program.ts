@@ -1,10 +1,10 @@
 // SYN mode's XDP program as one object: open and load it (bpf/build/secbeat.bpf.o through the secbeat_xdp addon),
 // configure it, keep its allowlist and blocklist, read its counters by reason, attach it to an interface and
 // detach it. The SYN-proxy actor owns one; tests drive one through BPF_PROG_TEST_RUN.
+import { availableParallelism } from 'node:os';
 import { SecbeatError } from '../errors.ts';
 import { findXdpObject, loadXdpAddon, type XdpAttachMode, type XdpAttachResult, type XdpBinding, type XdpObjectHandle, type XdpTestRun } from '../native/xdp.ts';
 import { BLOCK_VALUE_BYTES, blockValue, cidrOfKey, encodeConfig, LPM_KEY_BYTES, lpmKey, type XdpSettings } from './maps.ts';
-import { availableParallelism } from 'node:os';
 
 export interface XdpProgramOptions {
   /** bpffs directory where the maps are pinned and, on a restart, reused; null keeps them private. */
@@ -103,14 +103,9 @@ export class XdpProgram {
   /** Blocklist entries whose expiry has passed, deleted; the ranges. */
   sweepExpired(): string[] {
     const now = this.#addon.monotonicNs();
-    const { keys, values, count } = this.#object.dump('sb_blocklist', 1 << 20);
-    const expired: Buffer[] = [];
-    for (let i = 0; i < count; i++) {
-      const expires = values.readBigUInt64LE(i * BLOCK_VALUE_BYTES);
-      if (expires !== 0n && expires <= now) expired.push(keys.subarray(i * LPM_KEY_BYTES, (i + 1) * LPM_KEY_BYTES));
-    }
-    this.#delete('sb_blocklist', expired);
-    return expired.map(cidrOfKey);
+    const expired = [...this.entries('block')].filter(([, at]) => at !== 0n && at <= now).map(([cidr]) => cidr);
+    this.unblock(expired);
+    return expired;
   }
 
   counters(): ReasonCounters {
@@ -120,10 +115,6 @@ export class XdpProgram {
       out[reason] = { packets: raw[2 * i]!, bytes: raw[2 * i + 1]! };
     });
     return out;
-  }
-
-  runStats(enable = false): { runTimeNs: bigint; runCount: bigint } {
-    return this.#object.runStats(enable);
   }
 
   testRun(packet: Buffer, repeat = 1): XdpTestRun {
@@ -148,12 +139,6 @@ export class XdpProgram {
     }
     this.#attached = { ifindex, mode: result.mode, programId: this.#object.programId() };
     return result;
-  }
-
-  /** The program id attached to the interface we attached to, in our mode (0: none); null when not attached. */
-  attachedProgramId(): number | null {
-    const attached = this.#attached;
-    return attached === null ? null : this.#object.attachedProgramId(attached.ifindex, attached.mode);
   }
 
   /** Detaches. Idempotent. */
