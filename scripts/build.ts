@@ -11,7 +11,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST = join(ROOT, 'dist');
 
 rmSync(DIST, { recursive: true, force: true });
-const count = stripTree({ sourceRoot: ROOT, outDir: DIST, links: { config: '../config', native: '../native' } });
+const count = stripTree({ sourceRoot: ROOT, outDir: DIST, links: { config: '../config', native: '../native', bpf: '../bpf' } });
 // The stamp bin/secbeat compares with the sources; written last, so a half-built dist/ is never used.
 writeFileSync(join(DIST, '.built'), `${new Date().toISOString()}\n`);
 console.log(`build: ${count} modules stripped into dist/`);
