@@ -10,7 +10,8 @@
 // Each gets a fresh bed and the same flood for --seconds: by default from bench/syn/flood.ts (an XDP program run
 // in live-frames mode on the attacker's veth: millions of SYNs a second from one core, so that the server works in
 // batches as under a real flood), or from hping3 --flood (--generator hping3: some 80,000 a second). The
-// server's receive path runs in its veth's NAPI thread pinned to core 1, the flood and the client on core 0. Printed per
+// server's receive path runs in its veth's NAPI thread pinned to core 1; the flood, the client and the server's
+// userspace (echo server, SecBeat node) on core 0. Printed per
 // contender: flood packets offered and their rate; flood packets that reached the server's stack (an nftables
 // counter at prerouting, before conntrack, on every source but the client's); the client's success rate and
 // connect latency p50/p99 (SYN to established, measured by the client); flood packets the server judged (the
@@ -54,7 +55,7 @@ const { values } = parseArgs({
     contenders: { type: 'string', default: CONTENDERS.join(',') },
     seconds: { type: 'string' },
     generator: { type: 'string', default: 'xdp' },
-    rate: { type: 'string', default: '300000' },
+    rate: { type: 'string', default: '100000' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -129,7 +130,8 @@ async function floodCounter(bed: TestBed): Promise<number> {
 // ------------------------------------------------------------------------------------------ contenders
 
 async function startEcho(bed: TestBed, host: string, port: number): Promise<number> {
-  const echo = bed.spawn(bed.server, process.execPath, ['-e', `require('node:net').createServer((s) => s.pipe(s)).listen({ port: ${port}, host: '${host}', backlog: 511 }, () => console.log('up'))`]);
+  const program = `require('node:net').createServer((s) => s.pipe(s)).listen({ port: ${port}, host: '${host}', backlog: 511 }, () => console.log('up'))`;
+  const echo = bed.spawn(bed.server, 'taskset', ['-c', '0', process.execPath, '-e', program]);
   await new Promise<void>((ready, fail) => {
     echo.stdout!.once('data', () => ready());
     echo.once('exit', (code) => fail(new Error(`echo server exited with ${code}`)));
@@ -158,6 +160,8 @@ async function prepare(bed: TestBed, contender: Contender): Promise<{ node: Node
     port: PORT,
     backendPort: BACKEND_PORT,
     threads: 1,
+    // Core 1 is the server's receive path's alone (its NAPI thread), as for the other contenders.
+    cpus: '0',
     extraToml: `
 [syn_proxy]
 interface = "${server.dev}"

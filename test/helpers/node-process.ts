@@ -30,6 +30,8 @@ export async function startNode(opts: {
   mode?: 'tcp' | 'l7' | 'syn';
   /** Run inside this network namespace (`ip netns exec`), listening on `host`. */
   netns?: string;
+  /** CPUs the node may run on (taskset -c), e.g. "0". */
+  cpus?: string;
   /** The proxy's listening address (default 127.0.0.1) and port (default: a free one). */
   host?: string;
   port?: number;
@@ -82,8 +84,9 @@ ${opts.extraToml ?? ''}
 `,
   );
   let out = '';
-  // `ip netns exec` and bin/secbeat both exec, so proc.pid is the node's own.
-  const [command, args] = opts.netns === undefined ? [SECBEAT, ['run', '--config', configFile]] : ['ip', ['netns', 'exec', opts.netns, SECBEAT, 'run', '--config', configFile]];
+  // `ip netns exec`, taskset and bin/secbeat all exec, so proc.pid is the node's own.
+  const run = [...(opts.cpus === undefined ? [] : ['taskset', '-c', opts.cpus]), SECBEAT, 'run', '--config', configFile];
+  const [command, args] = opts.netns === undefined ? [run[0]!, run.slice(1)] : ['ip', ['netns', 'exec', opts.netns, ...run]];
   const proc = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   const append = (b: Buffer): void => {
     out += b.toString();
