@@ -6,11 +6,12 @@
 // The server's default route points at the attacker, standing in for the upstream router the flood comes
 // through: a kernel answers a SYN only when it has a route back to its source.
 //
-// veth details the bed handles: the switch-side ends of the server's and the attacker's pairs run an XDP_PASS
-// program (bpf/build/peer-pass.bpf.o), without which a veth drops the frames an XDP program sends back (XDP_TX
-// needs NAPI on the peer: the server's SYN-ACKs, the bench's XDP flood generator); the client's veth computes TCP checksums in software (tx off), because a
-// checksum left to offload reaches the server's XDP program unfinished, and SYN mode drops a SYN whose checksum
-// is wrong.
+// veth details the bed handles: the switch-side ends of the server's and the attacker's pairs run
+// bpf/build/peer-pass.bpf.o, without which a veth drops the frames an XDP program sends back (XDP_TX needs NAPI on
+// the peer: the server's SYN-ACKs, the bench's XDP flood generator); it also drops IPv4 frames to addresses outside
+// 10.0.0.0/8, as the upstream router would drop replies to the sources a flood makes up. The client's veth computes
+// TCP checksums in software (tx off), because a checksum left to offload reaches the server's XDP program
+// unfinished, and SYN mode drops a SYN whose checksum is wrong.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -29,7 +30,8 @@ export interface Host {
 export interface TestBed extends AsyncDisposable {
   /**
    * Moves the server's receive processing (its veth's NAPI: the XDP program, or the kernel's whole receive
-   * path) into a kernel thread of its own pinned to `cpu`; its pid, whose CPU time is then the server's work.
+   * path) into a kernel thread of its own pinned to `cpu`, at real-time priority as softirq work would be; its
+   * pid, whose CPU time is then the server's receive work.
    */
   threadServerNapi(cpu: number): Promise<number>;
   server: Host;
@@ -81,7 +83,8 @@ export async function createTestBed(subnet: number): Promise<TestBed> {
     }
     await run('ip', ['netns', 'exec', bed.client.ns, 'ethtool', '-K', bed.client.dev, 'tx', 'off'], { timeout: 10_000 });
     // The flood's sources are made up: the server reaches them through the attacker, as through an upstream
-    // router (which drops what is not its own). Without a route the kernel would not even queue those SYNs.
+    // router (the switch's XDP program drops those replies). Without a route the kernel would not even queue
+    // those SYNs.
     await ip(['-n', bed.server.ns, 'route', 'add', 'default', 'via', bed.attacker.ip]);
     const exec: TestBed['exec'] = async (host, command, args, timeoutMs = 60_000) => {
       const ns = typeof host === 'string' ? host : host.ns;
@@ -104,6 +107,8 @@ export async function createTestBed(subnet: number): Promise<TestBed> {
         .find(([, comm]) => comm !== undefined && comm.startsWith(`napi/${dev}-`));
       if (thread === undefined) throw new Error(`no NAPI thread for ${dev}`);
       await run('taskset', ['-p', '-c', String(cpu), thread[0]!], { timeout: 10_000 });
+      // Real-time priority, as receive processing has in softirq context: userspace on that core cannot starve it.
+      await run('chrt', ['-f', '-p', '50', thread[0]!], { timeout: 10_000 });
       return Number(thread[0]);
     };
     return {
