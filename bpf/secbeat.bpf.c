@@ -171,7 +171,13 @@ static __always_inline int port_bit(const __u8 *bitmap, __u16 port)
  * shared per-source map: a lost update only lets a packet more through. */
 static __always_inline bool take_token(struct secbeat_bucket *bucket, __u64 now, __u64 cost, __u64 capacity)
 {
-	__u64 credit = bucket->credit_ns + (now - bucket->last_ns);
+	__u64 credit;
+
+	/* Same clock tick, bucket already short: nothing to refill or take, so nothing to write (the common case for
+	 * a source far over its budget). */
+	if (now == bucket->last_ns && bucket->credit_ns < cost)
+		return false;
+	credit = bucket->credit_ns + (now - bucket->last_ns);
 
 	if (credit > capacity)
 		credit = capacity;
@@ -667,9 +673,9 @@ static __always_inline int judge(struct xdp_md *ctx, struct packet *pkt, const s
 	if (reason == SECBEAT_PASS || pkt->family == 0)
 		return reason == SECBEAT_PASS ? SECBEAT_PASS : SECBEAT_MALFORMED;
 	/* The source is known from here on: the lists come before any judgement of the packet itself. */
-	if (listed(&sb_allowlist, pkt))
+	if ((cfg->lists & SECBEAT_LIST_ALLOW) && listed(&sb_allowlist, pkt))
 		return SECBEAT_ALLOWLIST;
-	if (blocked(pkt))
+	if ((cfg->lists & SECBEAT_LIST_BLOCK) && blocked(pkt))
 		return SECBEAT_BLOCKLIST;
 	if (reason >= 0)
 		return reason;

@@ -53,6 +53,9 @@ struct secbeat_bucket {
 
 #define SECBEAT_PORT_BITMAP_BYTES 8192
 
+#define SECBEAT_LIST_ALLOW 1
+#define SECBEAT_LIST_BLOCK 2
+
 /* The one entry of the `config` array map. Userspace computes the costs so the program never divides. */
 struct secbeat_config {
 	/* Per-source rate limit: cost of one packet and bucket size (burst × cost), in ns; cost 0 = off. */
@@ -68,7 +71,8 @@ struct secbeat_config {
 	__u8 ttl;
 	/* Non-zero: UDP to a port not in udp_open is dropped (else only reflector traffic is). */
 	__u8 udp_closed_drop;
-	__u8 pad;
+	/* SECBEAT_LIST_* bits: which lists hold entries. An empty list is not looked up (userspace keeps the bits). */
+	__u8 lists;
 	/* Bit p set: TCP port p is protected (SYN cookies, ACK validation); UDP port p has a service. */
 	__u8 tcp_protected[SECBEAT_PORT_BITMAP_BYTES];
 	__u8 udp_open[SECBEAT_PORT_BITMAP_BYTES];

@@ -8,7 +8,7 @@ export const LPM_KEY_BYTES = 20;
 /** struct secbeat_block: u64 monotonic expiry in ns, 0 for never. */
 export const BLOCK_VALUE_BYTES = 8;
 export const PORT_BITMAP_BYTES = 8192;
-/** struct secbeat_config: four u64, two u16, four u8, two port bitmaps. */
+/** struct secbeat_config: four u64, two u16, four u8 (the last the list bits), two port bitmaps. */
 export const CONFIG_BYTES = 40 + 2 * PORT_BITMAP_BYTES;
 
 /** The LPM key of a CIDR (`10.0.0.0/8`, `2001:db8::/32`, or a bare address); throws on anything else. */
@@ -68,8 +68,17 @@ function setPort(bitmap: Buffer, offset: number, port: number): void {
   bitmap[offset + (port >> 3)]! |= 1 << (port & 7);
 }
 
+/** Which of the program's lists hold entries (struct secbeat_config.lists): an empty one is not looked up. */
+export interface ListPresence {
+  allow: boolean;
+  block: boolean;
+}
+
+const LIST_ALLOW = 1;
+const LIST_BLOCK = 2;
+
 /** struct secbeat_config. `cpus`: the ICMP budget is kept per CPU, so each CPU gets its share of the rate. */
-export function encodeConfig(settings: XdpSettings, cpus: number): Buffer {
+export function encodeConfig(settings: XdpSettings, cpus: number, lists: ListPresence): Buffer {
   const out = Buffer.alloc(CONFIG_BYTES);
   const [rateCost, rateCapacity] = bucket(settings.sourcePps, settings.sourceBurst);
   const [icmpCost, icmpCapacity] = bucket(settings.icmpPps, settings.icmpBurst, cpus);
@@ -82,6 +91,7 @@ export function encodeConfig(settings: XdpSettings, cpus: number): Buffer {
   out.writeUInt8(settings.wscale, 36);
   out.writeUInt8(settings.ttl, 37);
   out.writeUInt8(settings.dropClosedUdp ? 1 : 0, 38);
+  out.writeUInt8((lists.allow ? LIST_ALLOW : 0) | (lists.block ? LIST_BLOCK : 0), 39);
   for (const port of settings.protectedTcpPorts) setPort(out, 40, port);
   for (const port of settings.openUdpPorts) setPort(out, 40 + PORT_BITMAP_BYTES, port);
   return out;

@@ -4,7 +4,7 @@
 import { availableParallelism } from 'node:os';
 import { SecbeatError } from '../errors.ts';
 import { findXdpObject, loadXdpAddon, type XdpAttachMode, type XdpAttachResult, type XdpBinding, type XdpObjectHandle, type XdpTestRun } from '../native/xdp.ts';
-import { BLOCK_VALUE_BYTES, blockValue, cidrOfKey, encodeConfig, LPM_KEY_BYTES, lpmKey, type XdpSettings } from './maps.ts';
+import { BLOCK_VALUE_BYTES, blockValue, cidrOfKey, encodeConfig, LPM_KEY_BYTES, lpmKey, type ListPresence, type XdpSettings } from './maps.ts';
 
 export interface XdpProgramOptions {
   /** bpffs directory where the maps are pinned and, on a restart, reused; null keeps them private. */
@@ -27,6 +27,9 @@ const BATCH = 4096;
 export class XdpProgram {
   readonly #addon: XdpBinding;
   readonly #object: XdpObjectHandle;
+  /** What configure() last wrote, and which lists hold entries: both go into the one configuration record. */
+  #settings: XdpSettings | null = null;
+  #lists: ListPresence = { allow: false, block: false };
   #attached: { ifindex: number; mode: XdpAttachMode; programId: number } | null = null;
 
   private constructor(addon: XdpBinding, object: XdpObjectHandle) {
@@ -58,18 +61,23 @@ export class XdpProgram {
     return this.#attached;
   }
 
+  /** Writes the configuration record; lists that are empty (pinned maps may not be) are skipped by the program. */
   configure(settings: XdpSettings): void {
-    const key = Buffer.alloc(4);
-    this.#object.updateBatch('sb_config', key, encodeConfig(settings, availableParallelism()), 1);
+    this.#settings = settings;
+    this.#lists = { allow: this.#holdsEntries('sb_allowlist'), block: this.#holdsEntries('sb_blocklist') };
+    this.#writeConfig();
   }
 
   /** Adds ranges to the allowlist (which wins over everything). */
   allow(cidrs: readonly string[]): void {
     this.#update('sb_allowlist', cidrs.map(lpmKey), () => Buffer.alloc(1, 1));
+    this.#listsChanged();
   }
 
   disallow(cidrs: readonly string[]): number {
-    return this.#delete('sb_allowlist', cidrs.map(lpmKey));
+    const deleted = this.#delete('sb_allowlist', cidrs.map(lpmKey));
+    this.#listsChanged();
+    return deleted;
   }
 
   block(entries: readonly BlockEntry[]): void {
@@ -83,10 +91,13 @@ export class XdpProgram {
       const at = nowNs + BigInt(Math.round((expires - nowMs) * 1e6));
       return blockValue(at > 0n ? at : 1n);
     });
+    this.#listsChanged();
   }
 
   unblock(cidrs: readonly string[]): number {
-    return this.#delete('sb_blocklist', cidrs.map(lpmKey));
+    const deleted = this.#delete('sb_blocklist', cidrs.map(lpmKey));
+    this.#listsChanged();
+    return deleted;
   }
 
   /** What a list holds now (pinned maps keep entries across restarts): CIDR → monotonic expiry in ns (0: never). */
@@ -152,6 +163,25 @@ export class XdpProgram {
   close(): void {
     this.detach();
     this.#object.close();
+  }
+
+  #holdsEntries(map: string): boolean {
+    return this.#object.dump(map, 1).count > 0;
+  }
+
+  /** After a list changed: the record's list bits follow whether each list holds entries (rewritten only on a change). */
+  #listsChanged(): void {
+    const lists = { allow: this.#holdsEntries('sb_allowlist'), block: this.#holdsEntries('sb_blocklist') };
+    if (lists.allow === this.#lists.allow && lists.block === this.#lists.block) return;
+    this.#lists = lists;
+    this.#writeConfig();
+  }
+
+  #writeConfig(): void {
+    // Until the first configure() the record stays as the array map starts, all zeros (no protected port, no list
+    // looked up): the lists' bits are written with the settings.
+    if (this.#settings === null) return;
+    this.#object.updateBatch('sb_config', Buffer.alloc(4), encodeConfig(this.#settings, availableParallelism(), this.#lists), 1);
   }
 
   #update(map: string, keys: readonly Buffer[], value: (i: number) => Buffer): void {
