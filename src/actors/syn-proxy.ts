@@ -10,7 +10,7 @@ import { assertNever } from '../errors.ts';
 import type { SynProxyMsg, SynStatus } from '../messages.ts';
 import type { Behavior } from '../runtime/actor.ts';
 import { ensurePinDir } from '../syn/bpffs.ts';
-import type { XdpSettings } from '../syn/maps.ts';
+import { canonicalCidr, type XdpSettings } from '../syn/maps.ts';
 import { installSynproxy, removeSynproxy, restoreConntrack, strictConntrack, synproxyTableName } from '../syn/netfilter.ts';
 import { XdpProgram, type ReasonCounters } from '../syn/program.ts';
 import { metrics } from '../telemetry/metrics.ts';
@@ -103,7 +103,8 @@ export const synProxy: Behavior<SynProxyState, SynProxyMsg, SynProxyInput> = {
       case 'syn.sync': {
         const settings = state.input.settings();
         if (JSON.stringify(settings.xdp) !== JSON.stringify(state.applied.xdp)) state.program.configure(settings.xdp);
-        if (settings.netfilter && JSON.stringify(synproxyRules(state.table, settings)) !== JSON.stringify(synproxyRules(state.table, state.applied))) {
+        // Whether nftables is managed at all, the interface, and the maps' place and size are fixed until a restart.
+        if (state.applied.netfilter && JSON.stringify(synproxyRules(state.table, settings)) !== JSON.stringify(synproxyRules(state.table, state.applied))) {
           await installSynproxy(synproxyRules(state.table, settings));
         }
         state.applied = { ...settings, netfilter: state.applied.netfilter, interface: state.applied.interface };
@@ -158,23 +159,26 @@ async function release(program: XdpProgram, table: string | null, looseBefore: s
  */
 function syncLists(state: SynProxyState, nowMs: number): void {
   const { program, applied, input } = state;
-  const wantAllowed = new Set(applied.allowlist);
+  // Every range in its one canonical text (192.0.2.7 is 192.0.2.7/32, as the maps give it back), so that a range
+  // named two ways is one entry, and a removal never takes out what an addition just wrote.
+  const wantAllowed = new Set(applied.allowlist.map(canonicalCidr));
   const added = [...wantAllowed].filter((cidr) => !state.allowed.has(cidr));
   const removed = [...state.allowed].filter((cidr) => !wantAllowed.has(cidr));
-  if (added.length > 0) program.allow(added);
   if (removed.length > 0) program.disallow(removed);
+  if (added.length > 0) program.allow(added);
   state.allowed = wantAllowed;
 
-  const wantBlocked = new Map<string, number | null>(applied.blocklist.map((cidr) => [cidr, null]));
-  for (const { cidr, expiresAtMs } of input.nodeBlocks()) {
-    if (expiresAtMs !== null && expiresAtMs <= nowMs) continue;
+  const wantBlocked = new Map<string, number | null>(applied.blocklist.map((cidr) => [canonicalCidr(cidr), null]));
+  for (const block of input.nodeBlocks()) {
+    if (block.expiresAtMs !== null && block.expiresAtMs <= nowMs) continue;
+    const cidr = canonicalCidr(block.cidr);
     const had = wantBlocked.get(cidr);
-    if (had === undefined || (had !== null && (expiresAtMs === null || expiresAtMs > had))) wantBlocked.set(cidr, expiresAtMs);
+    if (had === undefined || (had !== null && (block.expiresAtMs === null || block.expiresAtMs > had))) wantBlocked.set(cidr, block.expiresAtMs);
   }
   const changed = [...wantBlocked].filter(([cidr, expires]) => state.blocked.get(cidr) !== expires);
   const gone = [...state.blocked.keys()].filter((cidr) => !wantBlocked.has(cidr));
-  if (changed.length > 0) program.block(changed.map(([cidr, expiresAtMs]) => ({ cidr, expiresAtMs })));
   if (gone.length > 0) program.unblock(gone);
+  if (changed.length > 0) program.block(changed.map(([cidr, expiresAtMs]) => ({ cidr, expiresAtMs })));
   // Entries whose time ran out inside the kernel (the program already ignores them) are deleted too.
   for (const cidr of program.sweepExpired()) wantBlocked.delete(cidr);
   state.blocked = wantBlocked;

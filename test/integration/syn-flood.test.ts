@@ -22,6 +22,7 @@ const PIN_DIR = `/tmp/secbeat-bpffs-${process.pid}`;
 /** The flood: a bounded count, paced by hping3 (-i u20: up to 50,000 SYNs a second). */
 const FLOOD_PACKETS = 60_000;
 const LEGIT_CONNECTIONS = 400;
+const BLOCKED_IN_CONFIG = '192.0.2.99';
 
 interface ClientReport {
   attempted: number;
@@ -62,6 +63,8 @@ interface = "${bed.server.dev}"
 xdp_mode = "native"
 pin_dir = "${PIN_DIR}"
 sync_interval_ms = 200
+# Named as a bare address: the maps give it back as 192.0.2.99/32, and a restart must keep it.
+blocklist = ["${BLOCKED_IN_CONFIG}"]
 `,
   });
 }
@@ -70,6 +73,11 @@ async function synStatus(node: NodeProcess): Promise<{ mode: string | null; prog
   const reply = await node.admin({ cmd: 'actor.inject', address: 'syn-proxy', message: { type: 'syn.status' }, ask: true, timeoutMs: 2_000 });
   if (!reply.ok) throw new Error(`syn.status: ${JSON.stringify(reply.error)}`);
   return (reply.result as { reply: never }).reply;
+}
+
+/** Entries of a pinned map, as bpftool reads them. */
+function pinnedEntries(map: string): number {
+  return (JSON.parse(execFileSync('bpftool', ['-j', 'map', 'dump', 'pinned', `${PIN_DIR}/it-node/${map}`], { encoding: 'utf8' })) as unknown[]).length;
 }
 
 async function clients(bed: TestBed, port: number, count: number): Promise<ClientReport> {
@@ -127,8 +135,12 @@ describe('SYN mode under a SYN flood, in network namespaces', () => {
     expect(await xdpAttachments(bed.server.ns)).toEqual([]);
     // Its pinned maps stay (the blocklist and counters survive a restart) and the next node reuses them.
     expect(readdirSync(`${PIN_DIR}/it-node`).sort()).toContain('sb_blocklist');
+    expect(pinnedEntries('sb_blocklist')).toBe(1);
     await using second = await startSynNode(bed);
     expect((await synStatus(second)).mode).toBe('native');
+    // After the second node's first sync, the config's block is still in the kernel's list, once.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(pinnedEntries('sb_blocklist')).toBe(1);
     const legit = await clients(bed, second.port, 50);
     expect(legit.ok).toBe(50);
   }, 120_000);
