@@ -228,6 +228,9 @@ async function flood(bed: TestBed, measured: Measured, kind: FloodKind, seconds:
   const serverBefore = processTicks(measured.serverPid) ?? 0;
   const started = performance.now();
   const offeredPromise = startFlood(bed, kind, seconds, measured.serverMac);
+  // Awaited below, after the client: a failure meanwhile must not count as unhandled, which would end the process
+  // before the bed (namespaces, mounts) is torn down.
+  offeredPromise.catch(() => undefined);
   let clientReport = { attempted: 0, ok: 0, failures: {} as Record<string, number>, connectMs: [] as number[] };
   if (withClients) {
     await new Promise((r) => setTimeout(r, 300));
@@ -266,6 +269,7 @@ async function runContender(contender: Contender, subnet: number): Promise<{ res
   const napiPid = await bed.threadServerNapi(1);
   await installFloodCounter(bed);
   const { node, serverPid } = await prepare(bed, contender);
+  let stats: { restore: () => void } | null = null;
   try {
     let programId = 0;
     if (node !== null) programId = (await synStatus(node)).programId;
@@ -276,7 +280,7 @@ async function runContender(contender: Contender, subnet: number): Promise<{ res
     };
     const serverMac = (await bed.exec(bed.server, 'cat', [`/sys/class/net/${bed.server.dev}/address`])).stdout.trim();
     const measured: Measured = { napiPid, serverPid, serverMac, handled };
-    const stats = node !== null ? bpfStats(true) : null;
+    stats = node !== null ? bpfStats(true) : null;
     const before = node !== null ? programRunStats(programId) : null;
     // The XDP_PASS program on the switch's side of the attacker's veth runs once per flood packet: what the
     // kernel's accounting reports for a program that does nothing is the floor under each path's figure.
@@ -320,9 +324,9 @@ async function runContender(contender: Contender, subnet: number): Promise<{ res
       paths['rate_limit_drops'] = status.packets['rate_limit'] ?? 0;
       paths['blocklist_drops'] = status.packets['blocklist'] ?? 0;
     }
-    stats?.restore();
     return { result, paths };
   } finally {
+    stats?.restore();
     await node?.[Symbol.asyncDispose]();
   }
 }
