@@ -282,8 +282,8 @@ async function runContender(contender: Contender, subnet: number): Promise<{ res
     const measured: Measured = { napiPid, serverPid, serverMac, handled };
     stats = node !== null ? bpfStats(true) : null;
     const before = node !== null ? programRunStats(programId) : null;
-    // The XDP_PASS program on the switch's side of the attacker's veth runs once per flood packet: what the
-    // kernel's accounting reports for a program that does nothing is the floor under each path's figure.
+    // The switch's XDP program on the attacker's veth (a destination check) runs once per flood packet: what the
+    // kernel's accounting reports for a program that does next to nothing is the floor under each path's figure.
     const floorId = await peerProgramId(bed);
     const result = await flood(bed, measured, SYN_FLOOD, floodSeconds, true);
     let paths: Record<string, number> | null = null;
@@ -468,8 +468,8 @@ async function main(): Promise<void> {
       pathRow('  … random sources', 'blocklist_random', TARGET.dropNs),
       pathRow('rate-limit drop', 'rate_limit', TARGET.dropNs),
     ];
-    process.stdout.write(`\nSecBeat's XDP program, ns per packet: the kernel's BPF statistics during a full-rate flood down each path (judged), the\nsame for an XDP program that only returns XDP_PASS on the same frames (the accounting's floor on this VM), and\nBPF_PROG_TEST_RUN (the cookie path: 20,000 single runs less a single run's own ${fmt(testRun['single_run_overhead']!, 1)} ns; each drop path: 200,000\nrepetitions)\n\n`);
-    process.stdout.write(`${renderGrid(['path', 'live (bpf_stats)', 'XDP_PASS floor', 'live − floor', 'test run', 'target', 'pass/fail'], pathRows, (c) => c === 0 || c >= 5)}\n`);
+    process.stdout.write(`\nSecBeat's XDP program, ns per packet: the kernel's BPF statistics during a full-rate flood down each path (judged), the\nsame for the switch's XDP program, a destination check, on the same frames (the accounting's floor on this VM), and\nBPF_PROG_TEST_RUN (the cookie path: 20,000 single runs less a single run's own ${fmt(testRun['single_run_overhead']!, 1)} ns; each drop path: 200,000\nrepetitions)\n\n`);
+    process.stdout.write(`${renderGrid(['path', 'live (bpf_stats)', 'switch program (floor)', 'live − floor', 'test run', 'target', 'pass/fail'], pathRows, (c) => c === 0 || c >= 5)}\n`);
     process.stdout.write(`cookie path at --rate, during the contenders' flood (small batches, cold caches): ${fmt(paths['cookie_paced']!, 1)} ns live\n`);
     process.stdout.write(`XDP_ABORTED packets: ${paths['aborted_packets']}; drops counted: blocklist ${fmt(paths['blocklist_drops']!)}, rate_limit ${fmt(paths['rate_limit_drops']!)}\n`);
   }
