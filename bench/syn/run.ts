@@ -339,7 +339,7 @@ async function synStatus(node: NodeProcess): Promise<{ programId: number; packet
   return (reply.result as { reply: { programId: number; packets: Record<string, number> } }).reply;
 }
 
-/** The id of the XDP_PASS program on the switch's side of the attacker's veth (test/helpers/netns.ts). */
+/** The id of the switch's XDP program on the attacker's veth (bpf/peer-pass.bpf.c, attached by test/helpers/netns.ts). */
 async function peerProgramId(bed: TestBed): Promise<number> {
   const sw = bed.namespaces[0]!;
   const peer = `${bed.attacker.dev}p`;
