@@ -126,12 +126,6 @@ struct sb_conn {
   sb_direction dir[2];
 };
 
-std::string sb_errno_name(int err) {
-  const char* name = strerrorname_np(err);
-  if (name != nullptr) return name;
-  return "E" + std::to_string(err);
-}
-
 bool sb_parse_address(const std::string& host, uint16_t port, sb_address* out) {
   *out = sb_address{};
   auto* v4 = reinterpret_cast<sockaddr_in*>(&out->addr);

@@ -16,6 +16,8 @@
 #include <mutex>
 #include <queue>
 #include <string>
+
+#include "errno_name.h"
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -56,9 +58,6 @@ struct sb_status {
   bool is_syscall = true;
   bool ok() const { return err == 0; }
 };
-
-// "ECONNRESET" for ECONNRESET; "E<n>" for numbers glibc does not name.
-std::string sb_errno_name(int err);
 
 // An IPv4 or IPv6 socket address with its length.
 struct sb_address {

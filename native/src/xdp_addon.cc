@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../../bpf/secbeat.h"
+#include "errno_name.h"
 
 namespace {
 
@@ -46,33 +47,15 @@ int capture_libbpf(enum libbpf_print_level level, const char* format, va_list ar
   return n;
 }
 
-std::string errno_code(int err) {
-  switch (err) {
-    case EPERM: return "EPERM";
-    case ENOENT: return "ENOENT";
-    case EINVAL: return "EINVAL";
-    case EACCES: return "EACCES";
-    case EBUSY: return "EBUSY";
-    case EEXIST: return "EEXIST";
-    case ENOMEM: return "ENOMEM";
-    case E2BIG: return "E2BIG";
-    case ENODEV: return "ENODEV";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case ENOSPC: return "ENOSPC";
-    case ENOSYS: return "ENOSYS";
-    default: return "E" + std::to_string(err);
-  }
-}
-
 // A JS Error with code (errno name) and errno, and the libbpf log of the failed call when there is one.
 Napi::Error libbpf_error(Napi::Env env, const std::string& what, int err) {
   err = err < 0 ? -err : err;
-  std::string message = what + ": " + std::strerror(err) + " (" + errno_code(err) + ")";
+  std::string message = what + ": " + std::strerror(err) + " (" + sb_errno_name(err) + ")";
   std::string tail = libbpf_log;
   if (tail.size() > 4000) tail = "…" + tail.substr(tail.size() - 4000);
   if (!tail.empty()) message += "\n" + tail;
   Napi::Error e = Napi::Error::New(env, message);
-  e.Set("code", Napi::String::New(env, errno_code(err)));
+  e.Set("code", Napi::String::New(env, sb_errno_name(err)));
   e.Set("errno", Napi::Number::New(env, -err));
   return e;
 }
