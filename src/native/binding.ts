@@ -4,7 +4,7 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SecbeatError } from '../errors.ts';
-import { loadAddon, type AddonLoadResult } from './load.ts';
+import { candidatePaths, exportsCheck, loadAddon, type AddonLoadResult } from './load.ts';
 
 /** Why a connection ended. `error:<ERRNO>` / `connect_error:<ERRNO>` carry the errno name, e.g. `error:ETIMEDOUT`. */
 export type TcpCloseReason =
@@ -138,17 +138,9 @@ export const NATIVE_PATH_ENV = 'SECBEAT_NATIVE_PATH';
 
 const NATIVE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../native');
 
-/**
- * Where the addon is looked for, in order. An explicit SECBEAT_NATIVE_PATH is the only candidate: an
- * operator who names a file wants that file, and silently loading a different build would hide the mistake.
- */
+/** Where the addon is looked for, in order; an explicit SECBEAT_NATIVE_PATH is the only candidate. */
 export function nativeCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
-  const explicit = env[NATIVE_PATH_ENV];
-  if (explicit !== undefined && explicit !== '') return [resolve(explicit)];
-  return [
-    resolve(NATIVE_DIR, 'build/Release/secbeat_native.node'),
-    resolve(NATIVE_DIR, 'build/Debug/secbeat_native.node'),
-  ];
+  return candidatePaths(env, NATIVE_PATH_ENV, [resolve(NATIVE_DIR, 'build/Release/secbeat_native.node'), resolve(NATIVE_DIR, 'build/Debug/secbeat_native.node')]);
 }
 
 let cached: NativeLoadResult | null = null;
@@ -167,12 +159,5 @@ export function loadNativeFrom(candidates: readonly string[], hint = ''): Native
   if (process.platform !== 'linux') {
     return { ok: false, error: new SecbeatError('SECBEAT_ERR_INTERNAL', `native addon: splice(2) needs Linux, this is ${process.platform}`) };
   }
-  return loadAddon<NativeBinding>(candidates, 'native addon', hint, checkBinding);
-}
-
-function checkBinding(binding: object): string | null {
-  const b = binding as Partial<Record<keyof NativeBinding, unknown>>;
-  if (typeof b.TcpEngine !== 'function') return 'does not export TcpEngine (not a secbeat_native build?)';
-  if (b.abiVersion !== NATIVE_ABI_VERSION) return `abiVersion ${String(b.abiVersion)}, expected ${NATIVE_ABI_VERSION} (stale build: rebuild)`;
-  return null;
+  return loadAddon<NativeBinding>(candidates, 'native addon', hint, exportsCheck('TcpEngine', NATIVE_ABI_VERSION, 'secbeat_native'));
 }

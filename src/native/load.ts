@@ -2,6 +2,7 @@
 // splice engine; ./xdp.ts: SYN mode's libbpf loader). Never throws: a failure's message lists every path tried
 // and why each failed, so the caller can log it once, fall back, or refuse to start with it.
 import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 import { SecbeatError } from '../errors.ts';
 
 export type AddonLoadResult<T> = { ok: true; binding: T; path: string } | { ok: false; error: SecbeatError };
@@ -28,6 +29,25 @@ export function loadAddon<T>(candidates: readonly string[], what: string, hint: 
   }
   const message = `${what} unavailable${hint ? ` ${hint}` : ''}; tried:\n  ${failures.join('\n  ')}`;
   return { ok: false, error: new SecbeatError('SECBEAT_ERR_INTERNAL', message, { cause: new AggregateError(causes) }) };
+}
+
+/**
+ * The paths to try: the one an environment variable names, alone (an operator who names a file wants that file,
+ * and silently loading a different build would hide the mistake), else the build outputs.
+ */
+export function candidatePaths(env: NodeJS.ProcessEnv, variable: string, builds: readonly string[]): string[] {
+  const explicit = env[variable];
+  return explicit !== undefined && explicit !== '' ? [resolve(explicit)] : [...builds];
+}
+
+/** The check loadAddon takes for an addon that exports `constructor` and stamps its surface with `abiVersion`. */
+export function exportsCheck(constructor: string, abiVersion: number, build: string): (binding: object) => string | null {
+  return (binding) => {
+    const b = binding as Record<string, unknown>;
+    if (typeof b[constructor] !== 'function') return `does not export ${constructor} (not a ${build} build?)`;
+    if (b['abiVersion'] !== abiVersion) return `abiVersion ${String(b['abiVersion'])}, expected ${abiVersion} (stale build: rebuild)`;
+    return null;
+  };
 }
 
 function describeLoadError(err: unknown): string {

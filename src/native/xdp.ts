@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SecbeatError } from '../errors.ts';
-import { loadAddon, type AddonLoadResult } from './load.ts';
+import { candidatePaths, exportsCheck, loadAddon, type AddonLoadResult } from './load.ts';
 
 /** XDP verdicts (include/uapi/linux/bpf.h, enum xdp_action). */
 export const XDP_ACTION = { ABORTED: 0, DROP: 1, PASS: 2, TX: 3, REDIRECT: 4 } as const;
@@ -78,15 +78,11 @@ export const XDP_ADDON_ENV = 'SECBEAT_XDP_ADDON';
 export const XDP_OBJECT_ENV = 'SECBEAT_XDP_OBJECT';
 
 export function xdpAddonCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
-  const explicit = env[XDP_ADDON_ENV];
-  if (explicit !== undefined && explicit !== '') return [resolve(explicit)];
-  return [resolve(ROOT, 'native/build/Release/secbeat_xdp.node'), resolve(ROOT, 'native/build/Debug/secbeat_xdp.node')];
+  return candidatePaths(env, XDP_ADDON_ENV, [resolve(ROOT, 'native/build/Release/secbeat_xdp.node'), resolve(ROOT, 'native/build/Debug/secbeat_xdp.node')]);
 }
 
 export function xdpObjectCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
-  const explicit = env[XDP_OBJECT_ENV];
-  if (explicit !== undefined && explicit !== '') return [resolve(explicit)];
-  return [resolve(ROOT, 'bpf/build/secbeat.bpf.o')];
+  return candidatePaths(env, XDP_OBJECT_ENV, [resolve(ROOT, 'bpf/build/secbeat.bpf.o')]);
 }
 
 export type XdpLoadResult = AddonLoadResult<XdpBinding>;
@@ -100,12 +96,12 @@ export function loadXdpAddon(): XdpLoadResult {
     cached = { ok: false, error: new SecbeatError('SECBEAT_ERR_INTERNAL', `the XDP addon needs Linux, this is ${process.platform}`) };
     return cached;
   }
-  cached = loadAddon<XdpBinding>(xdpAddonCandidates(), 'the XDP addon (secbeat_xdp)', '(needs libbpf-dev when `npm run build:native` runs)', (binding) => {
-    const b = binding as Partial<Record<keyof XdpBinding, unknown>>;
-    if (typeof b.XdpObject !== 'function') return 'does not export XdpObject (not a secbeat_xdp build?)';
-    if (b.abiVersion !== XDP_ABI_VERSION) return `abiVersion ${String(b.abiVersion)}, expected ${XDP_ABI_VERSION} (stale build: rebuild)`;
-    return null;
-  });
+  cached = loadAddon<XdpBinding>(
+    xdpAddonCandidates(),
+    'the XDP addon (secbeat_xdp)',
+    '(needs libbpf-dev when `npm run build:native` runs)',
+    exportsCheck('XdpObject', XDP_ABI_VERSION, 'secbeat_xdp'),
+  );
   return cached;
 }
 
