@@ -10,7 +10,8 @@ import { assertNever } from '../errors.ts';
 import type { SynProxyMsg, SynStatus } from '../messages.ts';
 import type { Behavior } from '../runtime/actor.ts';
 import { ensurePinDir } from '../syn/bpffs.ts';
-import { canonicalCidr, type XdpSettings } from '../syn/maps.ts';
+import { canonicalCidr } from '../net/cidr.ts';
+import type { XdpSettings } from '../syn/maps.ts';
 import { installSynproxy, removeSynproxy, restoreConntrack, strictConntrack, synproxyTableName } from '../syn/netfilter.ts';
 import { XdpProgram, type ReasonCounters } from '../syn/program.ts';
 import { metrics } from '../telemetry/metrics.ts';
@@ -157,21 +158,26 @@ async function release(program: XdpProgram, table: string | null, looseBefore: s
  * Brings the program's lists to what they should hold: the config's allowlist; the config's blocklist and the
  * node's blocks (the later expiry wins when both name a range). Only differences are written.
  */
+/** A range in the text the maps give back; one that is not a range stays as it is, for lpmKey to refuse by name. */
+function canonical(cidr: string): string {
+  return canonicalCidr(cidr) ?? cidr;
+}
+
 function syncLists(state: SynProxyState, nowMs: number): void {
   const { program, applied, input } = state;
   // Every range in its one canonical text (192.0.2.7 is 192.0.2.7/32, as the maps give it back), so that a range
   // named two ways is one entry, and a removal never takes out what an addition just wrote.
-  const wantAllowed = new Set(applied.allowlist.map(canonicalCidr));
+  const wantAllowed = new Set(applied.allowlist.map(canonical));
   const added = [...wantAllowed].filter((cidr) => !state.allowed.has(cidr));
   const removed = [...state.allowed].filter((cidr) => !wantAllowed.has(cidr));
   if (removed.length > 0) program.disallow(removed);
   if (added.length > 0) program.allow(added);
   state.allowed = wantAllowed;
 
-  const wantBlocked = new Map<string, number | null>(applied.blocklist.map((cidr) => [canonicalCidr(cidr), null]));
+  const wantBlocked = new Map<string, number | null>(applied.blocklist.map((cidr) => [canonical(cidr), null]));
   for (const block of input.nodeBlocks()) {
     if (block.expiresAtMs !== null && block.expiresAtMs <= nowMs) continue;
-    const cidr = canonicalCidr(block.cidr);
+    const cidr = canonical(block.cidr);
     const had = wantBlocked.get(cidr);
     if (had === undefined || (had !== null && (block.expiresAtMs === null || block.expiresAtMs > had))) wantBlocked.set(cidr, block.expiresAtMs);
   }

@@ -47,6 +47,12 @@ export function formatCidr(words: ArrayLike<number>, prefix: number): string {
   return `${formatIp(words)}/${v4 ? prefix - IPV4_MAPPED_PREFIX : prefix}`;
 }
 
+/** The canonical text of a range or address (`192.0.2.7` → `192.0.2.7/32`), or null when `text` is neither. */
+export function canonicalCidr(text: string): string | null {
+  const parsed = parseCidr(text);
+  return parsed.ok ? formatCidr(parsed.words, parsed.prefix) : null;
+}
+
 /**
  * Whether `words` lies in the network whose masked words are `network[at]`…`network[at + 3]` and whose
  * prefix is `prefix` bits (four-word form). Shared by CidrSet and the shared range table in src/blocklist/.

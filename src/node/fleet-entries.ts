@@ -16,7 +16,7 @@ import * as v from 'valibot';
 import { TenantDomainSchema, type TenantDomain } from '../config/schema.ts';
 import type { EntryKind } from '../crdt/config-doc.ts';
 import { WafAllowSchema, WafExclusionSchema, WafRuleSchema, type WafPolicy } from '../messages.ts';
-import { formatCidr, parseCidr } from '../net/cidr.ts';
+import { canonicalCidr, formatCidr, parseCidr } from '../net/cidr.ts';
 import { pairProblem } from '../tls/certificate-set.ts';
 import { compileRuleSet } from '../waf/compile.ts';
 import { policyDirectives } from '../waf/custom-rules.ts';
@@ -61,8 +61,7 @@ export function checkEntry<K extends EntryKind>(kind: K, raw: unknown, nowSec: n
 export function canonicalName(kind: EntryKind, name: string): string {
   if (kind === 'domain') return name.toLowerCase();
   if (kind !== 'block') return name;
-  const range = parseCidr(name);
-  return range.ok ? formatCidr(range.words, range.prefix) : name;
+  return canonicalCidr(name) ?? name;
 }
 
 const CHECKS: { [K in EntryKind]: (raw: unknown, nowSec: number) => Checked<K> } = {

@@ -28,11 +28,6 @@ export function cidrOfKey(key: Buffer): string {
   return formatCidr(words, key.readUInt32LE(0));
 }
 
-/** The one text a range has as a map key (`192.0.2.7` → `192.0.2.7/32`, `::ffff:192.0.2.7` likewise); throws like lpmKey. */
-export function canonicalCidr(cidr: string): string {
-  return cidrOfKey(lpmKey(cidr));
-}
-
 export function blockValue(expiresMonotonicNs: bigint): Buffer {
   const value = Buffer.alloc(BLOCK_VALUE_BYTES);
   value.writeBigUInt64LE(expiresMonotonicNs, 0);
