@@ -70,7 +70,8 @@ export function internetChecksum(bytes: Buffer, start = 0): number {
   return fold(sum16(bytes, start));
 }
 
-function pseudoHeaderSum(src: Buffer, dst: Buffer, protocol: number, length: number): number {
+/** The TCP/UDP/ICMPv6 pseudo-header's sum (addresses of 4 or 16 bytes), the start of a segment's checksum. */
+export function pseudoHeaderSum(src: Buffer, dst: Buffer, protocol: number, length: number): number {
   const header = Buffer.alloc(src.length * 2 + 8);
   src.copy(header, 0);
   dst.copy(header, src.length);

@@ -3,8 +3,8 @@
 // and the program's documented rules, not from its code paths, so that the property test
 // (test/property/xdp-verdict.prop.test.ts) compares two readings of the same specification. It covers the
 // stateless paths; rate limits, which depend on time and history, are tested with fixtures.
-import { internetChecksum } from '../../src/syn/packet.ts';
-import { parseCidr } from '../../src/net/cidr.ts';
+import { inNetwork, parseCidr } from '../../src/net/cidr.ts';
+import { internetChecksum, pseudoHeaderSum } from '../../src/syn/packet.ts';
 
 export interface ModelConfig {
   protectedTcpPorts: ReadonlySet<number>;
@@ -37,19 +37,7 @@ function words(address: Buffer): Uint32Array {
 function containment(cidr: string, source: Uint32Array): number {
   const parsed = parseCidr(cidr);
   if (!parsed.ok) throw new Error(parsed.reason);
-  for (let w = 0; w < 4; w++) {
-    const keep = Math.min(32, Math.max(0, parsed.prefix - 32 * w));
-    const mask = keep === 0 ? 0 : (0xffffffff << (32 - keep)) >>> 0;
-    if (((source[w]! & mask) >>> 0) !== parsed.words[w]) return -1;
-  }
-  return parsed.prefix;
-}
-
-function sum16(bytes: Buffer): number {
-  let sum = 0;
-  for (let i = 0; i + 1 < bytes.length; i += 2) sum += bytes.readUInt16BE(i);
-  if (bytes.length % 2 === 1) sum += bytes[bytes.length - 1]! << 8;
-  return sum;
+  return inNetwork(source, parsed.words, 0, parsed.prefix) ? parsed.prefix : -1;
 }
 
 export function modelReason(frame: Buffer, config: ModelConfig, lists: ModelLists): string {
@@ -144,12 +132,8 @@ export function modelReason(frame: Buffer, config: ModelConfig, lists: ModelList
       if (l4 + doff > len) return 'malformed';
       if (v4 && (frame[l2]! & 0x0f) === 5 && internetChecksum(frame.subarray(l2, l2 + 20)) !== 0) return 'bad_checksum';
       if (segmentLength === doff) {
-        const pseudo = Buffer.alloc(2 * source.length + 8);
-        source.copy(pseudo, 0);
-        (v4 ? frame.subarray(l2 + 16, l2 + 20) : frame.subarray(l2 + 24, l2 + 40)).copy(pseudo, source.length);
-        pseudo.writeUInt32BE(doff, 2 * source.length);
-        pseudo.writeUInt32BE(6, 2 * source.length + 4);
-        if (internetChecksum(frame.subarray(l4, l4 + doff), sum16(pseudo)) !== 0) return 'bad_checksum';
+        const destination = v4 ? frame.subarray(l2 + 16, l2 + 20) : frame.subarray(l2 + 24, l2 + 40);
+        if (internetChecksum(frame.subarray(l4, l4 + doff), pseudoHeaderSum(source, destination, 6, doff)) !== 0) return 'bad_checksum';
       }
       return 'synack';
     }
