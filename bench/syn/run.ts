@@ -26,16 +26,19 @@
 // Needs root, hping3, nftables, iptables, ethtool and a built object and addon (scripts/setup.sh). Not part
 // of the test suite; docs/bench.md explains the rows and their caveats.
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { XDP_ACTION } from '../../src/native/xdp.ts';
 import { TCP, tcpFrame, udpFrame } from '../../src/syn/packet.ts';
 import { XdpProgram } from '../../src/syn/program.ts';
-import { createTestBed, type Host, type TestBed } from '../../test/helpers/netns.ts';
-import { startNode, type NodeProcess } from '../../test/helpers/node-process.ts';
+import type { SynStatus } from '../../src/messages.ts';
+import { createTestBed, startEcho, type Host, type TestBed } from '../../test/helpers/netns.ts';
+import { askActor, startNode, type NodeProcess } from '../../test/helpers/node-process.ts';
 import { parseList } from '../cli.ts';
 import { renderGrid } from '../l7/table.ts';
+import { percentile } from '../tcp/load.ts';
+import { procCpuS, sysctl } from '../tcp/proc.ts';
 
 const CONTENDERS = ['none', 'syncookies', 'synproxy', 'secbeat'] as const;
 type Contender = (typeof CONTENDERS)[number];
@@ -43,7 +46,6 @@ const PORT = 8443;
 const BACKEND_PORT = 9000;
 const CLIENTS = resolve(import.meta.dirname, '../../test/helpers/bin/tcp-clients.ts');
 const FLOOD = resolve(import.meta.dirname, 'flood.ts');
-const TICKS_PER_S = 100;
 const PIN_DIR = `/tmp/secbeat-bench-bpffs-${process.pid}`;
 
 /** The issue's targets. */
@@ -88,27 +90,12 @@ interface FloodResult {
 
 // ------------------------------------------------------------------------------------------ measuring
 
-/** utime + stime of a process, in ticks; null once it is gone. */
-function processTicks(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return null;
-  }
-}
-
 function collect(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
   return new Promise((done) => child.once('exit', (code) => done({ code, stdout, stderr })));
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
 function sh(bed: TestBed, host: Host, command: string, args: readonly string[]): Promise<unknown> {
@@ -129,16 +116,6 @@ async function floodCounter(bed: TestBed): Promise<number> {
 
 // ------------------------------------------------------------------------------------------ contenders
 
-async function startEcho(bed: TestBed, host: string, port: number): Promise<number> {
-  const program = `require('node:net').createServer((s) => s.pipe(s)).listen({ port: ${port}, host: '${host}', backlog: 511 }, () => console.log('up'))`;
-  const echo = bed.spawn(bed.server, 'taskset', ['-c', '1', process.execPath, '-e', program]);
-  await new Promise<void>((ready, fail) => {
-    echo.stdout!.once('data', () => ready());
-    echo.once('exit', (code) => fail(new Error(`echo server exited with ${code}`)));
-  });
-  return echo.pid!;
-}
-
 /** Prepares the server for a contender: the process that serves (for secbeat, the running node). */
 async function prepare(bed: TestBed, contender: Contender): Promise<{ node: NodeProcess | null; serverPid: number }> {
   const server = bed.server;
@@ -151,8 +128,8 @@ async function prepare(bed: TestBed, contender: Contender): Promise<{ node: Node
     await sh(bed, server, 'iptables', ['-A', 'INPUT', '-i', dev, '-p', 'tcp', '--dport', String(PORT), '-m', 'state', '--state', 'INVALID,UNTRACKED', '-j', 'SYNPROXY', '--sack-perm', '--timestamp', '--wscale', '7', '--mss', '1460']);
     await sh(bed, server, 'iptables', ['-A', 'INPUT', '-i', dev, '-p', 'tcp', '--dport', String(PORT), '-m', 'state', '--state', 'INVALID', '-j', 'DROP']);
   }
-  if (contender !== 'secbeat') return { node: null, serverPid: await startEcho(bed, server.ip, PORT) };
-  await startEcho(bed, '127.0.0.1', BACKEND_PORT);
+  if (contender !== 'secbeat') return { node: null, serverPid: await startEcho(bed, server.ip, PORT, 1) };
+  await startEcho(bed, '127.0.0.1', BACKEND_PORT, 1);
   const node = await startNode({
     mode: 'syn',
     netns: server.ns,
@@ -224,8 +201,8 @@ function startFlood(bed: TestBed, kind: FloodKind, seconds: number, serverMac: s
 async function flood(bed: TestBed, measured: Measured, kind: FloodKind, seconds: number, withClients: boolean): Promise<FloodResult> {
   const counterBefore = await floodCounter(bed);
   const handledBefore = await measured.handled();
-  const napiBefore = processTicks(measured.napiPid) ?? 0;
-  const serverBefore = processTicks(measured.serverPid) ?? 0;
+  const napiBefore = procCpuS(measured.napiPid);
+  const serverBefore = procCpuS(measured.serverPid);
   const started = performance.now();
   const offeredPromise = startFlood(bed, kind, seconds, measured.serverMac);
   // Awaited below, after the client: a failure meanwhile must not count as unhandled, which would end the process
@@ -242,9 +219,9 @@ async function flood(bed: TestBed, measured: Measured, kind: FloodKind, seconds:
   const offered = await offeredPromise;
   const elapsed = (performance.now() - started) / 1000;
   await new Promise((r) => setTimeout(r, 300));
-  const sorted = [...clientReport.connectMs].sort((a, b) => a - b);
-  const napiTicks = (processTicks(measured.napiPid) ?? napiBefore) - napiBefore;
-  const processTicksUsed = (processTicks(measured.serverPid) ?? serverBefore) - serverBefore;
+  const sorted = Float64Array.from(clientReport.connectMs).sort();
+  const napiCpuS = procCpuS(measured.napiPid) - napiBefore;
+  const processCpuS = procCpuS(measured.serverPid) - serverBefore;
   return {
     offered,
     seconds: elapsed,
@@ -253,10 +230,10 @@ async function flood(bed: TestBed, measured: Measured, kind: FloodKind, seconds:
     legitOk: clientReport.ok,
     legitTotal: clientReport.attempted,
     failures: clientReport.failures,
-    p50Ms: percentile(sorted, 0.5),
-    p99Ms: percentile(sorted, 0.99),
-    serverCpuS: (napiTicks + processTicksUsed) / TICKS_PER_S,
-    napiCpuS: napiTicks / TICKS_PER_S,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    serverCpuS: napiCpuS + processCpuS,
+    napiCpuS,
   };
 }
 
@@ -333,10 +310,8 @@ async function runContender(contender: Contender, subnet: number): Promise<{ res
 
 // ------------------------------------------------------------------------------------------ BPF statistics
 
-async function synStatus(node: NodeProcess): Promise<{ programId: number; packets: Record<string, number> }> {
-  const reply = await node.admin({ cmd: 'actor.inject', address: 'syn-proxy', message: { type: 'syn.status' }, ask: true, timeoutMs: 2_000 });
-  if (!reply.ok) throw new Error(`syn.status: ${JSON.stringify(reply.error)}`);
-  return (reply.result as { reply: { programId: number; packets: Record<string, number> } }).reply;
+function synStatus(node: NodeProcess): Promise<SynStatus> {
+  return askActor<SynStatus>(node, 'syn-proxy', { type: 'syn.status' });
 }
 
 /** The id of the switch's XDP program on the attacker's veth (bpf/peer-pass.bpf.c, attached by test/helpers/netns.ts). */
@@ -351,8 +326,7 @@ async function peerProgramId(bed: TestBed): Promise<number> {
 
 /** Turns the kernel's run-time accounting on (kernel.bpf_stats_enabled) until restore(). */
 function bpfStats(on: boolean): { restore: () => void } {
-  const path = '/proc/sys/kernel/bpf_stats_enabled';
-  const before = readFileSync(path, 'utf8').trim();
+  const before = sysctl('kernel.bpf_stats_enabled') ?? '0';
   execFileSync('sysctl', ['-qw', `kernel.bpf_stats_enabled=${on ? 1 : 0}`]);
   return { restore: () => execFileSync('sysctl', ['-qw', `kernel.bpf_stats_enabled=${before}`]) };
 }

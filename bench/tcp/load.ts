@@ -113,7 +113,8 @@ function connRateLoop(state: ConnRate, port: number, sources: readonly string[])
   });
 }
 
-function percentile(sorted: Float64Array, p: number): number {
+/** The `p`th percentile (0–100) of sorted samples; NaN for none. */
+export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }

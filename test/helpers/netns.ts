@@ -130,6 +130,21 @@ export async function createTestBed(subnet: number): Promise<TestBed> {
   }
 }
 
+/**
+ * An echo server in the server's namespace on host:port (a child of the bed, killed with it), optionally pinned to
+ * `cpu`; its pid, once it listens.
+ */
+export async function startEcho(bed: TestBed, host: string, port: number, cpu?: number): Promise<number> {
+  const program = `require('node:net').createServer((s) => s.pipe(s)).listen({ port: ${port}, host: '${host}', backlog: 511 }, () => console.log('up'))`;
+  const command = [...(cpu === undefined ? [] : ['taskset', '-c', String(cpu)]), process.execPath, '-e', program];
+  const echo = bed.spawn(bed.server, command[0]!, command.slice(1));
+  await new Promise<void>((ready, fail) => {
+    echo.stdout!.once('data', () => ready());
+    echo.once('exit', (code) => fail(new Error(`the echo server exited with ${code}`)));
+  });
+  return echo.pid!;
+}
+
 /** The XDP program ids attached to a namespace's devices (`ip -d link` reading), empty when none. */
 export async function xdpAttachments(ns: string): Promise<string[]> {
   const { stdout } = await run('ip', ['-n', ns, '-d', 'link', 'show'], { timeout: 10_000 });

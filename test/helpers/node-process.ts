@@ -22,6 +22,13 @@ export interface NodeProcess extends AsyncDisposable {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
+/** Asks an actor of a running node through the admin socket (`actor.inject` with ask); its reply. */
+export async function askActor<T>(node: NodeProcess, address: string, message: { type: string }, timeoutMs = 2_000): Promise<T> {
+  const reply = await node.admin({ cmd: 'actor.inject', address, message, ask: true, timeoutMs });
+  if (!reply.ok) throw new Error(`${message.type} to ${address}: ${JSON.stringify(reply.error)}`);
+  return (reply.result as { reply: T }).reply;
+}
+
 /** `env` is added to the test's environment: config overrides (SECBEAT_ADMIN__API_TOKEN) and `${VAR}` values. */
 export async function startNode(opts: {
   backendPort: number;

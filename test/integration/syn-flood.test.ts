@@ -9,8 +9,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestBed, xdpAttachments, type TestBed } from '../helpers/netns.ts';
-import { startNode, type NodeProcess } from '../helpers/node-process.ts';
+import type { SynStatus } from '../../src/messages.ts';
+import { createTestBed, startEcho, xdpAttachments, type TestBed } from '../helpers/netns.ts';
+import { askActor, startNode, type NodeProcess } from '../helpers/node-process.ts';
 
 const CLIENTS = resolve(import.meta.dirname, '../helpers/bin/tcp-clients.ts');
 const BACKEND_PORT = 9000;
@@ -40,17 +41,6 @@ afterAll(() => {
   rmSync(PIN_DIR, { recursive: true, force: true });
 });
 
-async function startBackend(bed: TestBed): Promise<void> {
-  const backend = bed.spawn(bed.server, process.execPath, [
-    '-e',
-    `require('node:net').createServer((s) => s.pipe(s)).listen(${BACKEND_PORT}, '127.0.0.1', () => console.log('up'))`,
-  ]);
-  await new Promise<void>((ready, fail) => {
-    backend.stdout!.once('data', () => ready());
-    backend.once('exit', (code) => fail(new Error(`the echo origin exited with ${code}`)));
-  });
-}
-
 async function startSynNode(bed: TestBed): Promise<NodeProcess> {
   return startNode({
     mode: 'syn',
@@ -69,10 +59,8 @@ blocklist = ["${BLOCKED_IN_CONFIG}"]
   });
 }
 
-async function synStatus(node: NodeProcess): Promise<{ mode: string | null; programId: number; protectedPorts: number[]; packets: Record<string, number> }> {
-  const reply = await node.admin({ cmd: 'actor.inject', address: 'syn-proxy', message: { type: 'syn.status' }, ask: true, timeoutMs: 2_000 });
-  if (!reply.ok) throw new Error(`syn.status: ${JSON.stringify(reply.error)}`);
-  return (reply.result as { reply: never }).reply;
+function synStatus(node: NodeProcess): Promise<SynStatus> {
+  return askActor<SynStatus>(node, 'syn-proxy', { type: 'syn.status' });
 }
 
 /** Entries of a pinned map, as bpftool reads them. */
@@ -88,7 +76,7 @@ async function clients(bed: TestBed, port: number, count: number): Promise<Clien
 describe('SYN mode under a SYN flood, in network namespaces', () => {
   it('keeps legitimate clients connecting through SecBeat while hping3 floods from random sources', async () => {
     await using bed = await createTestBed(77);
-    await startBackend(bed);
+    await startEcho(bed, '127.0.0.1', BACKEND_PORT);
     await using node = await startSynNode(bed);
     const before = await synStatus(node);
     expect(before.mode).toBe('native');
@@ -123,7 +111,7 @@ describe('SYN mode under a SYN flood, in network namespaces', () => {
 
   it('leaves no XDP attachment behind when the node is killed, and a new node takes over', async () => {
     await using bed = await createTestBed(78);
-    await startBackend(bed);
+    await startEcho(bed, '127.0.0.1', BACKEND_PORT);
     const first = await startSynNode(bed);
     try {
       expect((await synStatus(first)).mode).toBe('native');
