@@ -21,6 +21,13 @@ export interface BlockEntry {
 
 export type ReasonCounters = Record<string, { packets: bigint; bytes: bigint }>;
 
+/** Where the program is attached, and as which program id. */
+export interface XdpAttachment {
+  ifindex: number;
+  mode: XdpAttachMode;
+  programId: number;
+}
+
 /** Entries per updateBatch call: bounded, so one call never holds the thread for long. */
 const BATCH = 4096;
 
@@ -30,7 +37,7 @@ export class XdpProgram {
   /** What configure() last wrote, and which lists hold entries: both go into the one configuration record. */
   #settings: XdpSettings | null = null;
   #lists: ListPresence = { allow: false, block: false };
-  #attached: { ifindex: number; mode: XdpAttachMode; programId: number } | null = null;
+  #attached: XdpAttachment | null = null;
 
   private constructor(addon: XdpBinding, object: XdpObjectHandle) {
     this.#addon = addon;
@@ -57,14 +64,14 @@ export class XdpProgram {
     return this.#addon.reasons;
   }
 
-  get attachment(): { ifindex: number; mode: XdpAttachMode; programId: number } | null {
+  get attachment(): XdpAttachment | null {
     return this.#attached;
   }
 
   /** Writes the configuration record; lists that are empty (pinned maps may not be) are skipped by the program. */
   configure(settings: XdpSettings): void {
     this.#settings = settings;
-    this.#lists = { allow: this.#holdsEntries('sb_allowlist'), block: this.#holdsEntries('sb_blocklist') };
+    this.#lists = this.#presence();
     this.#writeConfig();
   }
 
@@ -165,13 +172,14 @@ export class XdpProgram {
     this.#object.close();
   }
 
-  #holdsEntries(map: string): boolean {
-    return this.#object.dump(map, 1).count > 0;
+  /** Which lists hold entries now (one entry read from each). */
+  #presence(): ListPresence {
+    return { allow: this.#object.dump('sb_allowlist', 1).count > 0, block: this.#object.dump('sb_blocklist', 1).count > 0 };
   }
 
   /** After a list changed: the record's list bits follow whether each list holds entries (rewritten only on a change). */
   #listsChanged(): void {
-    const lists = { allow: this.#holdsEntries('sb_allowlist'), block: this.#holdsEntries('sb_blocklist') };
+    const lists = this.#presence();
     if (lists.allow === this.#lists.allow && lists.block === this.#lists.block) return;
     this.#lists = lists;
     this.#writeConfig();
