@@ -670,8 +670,9 @@ static __always_inline int judge(struct xdp_md *ctx, struct packet *pkt, const s
 {
 	int reason = parse(pkt);
 
-	if (reason == SECBEAT_PASS || pkt->family == 0)
-		return reason == SECBEAT_PASS ? SECBEAT_PASS : SECBEAT_MALFORMED;
+	/* Not IP (PASS), or not IP enough to have a source (MALFORMED): nothing below applies. */
+	if (pkt->family == 0)
+		return reason;
 	/* The source is known from here on: the lists come before any judgement of the packet itself. */
 	if ((cfg->lists & SECBEAT_LIST_ALLOW) && listed(&sb_allowlist, pkt))
 		return SECBEAT_ALLOWLIST;

@@ -502,7 +502,7 @@ export class SecbeatNode {
     }
   }
 
-  /** Every range this node blocks (addresses as /32 or /128), with its expiry in ms: what SYN mode mirrors into XDP. */
+  /** Every address and range this node blocks, with its expiry in ms: what SYN mode mirrors into XDP. */
   #nodeBlocks(): MirroredBlock[] {
     const toMs = (sec: number | null): number | null => (sec === null ? null : sec * 1000);
     return [

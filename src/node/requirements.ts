@@ -18,7 +18,7 @@ export function startRequirements(config: Readonly<Config>): string[] {
 
 /**
  * What attaching the XDP program needs, each missing piece named: root (CAP_BPF and CAP_NET_ADMIN), the built
- * object and addon, the interface, bpffs for pinned maps. tcp and l7 modes without [syn_proxy] never ask.
+ * object and addon, the interface. tcp and l7 modes without [syn_proxy] never ask.
  */
 function synProxyRequirements(config: Readonly<Config>): string[] {
   const why = config.server.mode === 'syn' ? 'server.mode = "syn"' : '[syn_proxy] enabled';
