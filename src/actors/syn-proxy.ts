@@ -83,6 +83,8 @@ export const synProxy: Behavior<SynProxyState, SynProxyMsg, SynProxyInput> = {
       await release(program, settings.netfilter ? table : null, looseBefore);
       throw err;
     }
+    // What expired in pinned maps while no node ran goes first, so it is not taken for a live entry below.
+    program.sweepExpired();
     const state: SynProxyState = {
       program,
       applied: settings,
@@ -154,27 +156,40 @@ async function release(program: XdpProgram, table: string | null, looseBefore: s
   if (looseBefore !== null) await restoreConntrack(looseBefore);
 }
 
-/**
- * Brings the program's lists to what they should hold: the config's allowlist; the config's blocklist and the
- * node's blocks (the later expiry wins when both name a range). Only differences are written.
- */
 /** A range in the text the maps give back; one that is not a range stays as it is, for lpmKey to refuse by name. */
 function canonical(cidr: string): string {
   return canonicalCidr(cidr) ?? cidr;
 }
 
+/** The config's lists in canonical text, computed once per list: a reload brings new arrays, ticks reuse them. */
+const canonicalLists = new WeakMap<readonly string[], readonly string[]>();
+
+function canonicalList(list: readonly string[]): readonly string[] {
+  let canonicalText = canonicalLists.get(list);
+  if (canonicalText === undefined) {
+    canonicalText = list.map(canonical);
+    canonicalLists.set(list, canonicalText);
+  }
+  return canonicalText;
+}
+
+/**
+ * Brings the program's lists to what they should hold: the config's allowlist; the config's blocklist and the
+ * node's blocks (the later expiry wins when both name a range). Only differences are written; a block whose time
+ * ran out is no longer wanted, so it comes out as a difference too.
+ */
 function syncLists(state: SynProxyState, nowMs: number): void {
   const { program, applied, input } = state;
   // Every range in its one canonical text (192.0.2.7 is 192.0.2.7/32, as the maps give it back), so that a range
   // named two ways is one entry, and a removal never takes out what an addition just wrote.
-  const wantAllowed = new Set(applied.allowlist.map(canonical));
+  const wantAllowed = new Set(canonicalList(applied.allowlist));
   const added = [...wantAllowed].filter((cidr) => !state.allowed.has(cidr));
   const removed = [...state.allowed].filter((cidr) => !wantAllowed.has(cidr));
   if (removed.length > 0) program.disallow(removed);
   if (added.length > 0) program.allow(added);
   state.allowed = wantAllowed;
 
-  const wantBlocked = new Map<string, number | null>(applied.blocklist.map((cidr) => [canonical(cidr), null]));
+  const wantBlocked = new Map<string, number | null>(canonicalList(applied.blocklist).map((cidr) => [cidr, null]));
   for (const block of input.nodeBlocks()) {
     if (block.expiresAtMs !== null && block.expiresAtMs <= nowMs) continue;
     const cidr = canonical(block.cidr);
@@ -185,8 +200,6 @@ function syncLists(state: SynProxyState, nowMs: number): void {
   const gone = [...state.blocked.keys()].filter((cidr) => !wantBlocked.has(cidr));
   if (gone.length > 0) program.unblock(gone);
   if (changed.length > 0) program.block(changed.map(([cidr, expiresAtMs]) => ({ cidr, expiresAtMs })));
-  // Entries whose time ran out inside the kernel (the program already ignores them) are deleted too.
-  for (const cidr of program.sweepExpired()) wantBlocked.delete(cidr);
   state.blocked = wantBlocked;
   metrics().xdpListEntries.set({ list: 'allow' }, state.allowed.size);
   metrics().xdpListEntries.set({ list: 'block' }, state.blocked.size);
