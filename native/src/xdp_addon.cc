@@ -116,7 +116,8 @@ class XdpObject : public Napi::ObjectWrap<XdpObject> {
     bpf_map* map;
     bpf_object__for_each_map(map, obj_) {
       const char* name = bpf_map__name(map);
-      if (std::strcmp(name, "sb_sources") == 0 && sources > 0) bpf_map__set_max_entries(map, sources);
+      // sb_sources4 and sb_sources6: the rate limiter's buckets, per address family.
+      if (std::strncmp(name, "sb_sources", 10) == 0 && sources > 0) bpf_map__set_max_entries(map, sources);
       // A pin path makes libbpf reuse the pinned map when it is compatible, and pin it when absent: the lists
       // and counters outlive a restart of the node.
       if (!pin_dir.empty() && std::strncmp(name, "sb_", 3) == 0) {

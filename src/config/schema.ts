@@ -276,7 +276,7 @@ const SynProxySchema = strictObject({
   source_burst: v.optional(v.pipe(int(1, 100_000_000), v.description('Packets a source may send at once above source_pps')), 1_000),
   icmp_pps: v.optional(v.pipe(int(0, 100_000_000), v.description('ICMP packets per second for the node (neighbour discovery excepted); 0 = no limit')), 1_000),
   icmp_burst: v.optional(v.pipe(int(1, 100_000_000), v.description('ICMP packets at once above icmp_pps')), 200),
-  source_entries: v.optional(v.pipe(int(1_024, 16_777_216), v.description('Sources the rate limiter tracks (LRU)')), 65_536),
+  source_entries: v.optional(v.pipe(int(1_024, 16_777_216), v.description('Sources the rate limiter tracks (LRU), per address family')), 65_536),
   mss: v.optional(v.pipe(int(536, 9_000), v.description('MSS the cookie SYN-ACK advertises over IPv4 (IPv6: 20 less)')), 1_460),
   wscale: v.optional(v.pipe(int(0, 14), v.description('Window scale the cookie SYN-ACK advertises')), 7),
   netfilter: v.optional(

@@ -34,6 +34,12 @@ export interface TestBed extends AsyncDisposable {
    * pid, whose CPU time is then the server's receive work.
    */
   threadServerNapi(cpu: number): Promise<number>;
+  /**
+   * The same for the switch's end of the server's veth, where the server's replies arrive: the network beyond
+   * the server (bridging, the replies' drop, delivery to the client) then runs on `cpu`, not on the core that
+   * sent them, as it would past a real server's NIC.
+   */
+  threadSwitchNapi(cpu: number): Promise<number>;
   server: Host;
   client: Host;
   attacker: Host;
@@ -91,14 +97,8 @@ export async function createTestBed(subnet: number): Promise<TestBed> {
       const { stdout, stderr } = await run('ip', ['netns', 'exec', ns, command, ...args], { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
       return { stdout: String(stdout), stderr: String(stderr) };
     };
-    const threadServerNapi = async (cpu: number): Promise<number> => {
-      const { ns, dev } = bed.server;
-      // GRO on gives a veth NAPI even without an XDP program (toggled, as turning on what is on changes nothing).
-      await exec(ns, 'ethtool', ['-K', dev, 'gro', 'off']);
-      await exec(ns, 'ethtool', ['-K', dev, 'gro', 'on']);
-      // A veth hands a packet to its peer's NAPI only if the sender cannot make TSO packets (or the peer runs
-      // XDP, which turns the sender's TSO off by itself); otherwise it takes the backlog of the sending core.
-      await exec(sw, 'ethtool', ['-K', `${tag}sp`, 'tso', 'off']);
+    /** Makes `dev`'s NAPI a thread of its own pinned to `cpu` at real-time priority; its pid. */
+    const threadNapi = async (ns: string, dev: string, cpu: number): Promise<number> => {
       await exec(ns, 'sh', ['-c', `echo 1 > /sys/class/net/${dev}/threaded`]);
       const { stdout } = await run('ps', ['-e', '-o', 'pid=,comm='], { timeout: 10_000 });
       const thread = String(stdout)
@@ -111,9 +111,22 @@ export async function createTestBed(subnet: number): Promise<TestBed> {
       await run('chrt', ['-f', '-p', '50', thread[0]!], { timeout: 10_000 });
       return Number(thread[0]);
     };
+    const threadServerNapi = async (cpu: number): Promise<number> => {
+      const { ns, dev } = bed.server;
+      // GRO on gives a veth NAPI even without an XDP program (toggled, as turning on what is on changes nothing).
+      await exec(ns, 'ethtool', ['-K', dev, 'gro', 'off']);
+      await exec(ns, 'ethtool', ['-K', dev, 'gro', 'on']);
+      // A veth hands a packet to its peer's NAPI only if the sender cannot make TSO packets (or the peer runs
+      // XDP, which turns the sender's TSO off by itself); otherwise it takes the backlog of the sending core.
+      await exec(sw, 'ethtool', ['-K', `${tag}sp`, 'tso', 'off']);
+      return threadNapi(ns, dev, cpu);
+    };
+    // The switch's end has NAPI through its XDP program (bpf/peer-pass.bpf.c).
+    const threadSwitchNapi = (cpu: number): Promise<number> => threadNapi(sw, `${tag}sp`, cpu);
     return {
       ...bed,
       threadServerNapi,
+      threadSwitchNapi,
       exec,
       spawn(host, command, args) {
         const child = spawn('ip', ['netns', 'exec', host.ns, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });

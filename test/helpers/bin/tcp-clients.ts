@@ -1,12 +1,14 @@
 // Legitimate clients for SYN mode's test bed and bench, run inside the client's namespace: `count` connections
 // to host:port, `concurrency` at a time, each writing a line and waiting for its echo, with a deadline per
-// connection; none is started after DEADLINE_MS (when given). Prints one JSON line: how many were attempted and
-// succeeded, failures by reason, and the connect latencies in ms.
+// connection. With SPREAD_MS, connection i starts no earlier than i × SPREAD_MS / COUNT and none starts after
+// SPREAD_MS: the latencies sample the whole of a flood, not its first moments, and a server that cannot answer
+// does not stretch it. Prints one JSON line: how many were attempted and succeeded, failures by reason, and the
+// connect latencies in ms.
 //
-//   node tcp-clients.ts HOST PORT COUNT CONCURRENCY TIMEOUT_MS [DEADLINE_MS]
+//   node tcp-clients.ts HOST PORT COUNT CONCURRENCY TIMEOUT_MS [SPREAD_MS]
 import { connect } from 'node:net';
 
-const [host, portText, countText, concurrencyText, timeoutText, deadlineText] = process.argv.slice(2);
+const [host, portText, countText, concurrencyText, timeoutText, spreadText] = process.argv.slice(2);
 const port = Number(portText);
 const count = Number(countText);
 const concurrency = Number(concurrencyText);
@@ -44,10 +46,17 @@ function once(i: number): Promise<void> {
   });
 }
 
-const stopStartingAt = deadlineText === undefined ? Infinity : performance.now() + Number(deadlineText);
+const spreadMs = spreadText === undefined ? 0 : Number(spreadText);
+const startedAt = performance.now();
 let next = 0;
 async function worker(): Promise<void> {
-  while (next < count && performance.now() < stopStartingAt) await once(next++);
+  while (next < count) {
+    const due = startedAt + (next * spreadMs) / count;
+    const now = performance.now();
+    if (spreadMs > 0 && now > startedAt + spreadMs) return;
+    if (due > now) await new Promise((r) => setTimeout(r, due - now));
+    await once(next++);
+  }
 }
 await Promise.all(Array.from({ length: concurrency }, worker));
 process.stdout.write(`${JSON.stringify({ attempted: next, ok, failures, connectMs })}\n`);

@@ -202,4 +202,32 @@ describe('filtering', () => {
       program.configure(SETTINGS);
     }
   });
+
+  it('passes a limited source again once its bucket refills, and a source sharing its deny slot is judged by its own bucket', async () => {
+    // 10 packets a second: a packet costs 100 ms of credit, a burst of one.
+    program.configure({ ...SETTINGS, sourcePps: 10, sourceBurst: 1 });
+    try {
+      const from = (src: string) => udpFrame({ src, dst: '203.0.113.1', sport: 40000, dport: 5354 });
+      // The program's deny slot: Fibonacci hash of the address's four 32-bit words (IPv4 mapped), as the CPU loads them.
+      const slot = (ipv4: string) => Math.imul(0xffff0000 ^ Buffer.from(ipv4.split('.').map(Number)).readUInt32LE(0), 0x9e3779b1) >>> 24;
+      const first = '198.51.100.70';
+      const sharing = Array.from({ length: 254 }, (_, i) => `203.0.113.${i + 1}`).find((ip) => slot(ip) === slot(first));
+      expect(sharing).toBeDefined();
+      for (const source of [first, '2001:db8::70']) {
+        const frame = source.includes(':') ? udpFrame({ src: source, dst: '2001:db8::1', sport: 40000, dport: 5354 }) : from(source);
+        expect([1, 2, 3].map(() => run(frame).action)).toEqual([XDP_ACTION.PASS, XDP_ACTION.DROP, XDP_ACTION.DROP]);
+        // 100 ms of refill and the clock's coarse tick (at most 10 ms at HZ=100) later, the bucket holds a packet again.
+        await new Promise((r) => setTimeout(r, 150));
+        expect([1, 2].map(() => run(frame).action)).toEqual([XDP_ACTION.PASS, XDP_ACTION.DROP]);
+      }
+      // `first` is denied again (and in its slot); `sharing` lands in the same slot, passes on its own full bucket,
+      // then is denied and takes the slot over; `first` stays denied by its bucket.
+      expect([1, 2].map(() => run(from(first)).action)).toEqual([XDP_ACTION.PASS, XDP_ACTION.DROP]);
+      expect(run(from(sharing!)).action).toBe(XDP_ACTION.PASS);
+      expect(run(from(sharing!)).action).toBe(XDP_ACTION.DROP);
+      expect(run(from(first)).moved).toEqual({ rate_limit: 1 });
+    } finally {
+      program.configure(SETTINGS);
+    }
+  });
 });
