@@ -560,6 +560,8 @@ export const AdminCommandSchema = v.variant('cmd', [
   strictObject({ cmd: v.literal('policy.upsert'), kind: PolicyKindSchema, entries: v.pipe(v.array(v.unknown()), v.minLength(1), v.maxLength(MAX_DOMAINS_PER_CALL)) }),
   strictObject({ cmd: v.literal('policy.remove'), kind: PolicyKindSchema, names: v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(253))), v.minLength(1), v.maxLength(MAX_DOMAINS_PER_CALL)) }),
   strictObject({ cmd: v.literal('policy.list'), limit: v.optional(int(1, 10_000), 100) }),
+  /** SYN mode's XDP program: attachment, protected ports, list sizes, packets per reason (src/actors/syn-proxy.ts). */
+  strictObject({ cmd: v.literal('syn.status') }),
   /** L7 mode's installed certificate names, soonest expiry first; bounded by `limit` (the counts cover all). */
   strictObject({ cmd: v.literal('certs.list'), limit: v.optional(int(1, 10_000), 100) }),
   strictObject({ cmd: v.literal('node.drain'), timeoutMs: v.optional(int(0, 3_600_000), 30_000) }),

@@ -135,6 +135,7 @@ const COMMANDS: Record<string, CtlCommandSpec> = {
       ...limit(f),
     }),
   },
+  syn: { operands: [], help: 'SYN mode: the XDP attachment, protected ports, list sizes and packets per reason', build: () => ({ cmd: 'syn.status' }) },
   certs: {
     operands: [],
     flags: ['limit'],

@@ -1,7 +1,7 @@
 // Human-readable output of `secbeat ctl` (src/cli/ctl.ts): tables for thread, actor and security-event lists,
 // `key: value` lines for one actor and node stats, pretty JSON for everything else. A result that does not
 // have the expected shape (a newer or older node) is printed as JSON rather than guessed at.
-import type { ActorInfo, AdminCommandName, CertificateInfo, CertificateList, ThreadInfo } from '../messages.ts';
+import type { ActorInfo, AdminCommandName, CertificateInfo, CertificateList, SynStatus, ThreadInfo } from '../messages.ts';
 
 /** The fields each table reads; a list whose elements lack one is shown as JSON instead. */
 const THREAD_FIELDS = ['thread', 'status', 'restarts', 'lastHeartbeatAgoMs', 'actors'] as const satisfies readonly (keyof ThreadInfo)[];
@@ -25,6 +25,7 @@ interface EventRow {
 }
 const EVENT_FIELDS = ['at', 'thread', 'event'] as const;
 const CERTIFICATE_FIELDS = ['name', 'notAfterMs'] as const satisfies readonly (keyof CertificateInfo)[];
+const SYN_FIELDS = ['interface', 'mode', 'programId', 'protectedPorts', 'allowlist', 'blocklist', 'packets'] as const satisfies readonly (keyof SynStatus)[];
 
 export function renderResult(cmd: AdminCommandName, result: unknown): string {
   if (typeof result === 'string') return result;
@@ -46,6 +47,9 @@ export function renderResult(cmd: AdminCommandName, result: unknown): string {
       break;
     case 'certs.list':
       if (isListOf<'expiringFirst', CertificateInfo>(result, 'expiringFirst', CERTIFICATE_FIELDS)) return certificateTable(result as CertificateList);
+      break;
+    case 'syn.status':
+      if (isRecord(result) && SYN_FIELDS.every((f) => f in result) && isRecord(result['packets'])) return synStatus(result as unknown as SynStatus);
       break;
     default:
       break;
@@ -111,6 +115,20 @@ function certificateTable(list: CertificateList): string {
   ].join('  ');
   const shown = list.expiringFirst.length < list.names ? `\n(the ${list.expiringFirst.length} that expire first; --limit N for more)` : '';
   return `${summary}\n${table([{ title: 'NAME' }, { title: 'NOT AFTER' }], list.expiringFirst.map((c) => [c.name, time(c.notAfterMs)]))}${shown}`;
+}
+
+/** The attachment in `key: value` lines, then packets per reason, busiest first. */
+function synStatus(status: SynStatus): string {
+  const head = keyValues({
+    interface: status.interface,
+    attached: status.mode ?? 'no',
+    program: status.programId,
+    'protected ports': status.protectedPorts.join(',') || '-',
+    allowlist: status.allowlist,
+    blocklist: status.blocklist,
+  });
+  const reasons = Object.entries(status.packets).sort(([, a], [, b]) => b - a);
+  return `${head}\n${table([{ title: 'REASON' }, { title: 'PACKETS', right: true }], reasons.map(([reason, n]) => [reason, String(n)]))}`;
 }
 
 interface Column {

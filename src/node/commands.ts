@@ -108,6 +108,8 @@ export async function executeAdminCommand(node: SecbeatNode, req: AdminRequest, 
       return { events: await securityEvents(node, req.type, req.limit) };
     case 'certs.list':
       return node.certificates(req.limit);
+    case 'syn.status':
+      return node.synStatus();
     case 'domains.upsert': {
       const { upserted, count } = await node.tenantsOrThrow().upsert('domain', req.domains, 'domains');
       return { upserted, domains: count };

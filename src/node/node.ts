@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import type { ResourceLimits } from 'node:worker_threads';
 import { SecbeatError, type ErrorData } from '../errors.ts';
-import type { AdminRequest, CertificateList, ChaosRule, L7Applied, L7Update, ListenerMsg, LogLevel, Replies, ThreadControl } from '../messages.ts';
+import type { AdminRequest, CertificateList, ChaosRule, L7Applied, L7Update, ListenerMsg, LogLevel, Replies, SynStatus, ThreadControl } from '../messages.ts';
 import { adminActor } from '../actors/admin.ts';
 import { configActor, type ApplyReport } from '../actors/config.ts';
 import type { ListenerInput } from '../actors/listener.ts';
@@ -358,6 +358,14 @@ export class SecbeatNode {
   }
 
   /** L7 mode's installed certificates, soonest expiry first (`certs.list`); empty without a TLS listener. */
+  /** The SYN-proxy actor's status; an admin error where this node runs no XDP program. */
+  async synStatus(): Promise<SynStatus> {
+    if (!runsSynProxy(this.#config)) {
+      throw new SecbeatError('SECBEAT_ERR_ADMIN_INVALID_ARGS', 'this node runs no XDP program (syn mode, or [syn_proxy] enabled, loads it)');
+    }
+    return this.system.ask(this.system.address(MAIN_ACTORS.synProxy), { type: 'syn.status' as const });
+  }
+
   certificates(limit: number): CertificateList {
     return this.#l7?.list(limit) ?? { names: 0, certificates: 0, defaultNotAfterMs: null, expiringFirst: [] };
   }

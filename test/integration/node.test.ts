@@ -118,6 +118,13 @@ describe('tcp node', () => {
     expect(r.stderr).toContain('SECBEAT_ERR_CHAOS_DISABLED');
   });
 
+  it('ctl syn says that a tcp node runs no XDP program', async () => {
+    const { node } = await setup();
+    const r = await node.ctl('syn');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('runs no XDP program');
+  });
+
   it('a block through ctl is refused by every thread at once, and unblock lifts it', async () => {
     const { node } = await setup();
     expect((await node.ctl('block', '127.0.0.1')).code).toBe(0);

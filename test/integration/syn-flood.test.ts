@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SynStatus } from '../../src/messages.ts';
 import { createTestBed, startEcho, xdpAttachments, type TestBed } from '../helpers/netns.ts';
-import { askActor, startNode, type NodeProcess } from '../helpers/node-process.ts';
+import { startNode, type NodeProcess } from '../helpers/node-process.ts';
 
 const CLIENTS = resolve(import.meta.dirname, '../helpers/bin/tcp-clients.ts');
 const BACKEND_PORT = 9000;
@@ -59,8 +59,11 @@ blocklist = ["${BLOCKED_IN_CONFIG}"]
   });
 }
 
-function synStatus(node: NodeProcess): Promise<SynStatus> {
-  return askActor<SynStatus>(node, 'syn-proxy', { type: 'syn.status' });
+/** The program's status as an operator reads it: `secbeat ctl --json syn`. */
+async function synStatus(node: NodeProcess): Promise<SynStatus> {
+  const r = await node.ctl('--json', 'syn');
+  if (r.code !== 0) throw new Error(`ctl syn exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as SynStatus;
 }
 
 /** Entries of a pinned map, as bpftool reads them. */

@@ -55,6 +55,7 @@ const COMMAND_CASES: [string, AdminCommand][] = [
   ['cidr list', { cmd: 'cidr.list' }],
   ['events', { cmd: 'events.list', type: 'all', limit: 100 }],
   ['events --type attack --limit 20', { cmd: 'events.list', type: 'attack', limit: 20 }],
+  ['syn', { cmd: 'syn.status' }],
   ['certs', { cmd: 'certs.list', limit: 100 }],
   ['certs --limit 5', { cmd: 'certs.list', limit: 5 }],
   ['drain', { cmd: 'node.drain', timeoutMs: 30_000 }],
@@ -241,6 +242,26 @@ describe('renderResult', () => {
         '(the 2 that expire first; --limit N for more)',
       ].join('\n'),
     );
+  });
+
+  it('renders the XDP status as key-value lines, then packets per reason, busiest first', () => {
+    const status = { interface: 'eth0', mode: 'native', programId: 42, protectedPorts: [443, 8443], allowlist: 0, blocklist: 3, packets: { pass: 10, synack: 900, blocklist: 25 } };
+    expect(renderResult('syn.status', status)).toBe(
+      [
+        'interface:       eth0',
+        'attached:        native',
+        'program:         42',
+        'protected ports: 443,8443',
+        'allowlist:       0',
+        'blocklist:       3',
+        'REASON     PACKETS',
+        'synack         900',
+        'blocklist       25',
+        'pass            10',
+      ].join('\n'),
+    );
+    expect(renderResult('syn.status', { ...status, mode: null })).toContain('attached:        no');
+    expect(renderResult('syn.status', { interface: 'eth0' })).toBe('{\n  "interface": "eth0"\n}');
   });
 
   it('prints strings as they are, other results and unexpected shapes as pretty JSON', () => {
