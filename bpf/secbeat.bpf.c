@@ -133,12 +133,15 @@ struct {
  * bucket next holds a packet's cost) such a source is dropped from here, an array lookup the verifier inlines,
  * without the hash map's lookup (measured: the rate-limit drop path 4-6 ns shorter). Credit accrues at one ns per
  * ns whatever other CPUs do, so the bucket could not have passed any packet this drops: the verdicts are the
- * bucket's alone. A slot two sources share only sends one of them back to the bucket. */
+ * bucket's alone. An entry made under another packet cost (a live change of source_pps) is ignored, and a slot
+ * two sources share only sends one of them back to the bucket. */
 #define SECBEAT_DENIED_SLOTS 256
 
 struct secbeat_denied {
 	struct in6_addr source;
 	__u64 until_ns;
+	/* config.rate_cost_ns when the entry was made. */
+	__u64 cost_ns;
 };
 
 struct {
@@ -241,7 +244,7 @@ static __always_inline bool source_over_rate(struct packet *pkt, const struct se
 	slot = ((pkt->source.in6_u.u6_addr32[0] ^ pkt->source.in6_u.u6_addr32[1] ^ pkt->source.in6_u.u6_addr32[2] ^
 		 pkt->source.in6_u.u6_addr32[3]) * 0x9E3779B1u) >> 24;
 	denied = bpf_map_lookup_elem(&sb_denied, &slot);
-	if (denied && now < denied->until_ns && same_source(&denied->source, &pkt->source))
+	if (denied && now < denied->until_ns && denied->cost_ns == cfg->rate_cost_ns && same_source(&denied->source, &pkt->source))
 		return true;
 	/* One call per map, not one call on a chosen map: the verifier inlines a lookup only where the map is known,
 	 * and the indirect call costs more than the smaller key saves (measured). */
@@ -265,6 +268,7 @@ static __always_inline bool source_over_rate(struct packet *pkt, const struct se
 	if (over && denied) {
 		denied->source = pkt->source;
 		denied->until_ns = bucket->last_ns + cfg->rate_cost_ns - bucket->credit_ns;
+		denied->cost_ns = cfg->rate_cost_ns;
 	}
 	return over;
 }

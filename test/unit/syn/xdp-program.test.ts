@@ -203,7 +203,7 @@ describe('filtering', () => {
     }
   });
 
-  it('passes a limited source again once its bucket refills, and a source sharing its deny slot is judged by its own bucket', async () => {
+  it('passes a limited source again once its bucket refills or its budget is raised, and judges a source sharing its deny slot by its own bucket', async () => {
     // 10 packets a second: a packet costs 100 ms of credit, a burst of one.
     program.configure({ ...SETTINGS, sourcePps: 10, sourceBurst: 1 });
     try {
@@ -220,6 +220,12 @@ describe('filtering', () => {
         await new Promise((r) => setTimeout(r, 150));
         expect([1, 2].map(() => run(frame).action)).toEqual([XDP_ACTION.PASS, XDP_ACTION.DROP]);
       }
+      // A budget raised live applies at once: the slot's entry was made under the old packet cost.
+      expect([1, 2].map(() => run(from('198.51.100.71')).action)).toEqual([XDP_ACTION.PASS, XDP_ACTION.DROP]);
+      program.configure({ ...SETTINGS, sourcePps: 1_000, sourceBurst: 1 });
+      await new Promise((r) => setTimeout(r, 20));
+      expect(run(from('198.51.100.71')).action).toBe(XDP_ACTION.PASS);
+      program.configure({ ...SETTINGS, sourcePps: 10, sourceBurst: 1 });
       // `first` is denied again (and in its slot); `sharing` lands in the same slot, passes on its own full bucket,
       // then is denied and takes the slot over; `first` stays denied by its bucket.
       expect([1, 2].map(() => run(from(first)).action)).toEqual([XDP_ACTION.PASS, XDP_ACTION.DROP]);
