@@ -357,8 +357,7 @@ export class SecbeatNode {
     return this.#askListeners({ type: 'listener.drain', timeoutMs }, timeoutMs + THREAD_CONTROL_TIMEOUT_MS);
   }
 
-  /** L7 mode's installed certificates, soonest expiry first (`certs.list`); empty without a TLS listener. */
-  /** The SYN-proxy actor's status; an admin error where this node runs no XDP program. */
+  /** The SYN-proxy actor's status (`syn.status`); an admin error where this node runs no XDP program. */
   async synStatus(): Promise<SynStatus> {
     if (!runsSynProxy(this.#config)) {
       throw new SecbeatError('SECBEAT_ERR_ADMIN_INVALID_ARGS', 'this node runs no XDP program (syn mode, or [syn_proxy] enabled, loads it)');
@@ -366,6 +365,7 @@ export class SecbeatNode {
     return this.system.ask(this.system.address(MAIN_ACTORS.synProxy), { type: 'syn.status' as const });
   }
 
+  /** L7 mode's installed certificates, soonest expiry first (`certs.list`); empty without a TLS listener. */
   certificates(limit: number): CertificateList {
     return this.#l7?.list(limit) ?? { names: 0, certificates: 0, defaultNotAfterMs: null, expiringFirst: [] };
   }
