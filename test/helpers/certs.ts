@@ -1,11 +1,12 @@
 // Test certificates from the openssl CLI (Debian's openssl; Node can parse X.509 but not issue it): one
-// throwaway CA per process, leaf certificates for any names, EC P-256 to keep generation fast.
+// throwaway CA per test file, leaf certificates for any names, EC P-256 to keep generation fast.
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
 import type { CertificateSet } from '../../src/messages.ts';
 import { pairDigest, PemTableBuilder } from '../../src/tls/pem-table.ts';
 
@@ -16,6 +17,13 @@ export interface TestCert {
 
 let ca: { dir: string; cert: string; key: string; pem: Buffer } | null = null;
 let serial = 0;
+
+// Vitest gives each test file its own copy of this module (and a worker thread never sees the process exit):
+// the CA and the leaves made for a file go when the file's tests are done.
+afterAll(() => {
+  if (ca !== null) rmSync(ca.dir, { recursive: true, force: true });
+  ca = null;
+});
 
 function openssl(args: string[]): void {
   execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -29,7 +37,6 @@ export function testCa(): Buffer {
     const key = join(dir, 'ca.key');
     openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=SecBeat test CA']);
     ca = { dir, cert, key, pem: readFileSync(cert) };
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   }
   return ca.pem;
 }

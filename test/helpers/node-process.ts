@@ -145,19 +145,21 @@ ${opts.extraToml ?? ''}
     return code;
   };
 
-  // Ready when the admin socket answers.
+  // Ready when the admin socket answers. A node that never gets there leaves nothing behind: the caller has no
+  // handle to dispose of.
   const until = Date.now() + 30_000;
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`node exited early with ${proc.exitCode}:\n${out}`);
+    const failure = proc.exitCode !== null ? `node exited early with ${proc.exitCode}` : Date.now() > until ? 'node did not become ready' : null;
+    if (failure !== null) {
+      await stop('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`${failure}:\n${out}`);
+    }
     try {
       const r = await admin({ cmd: 'ping' }, 1_000);
       if (r.ok) break;
     } catch {
       // not listening yet
-    }
-    if (Date.now() > until) {
-      await stop('SIGKILL');
-      throw new Error(`node did not become ready:\n${out}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

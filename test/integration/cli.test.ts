@@ -1,10 +1,10 @@
 // The secbeat command itself: validate-config on the shipped examples and on broken input (exit codes, file
 // and line in the message), and ctl against a socket where nothing listens.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { ROOT, SECBEAT } from '../helpers/node-process.ts';
 
 function secbeat(args: string[], env: Record<string, string> = {}) {
@@ -17,6 +17,13 @@ const examples = [
   ...readdirSync(join(ROOT, 'config/regions')).map((f) => join('config/regions', f)),
 ];
 
+/** A directory for this test, removed when it finishes. */
+function testDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'secbeat-cli-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 describe('secbeat validate-config', () => {
   it.each(examples)('%s is valid', (file) => {
     const r = secbeat(['validate-config', file], { NATS_TOKEN: 'test-token' });
@@ -26,7 +33,7 @@ describe('secbeat validate-config', () => {
   });
 
   it('names the file, line and key of a mistake and exits 2, binding nothing', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'secbeat-cli-'));
+    const dir = testDir();
     const file = join(dir, 'bad.toml');
     writeFileSync(file, '[server]\nmode = "tcp"\nworker_thread = 4\n');
     const r = secbeat(['run', '--config', file, '--validate-config']);
@@ -42,7 +49,7 @@ describe('secbeat validate-config', () => {
   });
 
   it('syn mode refuses to start, naming what is missing: the interface, the XDP object', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'secbeat-cli-'));
+    const dir = testDir();
     const base = ['run', '--mode', 'syn', '--set', `admin.socket_path="${join(dir, 's')}"`, '--set', 'metrics.enabled=false'];
     const noInterface = secbeat([...base, '--set', 'syn_proxy.interface="nosuch0"']);
     expect(noInterface.code).toBe(2);

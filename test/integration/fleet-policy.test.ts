@@ -73,7 +73,7 @@ urls = ["${server.url}"]
   }, 90_000);
 
   afterAll(async () => {
-    for (const node of nodes) await node.stop();
+    for (const node of nodes) await node[Symbol.asyncDispose]();
     await Promise.all(servers.map((s) => s.stop()));
     origin?.close();
     rmSync(dir, { recursive: true, force: true });

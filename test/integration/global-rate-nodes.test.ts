@@ -79,7 +79,7 @@ describe('global rate limit with real nodes in three regions', () => {
 
   afterAll(async () => {
     await agent.close();
-    for (const node of nodes) await node.stop();
+    for (const node of nodes) await node[Symbol.asyncDispose]();
     await Promise.all(servers.map((s) => s.stop()));
     origin.close();
     rmSync(dir, { recursive: true, force: true });

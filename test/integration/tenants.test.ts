@@ -58,7 +58,7 @@ describe('tenant configuration across three regions', () => {
   }, 60_000);
 
   afterAll(async () => {
-    for (const node of nodes) await node.stop();
+    for (const node of nodes) await node[Symbol.asyncDispose]();
     await Promise.all(servers.map((s) => s.stop()));
     fallback.server.close();
     tenant.server.close();
@@ -129,7 +129,9 @@ describe('tenant configuration across three regions', () => {
   }, 90_000);
 
   it('serves the domains from its saved document when restarted with NATS down', async () => {
+    // Stopped as an operator stops it (SIGTERM), then its files go; its state directory stays for the restart.
     await nodes[0]!.stop();
+    await nodes[0]![Symbol.asyncDispose]();
     const deadPort = await freePort();
     const restarted = await startNode({ backendPort: fallback.port, mode: 'l7', threads: 1, extraToml: toml(`nats://127.0.0.1:${deadPort}`), region: 'us-east', nodeId: 'n1', stateDir: stateDirs[0]! });
     nodes[0] = restarted;

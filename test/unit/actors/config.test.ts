@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { configActor, type ApplyReport } from '../../../src/actors/config.ts';
 import { SecbeatError } from '../../../src/errors.ts';
 import { loadConfig } from '../../../src/config/load.ts';
@@ -13,6 +13,7 @@ import { ActorSystem } from '../../../src/runtime/system.ts';
 /** Refuses a config naming 9 threads the way the node refuses an unusable certificate: by throwing. */
 async function setup() {
   const dir = mkdtempSync(join(tmpdir(), 'secbeat-config-actor-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'node.toml');
   writeFileSync(file, '[logging]\nlevel = "info"\n');
   const loaded = loadConfig({ file, env: {} });
