@@ -49,7 +49,9 @@ export function renderResult(cmd: AdminCommandName, result: unknown): string {
       if (isListOf<'expiringFirst', CertificateInfo>(result, 'expiringFirst', CERTIFICATE_FIELDS)) return certificateTable(result as CertificateList);
       break;
     case 'syn.status':
-      if (isRecord(result) && SYN_FIELDS.every((f) => f in result) && isRecord(result['packets'])) return synStatus(result as unknown as SynStatus);
+      if (isRecord(result) && SYN_FIELDS.every((f) => f in result) && Array.isArray(result['protectedPorts']) && isRecord(result['packets'])) {
+        return synStatus(result as unknown as SynStatus);
+      }
       break;
     default:
       break;

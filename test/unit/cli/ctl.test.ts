@@ -262,6 +262,7 @@ describe('renderResult', () => {
     );
     expect(renderResult('syn.status', { ...status, mode: null })).toContain('attached:        no');
     expect(renderResult('syn.status', { interface: 'eth0' })).toBe('{\n  "interface": "eth0"\n}');
+    expect(renderResult('syn.status', { ...status, protectedPorts: '443' })).toContain('"protectedPorts": "443"');
   });
 
   it('prints strings as they are, other results and unexpected shapes as pretty JSON', () => {
