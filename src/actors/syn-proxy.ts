@@ -107,8 +107,9 @@ export const synProxy: Behavior<SynProxyState, SynProxyMsg, SynProxyInput> = {
         const settings = state.input.settings();
         if (JSON.stringify(settings.xdp) !== JSON.stringify(state.applied.xdp)) state.program.configure(settings.xdp);
         // Whether nftables is managed at all, the interface, and the maps' place and size are fixed until a restart.
-        if (state.applied.netfilter && JSON.stringify(synproxyRules(state.table, settings)) !== JSON.stringify(synproxyRules(state.table, state.applied))) {
-          await installSynproxy(synproxyRules(state.table, settings));
+        if (state.applied.netfilter) {
+          const rules = synproxyRules(state.table, settings);
+          if (JSON.stringify(rules) !== JSON.stringify(synproxyRules(state.table, state.applied))) await installSynproxy(rules);
         }
         state.applied = { ...settings, netfilter: state.applied.netfilter, interface: state.applied.interface };
         syncLists(state, Date.now());
