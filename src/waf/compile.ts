@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LiteralSets } from './aho-corasick.ts';
 import { emptyActions, parseActionList, type ParsedActions, type TransformStep, type WrittenDisruptive } from './actions.ts';
+import { foldConstantRules } from './fold.ts';
 import { compileMacro } from './macros.ts';
 import { memoized } from './memo.ts';
 import { identityTriggers, transformTriggers } from './transforms/traits.ts';
@@ -24,6 +25,11 @@ export type ConfigError = SecLangError;
 export interface CompileOptions {
   /** Reads a data file (`@pmFromFile`) by absolute path as a byte string; tests inject files. */
   readFile?: (path: string) => string;
+  /**
+   * Fold the rules whose outcome no request can change (./fold.ts); default true. False keeps every rule as
+   * written: the test that folding changes no outcome compares both.
+   */
+  foldConstants?: boolean;
 }
 
 export interface CompileResult {
@@ -140,7 +146,7 @@ export function compileRuleSet(directives: readonly Directive[], options: Compil
   const lists = placeRules(kept, builder, report, warn);
   return {
     ruleSet: {
-      phases: lists,
+      phases: options.foldConstants === false ? lists : foldConstantRules(lists),
       selectionCount: builder.selectionCount,
       inputsCount: builder.inputsCount,
       literals: builder.literalIndex(),

@@ -66,6 +66,8 @@ export interface WafOptions {
   limits?: Partial<EvaluationLimits>;
   /** File access for tests; the real file system otherwise. */
   fileAccess?: FileAccess;
+  /** See CompileOptions.foldConstants (default true). */
+  foldConstants?: boolean;
 }
 
 export interface Waf {
@@ -104,7 +106,7 @@ export function createWaf(options: WafOptions): Waf {
     ...(options.rules === undefined ? [] : [loadConfigText(options.rules, options.rulesName ?? '<rules>', files)]),
     { directives: options.directives?.after ?? [], errors: [] },
   ];
-  const compileOptions: CompileOptions = { readFile: (path) => files.readFile(path) };
+  const compileOptions: CompileOptions = { readFile: (path) => files.readFile(path), foldConstants: options.foldConstants ?? true };
   const { ruleSet, errors, warnings } = compileRuleSet(
     parts.flatMap((part) => part.directives),
     compileOptions,

@@ -14,6 +14,7 @@ import { expandMacro, type MacroRef, type MacroScope } from './macros.ts';
 import { MAX_LOGGED_BYTES, type MatchRecord } from './match-log.ts';
 import { processRequestBody } from './request-body.ts';
 import { RequestData } from './request-data.ts';
+import { leadingInteger, MAX_STORE_ENTRIES, setVarResult } from './setvar.ts';
 import type { WafRequest, WafResponse } from './request.ts';
 import { bodyTypeFromContentType, resolveBodyProcessor, type BodyProcessorKind, type CtlBodyProcessor, type FormBodyType } from './body/index.ts';
 import type {
@@ -49,9 +50,6 @@ export interface Interruption {
 
 /** Texts this long or longer are scanned for literals once per transaction whatever their case (#markOf). */
 const SHARED_SCAN_LENGTH = 64;
-
-/** Members a single collection may hold; setvar keys can be built from request data (`%{MATCHED_VAR_NAME}`). */
-const MAX_STORE_ENTRIES = 10_000;
 
 const TX = variable('TX');
 const NO_FILTERS: readonly TargetFilter[] = [];
@@ -765,22 +763,10 @@ export class Transaction implements MacroScope {
     const key = expandMacro(setvar.key, this);
     const lower = setvar.keyLower ?? key.toLowerCase();
     const existing = store.get(lower);
-    let value: string;
-    switch (setvar.op) {
-      case 'delete':
-        store.delete(lower);
-        return;
-      case 'set':
-        value = expandMacro(setvar.value, this);
-        break;
-      case 'add':
-      case 'subtract': {
-        // ModSecurity v3 reads both sides with std::stoi, 0 when that fails.
-        const delta = leadingInteger(expandMacro(setvar.value, this));
-        const current = leadingInteger(existing?.value ?? '0');
-        value = String(setvar.op === 'add' ? current + delta : current - delta);
-        break;
-      }
+    const value = setVarResult(setvar.op, existing?.value, setvar.op === 'delete' ? '' : expandMacro(setvar.value, this));
+    if (value === null) {
+      store.delete(lower);
+      return;
     }
     if (existing === undefined && store.size >= MAX_STORE_ENTRIES) return;
     store.set(lower, makeValue(setvar.collection.name, existing?.key ?? key, value, lower));
@@ -1012,17 +998,6 @@ const RULE_MEMBERS = ['id', 'msg', 'logdata', 'severity', 'rev', 'ver', 'phase',
 function inRanges(id: number, ranges: readonly IdRange[]): boolean {
   for (const range of ranges) if (id >= range.from && id <= range.to) return true;
   return false;
-}
-
-/**
- * std::stoi as ModSecurity uses it: leading blanks, a sign, digits; 0 when there are none. Values past
- * 15 digits are cut there so the sum stays exact.
- */
-function leadingInteger(text: string): number {
-  const found = /^\s*([+-]?)(\d{1,15})/.exec(text);
-  if (found === null) return 0;
-  const magnitude = Number(found[2]);
-  return found[1] === '-' ? -magnitude : magnitude;
 }
 
 function bounded(text: string): string {
