@@ -124,12 +124,19 @@ export class BoundedRegex {
   /** The fewest bytes a match consumes (./prefilter.ts minimumLength): shorter inputs are not tried. */
   readonly #minLength: number;
   readonly #irregexp: RegExp;
+  /**
+   * For a pattern whose every branch starts with a multiline `^`: the same pattern anchored at the start, for
+   * inputs that hold no LF. The line-start lookbehind gives irregexp no anchor, so it tries every position of
+   * a value that fails at once (CRS's `^…$` patterns on a 2 KiB form field: a few µs each); null otherwise.
+   */
+  readonly #singleLine: RegExp | null;
   /** Null when irregexp is bounded on its own (backtrackingWork) or cannot be replaced ('backtracking'). */
   readonly #linear: RegExp | null;
   readonly #fix: MatchFix;
 
   constructor(parts: {
     irregexp: RegExp;
+    singleLine: RegExp | null;
     linear: RegExp | null;
     literals: readonly Clause[] | null;
     minLength: number;
@@ -141,6 +148,7 @@ export class BoundedRegex {
     this.#minLength = parts.minLength;
     this.#allClauses = parts.literals === null ? 0 : 2 ** parts.literals.length - 1;
     this.#irregexp = parts.irregexp;
+    this.#singleLine = parts.singleLine;
     this.#linear = parts.linear;
     this.#fix = parts.fix;
     this.source = parts.irregexp.source;
@@ -175,7 +183,8 @@ export class BoundedRegex {
   }
 
   #pick(input: string): RegExp {
-    return this.#linear !== null && input.length > LINEAR_ENGINE_ABOVE ? this.#linear : this.#irregexp;
+    if (this.#linear !== null && input.length > LINEAR_ENGINE_ABOVE) return this.#linear;
+    return this.#singleLine !== null && input.indexOf('\n') === -1 ? this.#singleLine : this.#irregexp;
   }
 
   /** Turns the translated pattern's match into the one PCRE reports for the original. */
@@ -244,10 +253,14 @@ function translate(source: string, flags: PcreFlags): PcreCompileResult {
   const printer = new Printer(parser.groupCount, lineStartLeads);
   let text = printer.print(tree, false);
   let linear = linearRegExp(text);
+  let unrolled = false;
   if (linear === null && hasCountedRepeat(tree)) {
-    const unrolled = printer.print(tree, true);
-    linear = unrolled === null ? null : linearRegExp(unrolled);
-    if (linear !== null) text = unrolled!;
+    const unrolledText = printer.print(tree, true);
+    linear = unrolledText === null ? null : linearRegExp(unrolledText);
+    if (linear !== null) {
+      text = unrolledText!;
+      unrolled = true;
+    }
   }
   let irregexp: RegExp;
   try {
@@ -255,10 +268,14 @@ function translate(source: string, flags: PcreFlags): PcreCompileResult {
   } catch (error) {
     return { ok: false, error: `cannot be translated: ${(error as Error).message}` };
   }
+  // The same groups in the same places (only line starts print differently), so `groups` and the fixes hold.
+  const singleLineText = lineStartLeads ? new Printer(parser.groupCount, lineStartLeads, true).print(tree, unrolled) : null;
+  const singleLine = singleLineText === null ? null : new RegExp(singleLineText);
   const boundedAsItIs = backtrackingWork(tree) <= MAX_BOUNDED_WORK;
   const engine: RegexEngine = boundedAsItIs || linear !== null ? 'linear' : 'backtracking';
   const regex = new BoundedRegex({
     irregexp,
+    singleLine,
     linear: boundedAsItIs ? null : linear,
     literals: nonEmpty(requiredLiterals(parsed)),
     minLength: minimumLength(parsed),
@@ -1117,11 +1134,16 @@ class Printer {
   #next = 0;
   #unroll = false;
   readonly #lineStartLeads: boolean;
+  readonly #singleLine: boolean;
 
-  /** `lineStartLeads`: every branch starts with a multiline `^` (see MatchFix). */
-  constructor(groupCount: number, lineStartLeads: boolean) {
+  /**
+   * `lineStartLeads`: every branch starts with a multiline `^` (see MatchFix). `singleLine`: print for inputs
+   * that hold no LF, where a multiline `^` can only hold at the start (BoundedRegex#singleLine).
+   */
+  constructor(groupCount: number, lineStartLeads: boolean, singleLine = false) {
     this.groups = new Array<number>(groupCount + 1).fill(0);
     this.#lineStartLeads = lineStartLeads;
+    this.#singleLine = singleLine;
   }
 
   /**
@@ -1130,6 +1152,7 @@ class Printer {
    */
   print(tree: Node, unroll: true): string | null;
   print(tree: Node, unroll: false): string;
+  print(tree: Node, unroll: boolean): string | null;
   print(tree: Node, unroll: boolean): string | null {
     this.#unroll = unroll;
     const top: Context = { replication: 1, follow: 'end', captured: false, leading: true };
@@ -1234,6 +1257,7 @@ class Printer {
     const final = isFinal(context);
     switch (what) {
       case 'lineStart':
+        if (this.#singleLine) return '^';
         return lineStart((context.leading && this.#lineStartLeads) || firstBytesAfter(context.follow) !== null);
       case 'lineEnd':
         return final ? `(?:$|(${this.#trailingNewline()}))` : '(?![^\\n])';
