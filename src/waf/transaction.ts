@@ -588,12 +588,24 @@ export class Transaction implements MacroScope {
         if ((traits & rule.transformStepTriggers[i]!) !== 0) traits = -1;
         input = next;
       }
-      if (this.#mayMatch(rule, input) && this.#operatorMatches(rule.operator!, input, rule.capture)) {
+      if (this.#mayMatchIfScanned(rule, i < 0 ? value : null, input) && this.#operatorMatches(rule.operator!, input, rule.capture)) {
         this.#onValueMatch(rule, value, input);
         matched = true;
       }
     }
     return matched;
+  }
+
+  /**
+   * #mayMatch for the steps of a multiMatch chain: a text already scanned (the value itself, or a step other
+   * rules share) is judged by its mark, but a text no rule scanned yet goes to the operator, whose own
+   * prefilter holds just its clauses (@rx) or is the search itself (@pm): scanning a 2 KiB step for every
+   * rule's literals to decide one rule cost more than the operator.
+   */
+  #mayMatchIfScanned(rule: CompiledRule, value: VarValue | null, input: string): boolean {
+    if (rule.literalCount === 0) return true;
+    const mark = value !== null && value.mark !== -1 ? value.mark : this.#markedTexts?.get(input);
+    return mark === undefined || clausesMarked(rule, this.#marks, mark);
   }
 
   /**

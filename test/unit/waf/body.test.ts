@@ -34,6 +34,9 @@ describe('parseUrlEncoded', () => {
     // `;` is no separator in libmodsecurity 3.
     ['a;b=1;c', [['a;b', '1;c']], false],
     ['a+b=c+d', [['a b', 'c d']], false],
+    // A `+` is a space, a `%2B` a plus, in any mix; bytes above 0x7f pass through.
+    ['q=1%2B1+=+2&n+%41=x', [['q', '1+1 = 2'], ['n A', 'x']], false],
+    ['m=caf\xe9+au+lait', [['m', 'caf\xe9 au lait']], false],
     ['%41%42=%4a%4B', [['AB', 'JK']], false],
     ['a=%e9', [['a', '\xe9']], false],
     ['x=%00y', [['x', '\0y']], false],
