@@ -72,8 +72,21 @@ function clausesMarked(rule: CompiledRule, marks: Uint32Array, at: number): bool
   return true;
 }
 
-/** Words of #marks a transaction starts with when it first needs one (a benign GET takes about 800); doubled as needed. */
-const FIRST_MARK_WORDS = 1024;
+/** Words of #marks a transaction starts with when it first needs one (bench/waf's GET takes 1,300, its POST 3,000); doubled as needed. */
+const FIRST_MARK_WORDS = 2048;
+
+/** The value after transformation chain `key` (VarValue.transformed), when a rule computed it already. */
+function cachedStep(value: VarValue, key: number): string | undefined {
+  const slots = value.transformed;
+  if (slots === null) return undefined;
+  for (let i = 0; i < slots.length; i += 2) if (slots[i] === key) return slots[i + 1] as string;
+  return undefined;
+}
+
+function cacheStep(value: VarValue, key: number, text: string): void {
+  if (value.transformed === null) value.transformed = [key, text];
+  else value.transformed.push(key, text);
+}
 
 /** The value's traits (./transforms/traits.ts), computed on first need and kept on the value. */
 function traitsOf(value: VarValue): number {
@@ -107,11 +120,8 @@ export class Transaction implements MacroScope {
    * rule, not once per chain.
    */
   #markedTexts: Map<string, number> | null = null;
-  /**
-   * Per literal group (CompiledRule.literalGroup): where the union of its values' marks is read as a mark (its
-   * own words only are kept), then each value's mark, in selection order.
-   */
-  #groupMarks: (number[] | undefined)[];
+  /** Per literal group (CompiledRule.literalGroup): where #markGroup keeps it in #marks, -1 until then. */
+  readonly #groupMarks: Int32Array;
   /** setvar's collections (TX, IP, …, ENV) by variable id: lower-cased key → value. */
   readonly #stores: (Map<string, VarValue> | undefined)[] = [];
   readonly #captures: string[] = [];
@@ -169,7 +179,7 @@ export class Transaction implements MacroScope {
     this.#cache = new Array<readonly VarValue[] | undefined>(VARIABLE_COUNT);
     this.#selections = new Array<readonly VarValue[] | undefined>(ruleSet.selectionCount);
     this.#inputs = new Array<readonly string[] | undefined>(ruleSet.inputsCount);
-    this.#groupMarks = new Array<number[] | undefined>(ruleSet.literals.groups.length);
+    this.#groupMarks = new Int32Array(ruleSet.literals.groups.length).fill(-1);
   }
 
   // ---- Public surface ---------------------------------------------------------------------------------
@@ -420,13 +430,15 @@ export class Transaction implements MacroScope {
    * clauses, and a value's transformed input is built only then, when its marks came from the value itself.
    */
   #inspectMarked(rule: CompiledRule, values: readonly VarValue[]): boolean {
-    const group = this.#groupMarks[rule.literalGroup] ?? this.#markGroup(rule, values);
-    if (group === null) return false;
+    let group = this.#groupMarks[rule.literalGroup]!;
+    if (group === -1) group = this.#markGroup(rule, values);
+    if (group === -1) return false;
     // No value holds every clause this rule's operator needs (their union does not): nothing to run.
-    if (!clausesMarked(rule, this.#marks, group[0]!)) return false;
+    const { first } = this.#ruleSet.literals.groups[rule.literalGroup]!;
+    if (!clausesMarked(rule, this.#marks, this.#marks[group]! - first)) return false;
     let matched = false;
     for (let i = 0; i < values.length; i++) {
-      if (!clausesMarked(rule, this.#marks, group[i + 1]!)) continue;
+      if (!clausesMarked(rule, this.#marks, this.#marks[group + 1 + i]!)) continue;
       const value = values[i]!;
       const input = rule.transforms.length === 0 ? value.value : this.#transform(rule, value);
       if (this.#operatorMatches(rule.operator!, input, rule.capture)) {
@@ -439,14 +451,18 @@ export class Transaction implements MacroScope {
 
   /**
    * The marks of a literal group's values (#groupMarks), each from the text its chain makes of it: the value
-   * itself when the chain can change it only in case (./transforms/traits.ts), else the chain's result. Null
-   * when the budget ran out.
+   * itself when the chain can change it only in case (./transforms/traits.ts), else the chain's result. The
+   * group is kept in #marks, where it starts (-1 when the budget ran out): the offset of the words holding the
+   * union (as if from word 0), then each value's mark, so that a request allocates no array per group.
    */
-  #markGroup(rule: CompiledRule, values: readonly VarValue[]): number[] | null {
+  #markGroup(rule: CompiledRule, values: readonly VarValue[]): number {
     const { first, words } = this.#ruleSet.literals.groups[rule.literalGroup]!;
-    const union = this.#allocate(words) - first;
-    const group = [union];
-    for (const value of values) {
+    const group = this.#allocate(1 + values.length);
+    const base = this.#allocate(words);
+    this.#marks[group] = base;
+    const union = base - first;
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i]!;
       let mark: number;
       if ((traitsOf(value) & rule.transformTriggers) === 0) {
         mark = value.mark === -1 ? this.#markOf(value.value) : value.mark;
@@ -454,9 +470,9 @@ export class Transaction implements MacroScope {
       } else {
         mark = this.#markOf(this.#transform(rule, value));
       }
-      if (mark === -1) return null;
-      group.push(mark);
+      if (mark === -1) return -1;
       const marks = this.#marks;
+      marks[group + 1 + i] = mark;
       for (let w = first; w < first + words; w++) marks[union + w]! |= marks[mark + w]!;
     }
     this.#groupMarks[rule.literalGroup] = group;
@@ -617,16 +633,11 @@ export class Transaction implements MacroScope {
     // No step can act on the value: it comes out as it went in.
     if ((traitsOf(value) & rule.transformIdentity) === 0) return value.value;
     const { transforms, transformKeys } = rule;
-    let slots = value.transformed;
-    if (slots === null) {
-      slots = new Map();
-      value.transformed = slots;
-    }
     const last = transforms.length - 1;
     let start = 0;
     let current = value.value;
     for (let i = last; i >= 0; i--) {
-      const hit = slots.get(transformKeys[i]!);
+      const hit = cachedStep(value, transformKeys[i]!);
       if (hit !== undefined) {
         if (i === last) return hit;
         current = hit;
@@ -636,7 +647,7 @@ export class Transaction implements MacroScope {
     }
     for (let i = start; i <= last; i++) {
       current = transforms[i]!(current);
-      slots.set(transformKeys[i]!, current);
+      cacheStep(value, transformKeys[i]!, current);
     }
     return current;
   }
@@ -656,16 +667,11 @@ export class Transaction implements MacroScope {
 
   /** Step `i` of the rule's chain on `input` (the result of steps 0 … i − 1), through the value's cache. */
   #transformStep(rule: CompiledRule, value: VarValue, i: number, input: string): string {
-    let slots = value.transformed;
-    if (slots === null) {
-      slots = new Map();
-      value.transformed = slots;
-    }
     const key = rule.transformKeys[i]!;
-    let output = slots.get(key);
+    let output = cachedStep(value, key);
     if (output === undefined) {
       output = rule.transforms[i]!(input);
-      slots.set(key, output);
+      cacheStep(value, key, output);
     }
     return output;
   }
@@ -881,7 +887,7 @@ export class Transaction implements MacroScope {
     for (const id of ids) this.#cache[id] = undefined;
     this.#selections = new Array<readonly VarValue[] | undefined>(this.#ruleSet.selectionCount);
     this.#inputs = new Array<readonly string[] | undefined>(this.#ruleSet.inputsCount);
-    this.#groupMarks = new Array<number[] | undefined>(this.#ruleSet.literals.groups.length);
+    this.#groupMarks.fill(-1);
   }
 
   #store(def: VariableDef): Map<string, VarValue> {

@@ -14,12 +14,13 @@ export interface VarValue {
   readonly keyLower: string;
   readonly value: string;
   /**
-   * The transaction's transformation cache for this value: key k holds the value after transformation chain
-   * k (CompiledRule.transformKeys). Kept on the value so a lookup hashes a small number, not the value; values
-   * live as long as their transaction caches them, so the cache does too. A Map, not an array indexed by k: a
-   * value meets a few of the rule set's hundreds of chains, and a sparse array would allocate them all.
+   * The transaction's transformation cache for this value: chain key k (CompiledRule.transformKeys), then the
+   * value after chain k, pair after pair. Kept on the value so a lookup compares small numbers, not the value;
+   * values live as long as their transaction caches them, so the cache does too. A flat list, not a Map: a
+   * value meets a few of the rule set's hundreds of chains, and a Map's table costs more to build than a few
+   * comparisons save.
    */
-  transformed: Map<number, string> | null;
+  transformed: (number | string)[] | null;
   /** The value's traits (./transforms/traits.ts), -1 until the transaction needs them. */
   traits: number;
   /** The transaction's mark of the literal sets the value holds (CompiledRuleSet.literals), -1 until needed. */
