@@ -21,8 +21,24 @@ export interface LengthBoundedOperator extends CompiledOperator {
 /** libmodsecurity: an empty pattern matches everything and captures nothing. */
 const EMPTY_PATTERN: LengthBoundedOperator = { maxInputLength: Infinity, match: () => true };
 
+/**
+ * `^.*$` with DOTALL matches every input whole: CRS captures header names (920450, once per header) and the
+ * User-Agent (901318) with it, and a regex run per value is what it would otherwise cost.
+ */
+const WHOLE_INPUT: LengthBoundedOperator = {
+  maxInputLength: Infinity,
+  match(input, captures) {
+    if (captures !== null) {
+      captures[0] = input;
+      captures.length = 1;
+    }
+    return true;
+  },
+};
+
 export const rxOperator: OperatorFactory = (argument) => {
   if (argument === '') return EMPTY_PATTERN;
+  if (argument === '^.*$') return WHOLE_INPUT;
   const compiled = compilePcre(argument, RX_FLAGS);
   if (!compiled.ok) return { error: `invalid regular expression /${argument}/: ${compiled.error}` };
   return regexOperator(compiled.regex);

@@ -39,6 +39,9 @@ const CASES: Record<string, readonly Row[]> = {
     ['', 'anything', true, []],
     ['abc', '', false],
     ['^$', '', true, ['']],
+    // Taken whole without a regex (rx.ts WHOLE_INPUT), as PCRE takes it.
+    ['^.*$', 'a\nb\n', true, ['a\nb\n']],
+    ['^.*$', '', true, ['']],
     ['(?i)union\\s+select', 'x UNION  SELECT 1', true, ['UNION  SELECT']],
     ['^(a)(b)?(c)', 'ac', true, ['ac', 'a', '', 'c']],
     ['(a)|(b)', 'b', true, ['b', '', 'b']],
