@@ -88,6 +88,9 @@ function cacheStep(value: VarValue, key: number, text: string): void {
   else value.transformed.push(key, text);
 }
 
+/** #markGroup's marks of one group's values until it knows how many there are (one thread, no reentry). */
+const GROUP_MARKS: number[] = [];
+
 /** The value's traits (./transforms/traits.ts), computed on first need and kept on the value. */
 function traitsOf(value: VarValue): number {
   if (value.traits === -1) value.traits = textTraits(value.value);
@@ -400,12 +403,8 @@ export class Transaction implements MacroScope {
    * shares, so most CRS rules cost one operator call per value and nothing else.
    */
   #inspectSelection(rule: CompiledRule): boolean {
-    let values = this.#selections[rule.selection];
-    if (values === undefined) {
-      values = this.#select(rule.targets);
-      this.#selections[rule.selection] = values;
-    }
-    if (rule.literalGroup !== -1) return this.#inspectMarked(rule, values);
+    if (rule.literalGroup !== -1) return this.#inspectMarked(rule);
+    const values = this.#selection(rule);
     let inputs: readonly string[] | undefined;
     if (rule.inputs !== -1) {
       inputs = this.#inputs[rule.inputs];
@@ -429,13 +428,15 @@ export class Transaction implements MacroScope {
    * #inspectSelection for a rule with a literal group: the operator runs only on values whose marks hold its
    * clauses, and a value's transformed input is built only then, when its marks came from the value itself.
    */
-  #inspectMarked(rule: CompiledRule, values: readonly VarValue[]): boolean {
+  #inspectMarked(rule: CompiledRule): boolean {
     let group = this.#groupMarks[rule.literalGroup]!;
-    if (group === -1) group = this.#markGroup(rule, values);
+    if (group === -1) group = this.#markGroup(rule);
     if (group === -1) return false;
     // No value holds every clause this rule's operator needs (their union does not): nothing to run.
     const { first } = this.#ruleSet.literals.groups[rule.literalGroup]!;
     if (!clausesMarked(rule, this.#marks, this.#marks[group]! - first)) return false;
+    // The values in the order #markGroup met them.
+    const values = this.#selection(rule);
     let matched = false;
     for (let i = 0; i < values.length; i++) {
       if (!clausesMarked(rule, this.#marks, this.#marks[group + 1 + i]!)) continue;
@@ -453,28 +454,34 @@ export class Transaction implements MacroScope {
    * The marks of a literal group's values (#groupMarks), each from the text its chain makes of it: the value
    * itself when the chain can change it only in case (./transforms/traits.ts), else the chain's result. The
    * group is kept in #marks, where it starts (-1 when the budget ran out): the offset of the words holding the
-   * union (as if from word 0), then each value's mark, so that a request allocates no array per group.
+   * union (as if from word 0), then each value's mark, so that a request allocates no array per group. The
+   * values are walked as #selection walks them, without the selection: most groups' union rules every rule out.
    */
-  #markGroup(rule: CompiledRule, values: readonly VarValue[]): number {
+  #markGroup(rule: CompiledRule): number {
     const { first, words } = this.#ruleSet.literals.groups[rule.literalGroup]!;
-    const group = this.#allocate(1 + values.length);
     const base = this.#allocate(words);
-    this.#marks[group] = base;
     const union = base - first;
-    for (let i = 0; i < values.length; i++) {
-      const value = values[i]!;
-      let mark: number;
-      if ((traitsOf(value) & rule.transformTriggers) === 0) {
-        mark = value.mark === -1 ? this.#markOf(value.value) : value.mark;
-        value.mark = mark;
-      } else {
-        mark = this.#markOf(this.#transform(rule, value));
+    let count = 0;
+    for (const target of rule.targets) {
+      for (const value of this.#values(target.variable)) {
+        if (!this.#selects(target, value)) continue;
+        let mark: number;
+        if ((traitsOf(value) & rule.transformTriggers) === 0) {
+          mark = value.mark === -1 ? this.#markOf(value.value) : value.mark;
+          value.mark = mark;
+        } else {
+          mark = this.#markOf(this.#transform(rule, value));
+        }
+        if (mark === -1) return -1;
+        GROUP_MARKS[count++] = mark;
+        const marks = this.#marks;
+        for (let w = first; w < first + words; w++) marks[union + w]! |= marks[mark + w]!;
       }
-      if (mark === -1) return -1;
-      const marks = this.#marks;
-      marks[group + 1 + i] = mark;
-      for (let w = first; w < first + words; w++) marks[union + w]! |= marks[mark + w]!;
     }
+    const group = this.#allocate(1 + count);
+    const marks = this.#marks;
+    marks[group] = base;
+    for (let i = 0; i < count; i++) marks[group + 1 + i] = GROUP_MARKS[i]!;
     this.#groupMarks[rule.literalGroup] = group;
     return group;
   }
@@ -518,15 +525,23 @@ export class Transaction implements MacroScope {
     return at;
   }
 
-  /** The values a target list selects, in order (the selection of #inspectSelection). */
-  #select(targets: readonly Target[]): VarValue[] {
-    const selected: VarValue[] = [];
-    for (const target of targets) {
-      for (const value of this.#values(target.variable)) {
-        if ((target.key === null || keySelects(target.key, value)) && this.#selectable(target, value, NO_FILTERS)) selected.push(value);
+  /** The values the rule's target list selects, in order, kept per selection id (CompiledRule.selection). */
+  #selection(rule: CompiledRule): readonly VarValue[] {
+    let values = this.#selections[rule.selection];
+    if (values === undefined) {
+      const selected: VarValue[] = [];
+      for (const target of rule.targets) {
+        for (const value of this.#values(target.variable)) if (this.#selects(target, value)) selected.push(value);
       }
+      this.#selections[rule.selection] = selected;
+      values = selected;
     }
-    return selected;
+    return values;
+  }
+
+  /** Whether a selection takes `value` of its target's variable: its key picks it, no exclusion drops it. */
+  #selects(target: Target, value: VarValue): boolean {
+    return (target.key === null || keySelects(target.key, value)) && this.#selectable(target, value, NO_FILTERS);
   }
 
   #inspectTarget(rule: CompiledRule, target: Target, filters: readonly TargetFilter[]): boolean {
