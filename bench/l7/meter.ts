@@ -166,6 +166,53 @@ export async function measureClosedLoop(plan: ClosedLoopPlan): Promise<Throughpu
   return { reqPerS: result.reqPerS, reqPerCpuS: result.ok / cpu.proxyCpuS, errors: result.errors, cpu, client };
 }
 
+/**
+ * Several windows of one contender and workload as one: counts and CPU seconds add up, so the rates are over the
+ * windows together; percentages are weighted by wall time; the latency percentiles are the worst window's (a
+ * percentile cannot be pooled from percentiles).
+ */
+export function pooledThroughput(windows: readonly ThroughputResult[]): ThroughputResult {
+  if (windows.length === 1) return windows[0]!;
+  const sum = (pick: (t: ThroughputResult) => number): number => windows.reduce((total, t) => total + pick(t), 0);
+  const wallS = sum((t) => t.cpu.wallS);
+  const weighted = (pick: (c: PhaseCpu) => number): number => sum((t) => pick(t.cpu) * t.cpu.wallS) / wallS;
+  const proxyCpuS = sum((t) => t.cpu.proxyCpuS);
+  const ok = sum((t) => t.client.ok);
+  const seconds = sum((t) => t.client.seconds);
+  const worst = (pick: (t: ThroughputResult) => number | null): number | null =>
+    windows.some((t) => pick(t) === null) ? null : Math.max(...windows.map((t) => pick(t)!));
+  const first = windows[0]!;
+  return {
+    reqPerS: ok / seconds,
+    reqPerCpuS: ok / proxyCpuS,
+    errors: sum((t) => t.errors),
+    cpu: {
+      wallS,
+      proxyCpuS,
+      proxyPct: weighted((c) => c.proxyPct),
+      proxySysPct: weighted((c) => c.proxySysPct),
+      loadPct: weighted((c) => c.loadPct),
+      core0BusyPct: weighted((c) => c.core0BusyPct),
+      core1IrqPct: weighted((c) => c.core1IrqPct),
+      foreignPct: weighted((c) => c.foreignPct),
+      core1ForeignPct: weighted((c) => c.core1ForeignPct),
+      stealPct: weighted((c) => c.stealPct),
+    },
+    client: {
+      tool: first.client.tool,
+      ok,
+      errors: sum((t) => t.client.errors),
+      non2xx: sum((t) => t.client.non2xx),
+      seconds,
+      reqPerS: ok / seconds,
+      p50Us: worst((t) => t.client.p50Us),
+      p99Us: worst((t) => t.client.p99Us),
+      protocol: first.client.protocol,
+      cpuS: sum((t) => t.client.cpuS),
+    },
+  };
+}
+
 /** What limited a closed-loop run and what went wrong in it, as report notes; `what` names the proxy and workload. */
 export function throughputNotes(what: string, t: ThroughputResult): string[] {
   const notes: string[] = [];

@@ -30,7 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { benchUsage, parseBenchArgs } from '../cli.ts';
 import { runWrk } from '../l7/clients.ts';
 import { benchEnv, HTTP_BENCH_PROGRAMS, startRun, toolsPresent, toolVersion } from '../l7/harness.ts';
-import { disturbance, disturbanceNote, measureClosedLoop, throughputNotes, type QuietBudget, type ThroughputResult } from '../l7/meter.ts';
+import { disturbance, disturbanceNote, measureClosedLoop, pooledThroughput, throughputNotes, type QuietBudget, type ThroughputResult } from '../l7/meter.ts';
 import { BODY_BYTES, recordNotes, startOrigin, withServer, type L7Env, type ProxyRecord, type RunningServer } from '../l7/proxies.ts';
 import { formatValue, ratioText, renderGrid } from '../l7/table.ts';
 import { otherBenchProcesses, type Core } from '../tcp/proc.ts';
@@ -48,13 +48,18 @@ interface Settings {
   warmupS: number;
   /** ≥ 5 s: CPU times come in 10 ms ticks, and ModSecurity's few hundred requests a second want a long window. */
   seconds: number;
+  /**
+   * Rounds of every proxy in turn (see measureAll), pooled: this VM's speed drifts by up to 2× over minutes,
+   * which a single window per proxy turned into ratios off by as much.
+   */
+  rounds: number;
   quietWaitMs: number;
   quietBudgetMs: number;
   watchdogMs: number;
 }
 
-const FULL: Settings = { connections: 64, warmupS: 2, seconds: 8, quietWaitMs: 30_000, quietBudgetMs: 180_000, watchdogMs: 10 * 60_000 };
-const QUICK: Settings = { ...FULL, seconds: 3, quietWaitMs: 3_000, quietBudgetMs: 20_000, watchdogMs: 4 * 60_000 };
+const FULL: Settings = { connections: 64, warmupS: 2, seconds: 5, rounds: 3, quietWaitMs: 30_000, quietBudgetMs: 180_000, watchdogMs: 15 * 60_000 };
+const QUICK: Settings = { ...FULL, seconds: 3, rounds: 1, quietWaitMs: 3_000, quietBudgetMs: 20_000, watchdogMs: 4 * 60_000 };
 
 /**
  * wrk's timeout per request. ModSecurity answers the POST at about 70 a second, so each of the 64 connections
@@ -79,7 +84,10 @@ const WORKLOAD_TITLES: Readonly<Record<WorkloadName, string>> = {
 interface WorkloadResult {
   /** The one request sent before the load: it must be 200 with the origin's body, else nothing is measured. */
   probe: { status: number; bodyBytes: number };
+  /** The rounds pooled (pooledThroughput). */
   throughput?: ThroughputResult;
+  /** Each round's window, in order. */
+  rounds: ThroughputResult[];
 }
 
 interface ContenderResults extends ProxyRecord {
@@ -105,8 +113,9 @@ function isBenign(probe: WorkloadResult['probe']): boolean {
 }
 
 /**
- * Workload by workload, the proxies one after another, each in a fresh process alone on core 1: the columns
- * of a row are measured within a minute of each other (this VM's speed drifts over minutes; see bench/l7).
+ * Round by round, workload by workload, the proxies one after another, each in a fresh process alone on core
+ * 1: the columns of a row are measured within a minute of each other in every round (this VM's speed drifts
+ * over minutes; see bench/l7), and each column pools its rounds.
  */
 async function measureAll(b: Bench, workloads: ReadonlySet<WorkloadName>, kinds: readonly Contender[], results: Results): Promise<void> {
   for (const kind of kinds) {
@@ -118,36 +127,53 @@ async function measureAll(b: Bench, workloads: ReadonlySet<WorkloadName>, kinds:
       r.attackStatus = (await exchange(proxy.port, ATTACK)).status;
     });
   }
-  for (const workload of PHASES) {
-    if (!workloads.has(workload)) continue;
-    for (const kind of kinds) {
-      const r = results[kind];
-      if (r === undefined) continue;
-      process.stderr.write(`${LABELS[kind]}: ${WORKLOAD_TITLES[workload]}\n`);
-      await withServer(startContender(b.env, kind, b.origin.port, b.modsecurityRules), r, async (proxy) => {
-        const probe = await exchange(proxy.port, WORKLOADS[workload]);
-        const w: WorkloadResult = { probe };
-        r.workloads[workload] = w;
+  for (let round = 1; round <= b.settings.rounds; round++) {
+    for (const workload of PHASES) {
+      if (!workloads.has(workload)) continue;
+      for (const kind of kinds) {
+        const r = results[kind];
+        if (r === undefined) continue;
         // A refused benign request is a false positive: measuring how fast the refusals come would mean nothing.
-        if (!isBenign(probe)) return;
-        w.throughput = await measureClosedLoop({
-          quiet: b.quiet,
-          proxyPids: proxy.pids,
-          loadPids: b.origin.pids,
-          warmupS: b.settings.warmupS,
-          seconds: b.settings.seconds,
-          run: (seconds) =>
-            runWrk(b.env.procs, LOAD_CORE, {
-              url: `http://127.0.0.1:${proxy.port}/`,
-              connections: b.settings.connections,
-              seconds,
-              script: b.scripts[workload],
-              timeoutS: WRK_TIMEOUT_S,
-            }),
-        });
-      });
+        const earlier = r.workloads[workload];
+        if (earlier !== undefined && !isBenign(earlier.probe)) continue;
+        process.stderr.write(`${LABELS[kind]}: ${WORKLOAD_TITLES[workload]}, round ${round} of ${b.settings.rounds}\n`);
+        await measureRound(b, kind, workload, r);
+      }
     }
   }
+  for (const kind of kinds) {
+    for (const w of Object.values(results[kind]?.workloads ?? {})) if (w.rounds.length > 0) w.throughput = pooledThroughput(w.rounds);
+  }
+}
+
+/** One window of one proxy on one workload, after the probe; the probe's answer is kept from the first round. */
+async function measureRound(b: Bench, kind: Contender, workload: WorkloadName, r: ContenderResults): Promise<void> {
+  await withServer(startContender(b.env, kind, b.origin.port, b.modsecurityRules), r, async (proxy) => {
+    const probe = await exchange(proxy.port, WORKLOADS[workload]);
+    const w: WorkloadResult = r.workloads[workload] ?? { probe, rounds: [] };
+    r.workloads[workload] = w;
+    if (!isBenign(probe)) {
+      w.probe = probe;
+      return;
+    }
+    w.rounds.push(
+      await measureClosedLoop({
+        quiet: b.quiet,
+        proxyPids: proxy.pids,
+        loadPids: b.origin.pids,
+        warmupS: b.settings.warmupS,
+        seconds: b.settings.seconds,
+        run: (seconds) =>
+          runWrk(b.env.procs, LOAD_CORE, {
+            url: `http://127.0.0.1:${proxy.port}/`,
+            connections: b.settings.connections,
+            seconds,
+            script: b.scripts[workload],
+            timeoutS: WRK_TIMEOUT_S,
+          }),
+      }),
+    );
+  });
 }
 
 // ------------------------------------------------------------------------------------------ report
@@ -302,8 +328,26 @@ function notesFor(results: Results): string[] {
         `CPU-second and ${pct(modsec.reqPerS, nginx.reqPerS)} of its req/s (the issue measured ${ISSUE_MODSECURITY_SHARE[workload]}).`,
     );
   }
+  notes.push(...roundNotes(results));
   const noisy = disturbanceNote(disturbed);
   if (noisy !== null) notes.push(noisy);
+  return notes;
+}
+
+/** The judged ratios round by round (each from windows a minute apart), to show how far the pooled ones may be trusted. */
+function roundNotes(results: Results): string[] {
+  const notes: string[] = [];
+  for (const workload of PHASES) {
+    const perRound = (kind: Contender) => results[kind]?.workloads[workload]?.rounds.map((t) => t.reqPerCpuS) ?? [];
+    const waf = perRound('secbeat-waf');
+    if (waf.length < 2) continue;
+    const parts = RATIOS.filter((x) => 'min' in x).flatMap((x) => {
+      const under = perRound(x.under);
+      if (under.length !== waf.length) return [];
+      return [`${x.title} ${waf.map((v, i) => `${(v / under[i]!).toFixed(2)}×`).join(' / ')}`];
+    });
+    if (parts.length > 0) notes.push(`${workload.toUpperCase()} round by round (requests per proxy CPU-second): ${parts.join('; ')}.`);
+  }
   return notes;
 }
 
