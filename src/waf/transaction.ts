@@ -16,6 +16,7 @@ import { processRequestBody } from './request-body.ts';
 import { RequestData } from './request-data.ts';
 import { leadingInteger, MAX_STORE_ENTRIES, setVarResult } from './setvar.ts';
 import type { WafRequest, WafResponse } from './request.ts';
+import type { Captures } from './operators/types.ts';
 import { bodyTypeFromContentType, resolveBodyProcessor, type BodyProcessorKind, type CtlBodyProcessor, type FormBodyType } from './body/index.ts';
 import type {
   CompiledRule,
@@ -52,6 +53,8 @@ export interface Interruption {
 const SHARED_SCAN_LENGTH = 64;
 
 const TX = variable('TX');
+/** TX:0 … TX:9, where a capturing rule's operator leaves its match and groups. */
+const CAPTURE_KEYS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 const NO_FILTERS: readonly TargetFilter[] = [];
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
@@ -127,7 +130,7 @@ export class Transaction implements MacroScope {
   readonly #groupMarks: Int32Array;
   /** setvar's collections (TX, IP, …, ENV) by variable id: lower-cased key → value. */
   readonly #stores: (Map<string, VarValue> | undefined)[] = [];
-  readonly #captures: string[] = [];
+  readonly #captures: Captures = { values: [], count: 0 };
 
   #matchedName = '';
   #matchedValue = '';
@@ -702,13 +705,12 @@ export class Transaction implements MacroScope {
     if (!this.#spend(evaluationCost(input))) return false;
     if (!capture) return compiled.match(input, null) !== operator.negated;
     const captures = this.#captures;
-    // Setting a length is a runtime call in V8 even when nothing changes; most evaluations have nothing to clear.
-    if (captures.length !== 0) captures.length = 0;
+    captures.count = 0;
     const found = compiled.match(input, captures);
     if (found && !operator.negated) {
       // TX:0 … TX:9, as ModSecurity's capture stores them on each match.
       const tx = this.#store(TX);
-      for (let i = 0; i < captures.length && i < 10; i++) tx.set(String(i), makeValue('TX', String(i), captures[i]!));
+      for (let i = 0; i < captures.count; i++) tx.set(CAPTURE_KEYS[i]!, makeValue('TX', CAPTURE_KEYS[i]!, captures.values[i]!, CAPTURE_KEYS[i]!));
     }
     return found !== operator.negated;
   }

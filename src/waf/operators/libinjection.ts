@@ -10,8 +10,8 @@ const DETECT_SQLI: CompiledOperator = {
     const fingerprint = detectSqli(input);
     if (fingerprint === null) return false;
     if (captures !== null) {
-      captures[0] = fingerprint;
-      captures.length = 1;
+      captures.values[0] = fingerprint;
+      captures.count = 1;
     }
     return true;
   },
@@ -28,8 +28,8 @@ const DETECT_XSS: CompiledOperator = {
   match(input, captures) {
     if (!detectXss(input)) return false;
     if (captures !== null) {
-      captures[0] = input;
-      captures.length = 1;
+      captures.values[0] = input;
+      captures.count = 1;
     }
     return true;
   },

@@ -61,8 +61,8 @@ const phraseMemo = memoized((key): CompiledOperator => {
       const phrase = matcher.find(input);
       if (phrase === null) return false;
       if (captures !== null) {
-        captures[0] = phrase;
-        captures.length = 1;
+        captures.values[0] = phrase;
+        captures.count = 1;
       }
       return true;
     },

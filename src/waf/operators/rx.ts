@@ -29,8 +29,8 @@ const WHOLE_INPUT: LengthBoundedOperator = {
   maxInputLength: Infinity,
   match(input, captures) {
     if (captures !== null) {
-      captures[0] = input;
-      captures.length = 1;
+      captures.values[0] = input;
+      captures.count = 1;
     }
     return true;
   },
@@ -56,13 +56,13 @@ function regexOperator(regex: BoundedRegex): LengthBoundedOperator {
       if (found === null) return false;
       // Up to the last group that took part; one skipped before it is written empty (ModSecurity leaves its
       // old TX value in place, which no CRS rule relies on).
-      let length = 0;
+      let count = 0;
       for (let i = 0; i < captured; i++) {
         const value = found[groups[i]!];
-        captures[i] = value ?? '';
-        if (value !== undefined) length = i + 1;
+        captures.values[i] = value ?? '';
+        if (value !== undefined) count = i + 1;
       }
-      captures.length = length;
+      captures.count = count;
       return true;
     },
   };

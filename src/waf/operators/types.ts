@@ -7,13 +7,22 @@ export interface OperatorContext {
   readDataFile(name: string): string;
 }
 
+/**
+ * Where a capturing operator writes: `values[0]` the whole match, `values[1..9]` the groups, `count` how many
+ * it wrote (a count, not the array's length: setting an array's length is a V8 runtime call, once a match).
+ */
+export interface Captures {
+  readonly values: string[];
+  count: number;
+}
+
 export interface CompiledOperator {
   /**
    * Whether `input` (a byte string) matches. When `captures` is given, a matching operator that captures
-   * (`@rx` groups; `@detectSQLi` its fingerprint; `@pm` the matched phrase) writes index 0 = the whole
-   * match and 1..9 = groups, and sets `captures.length` to what it wrote.
+   * (`@rx` groups; `@detectSQLi` its fingerprint; `@pm` the matched phrase) writes them there; one that does
+   * not capture leaves it alone.
    */
-  match(input: string, captures: string[] | null): boolean;
+  match(input: string, captures: Captures | null): boolean;
   /**
    * Clauses of strings every matching input satisfies, holding a string of each (A–Z folded to a–z; see
    * ../prefilter.ts): the engine may skip the operator on an input that does not. Absent or null: none.

@@ -9,7 +9,7 @@ import { H5_CONTEXT, H5_TOKEN, Html5Tokenizer, type H5TokenType } from '../../..
 import { detectSqli, SQLI_FLAGS, SqliState, type SqliToken } from '../../../src/waf/libinjection/sqli.ts';
 import { detectXss } from '../../../src/waf/libinjection/xss.ts';
 import { detectSqliOperator, detectXssOperator } from '../../../src/waf/operators/libinjection.ts';
-import type { CompiledOperator } from '../../../src/waf/operators/types.ts';
+import type { Captures, CompiledOperator } from '../../../src/waf/operators/types.ts';
 import { type Corpus, DEFAULT_CORPUS_DIR, decodeFile, type Stage } from '../../conformance/ftw.ts';
 
 const UPSTREAM_TESTS = new URL('../../../third_party/libinjection/tests/', import.meta.url);
@@ -239,17 +239,17 @@ describe('operators', () => {
 
   it('@detectSQLi captures the fingerprint as TX.0 when asked to', () => {
     const op = compile(detectSqliOperator);
-    const captures = ['stale', 'stale'];
+    const captures: Captures = { values: ['stale', 'stale'], count: 2 };
     expect(op.match("1' or '1'='1", captures)).toBe(true);
-    expect(captures).toEqual(['s&sos']);
+    expect(captures.values.slice(0, captures.count)).toEqual(['s&sos']);
     expect(op.match('hello', null)).toBe(false);
   });
 
   it('@detectXSS captures the whole input as TX.0 when asked to, as ModSecurity does', () => {
     const op = compile(detectXssOperator);
-    const captures: string[] = [];
+    const captures: Captures = { values: [], count: 0 };
     expect(op.match('<script>', captures)).toBe(true);
-    expect(captures).toEqual(['<script>']);
+    expect(captures.values.slice(0, captures.count)).toEqual(['<script>']);
     expect(op.match('hello', captures)).toBe(false);
   });
 });
