@@ -55,9 +55,25 @@ function upperKey(s: string): string {
   return upper.length === s.length ? upper : '';
 }
 
+/**
+ * The table by its keys in lower case (they are ASCII with no lower-case letter): a word with no upper-case
+ * letter, as most words of benign text, is looked up as it is, without building its upper-case copy.
+ */
+const KEYWORDS_BY_LOWER: ReadonlyMap<string, SqliKeywordType> = new Map([...SQLI_KEYWORDS].map(([keyword, type]) => [keyword.toLowerCase(), type]));
+
 /** The keyword table's answer for `word` (libinjection's bsearch_keyword_type), '' for none. */
 function lookupWord(word: string): SqliKeywordType | '' {
-  return SQLI_KEYWORDS.get(upperKey(word)) ?? '';
+  const found = KEYWORDS_BY_LOWER.get(word);
+  if (found !== undefined) return found;
+  return hasUpperAscii(word) ? (SQLI_KEYWORDS.get(upperKey(word)) ?? '') : '';
+}
+
+function hasUpperAscii(word: string): boolean {
+  for (let i = 0; i < word.length; i++) {
+    const c = word.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) return true;
+  }
+  return false;
 }
 
 /** Byte sets for strspn/strcspn-style scans. C's strchr finds the terminating NUL, so NUL is in every set. */
