@@ -43,16 +43,12 @@ export class PhraseMatcher {
     this.size = this.#phrases.length;
     const dfa = buildDfa([...unique.keys()]);
     this.#classOf = dfa.classOf;
-    const { next, output, fail, order, stride } = dfa;
+    const { output, fail, order } = dfa;
     // A state with no phrase of its own reports its failure state's, which is the longest phrase ending there
     // because failure states are shorter (breadth-first order completes each failure state first).
     for (const state of order) if (output[state] === -1) output[state] = output[fail[state]!]!;
     // A state ending a phrase is encoded as that phrase: find() stops there, so it needs no row.
-    for (let i = 0; i < next.length; i++) {
-      const state = next[i]!;
-      next[i] = output[state]! >= 0 ? -(output[state]! + 1) : state * stride;
-    }
-    this.#transitions = next;
+    this.#transitions = rowTable(dfa, (state) => (output[state]! >= 0 ? -(output[state]! + 1) : null)).table;
   }
 
   /**
@@ -105,7 +101,7 @@ export class LiteralSets {
     });
     const phrases = [...members.keys()];
     const dfa = buildDfa(phrases);
-    const { next, output, fail, order, stride } = dfa;
+    const { output, fail, order, stride } = dfa;
     this.#classOf = dfa.classOf;
     // A state's sets: its own phrase's, and those of its failure chain (suffixes that are phrases too),
     // gathered in breadth-first order so that each failure state is done before the states that use it.
@@ -121,18 +117,20 @@ export class LiteralSets {
       ofState[state] = words;
     }
     const foundAt = new Int32Array(output.length).fill(-1);
+    let entries = 0;
+    ofState.forEach((words, state) => {
+      if (words === undefined) return;
+      foundAt[state] = entries;
+      entries += 2 + 2 * words.size;
+    });
+    const { table, rank } = rowTable(dfa, (state) => (foundAt[state]! >= 0 ? -(foundAt[state]! + 1) : null));
     const found: number[] = [];
     ofState.forEach((words, state) => {
       if (words === undefined) return;
-      foundAt[state] = found.length;
-      found.push(state * stride, words.size);
+      found.push(rank[state]! * stride, words.size);
       for (const [word, bits] of words) found.push(word, bits);
     });
-    for (let i = 0; i < next.length; i++) {
-      const state = next[i]!;
-      next[i] = foundAt[state]! >= 0 ? -(foundAt[state]! + 1) : state * stride;
-    }
-    this.#transitions = next;
+    this.#transitions = table;
     this.#found = Int32Array.from(found);
   }
 
@@ -153,6 +151,27 @@ export class LiteralSets {
       }
     }
   }
+}
+
+/**
+ * The search table of a DFA: per state a row of next rows (state × stride, so the search needs no multiply),
+ * or what `stop` encodes (a negative number) for a state the search stops at. Rows are in breadth-first order,
+ * not the trie's insertion order: text that matches nothing keeps the automaton in shallow states, whose rows
+ * then sit together at the start of the table, where they stay cached, instead of spread over all of it (the
+ * CRS's shared automaton is 8 MB). `rank` is each state's position in that order.
+ */
+function rowTable(dfa: Dfa, stop: (state: number) => number | null): { table: Int32Array; rank: Int32Array } {
+  const { next, order, stride } = dfa;
+  const rank = new Int32Array(order.length);
+  order.forEach((state, position) => (rank[state] = position));
+  const encoded = new Int32Array(order.length);
+  for (let state = 0; state < order.length; state++) encoded[state] = stop(state) ?? rank[state]! * stride;
+  const table = new Int32Array(next.length);
+  for (let state = 0; state < order.length; state++) {
+    const row = rank[state]! * stride;
+    for (let c = 0; c < stride; c++) table[row + c] = encoded[next[state * stride + c]!]!;
+  }
+  return { table, rank };
 }
 
 /** C-locale tolower over a byte string, as acmp applies it to phrases and input. */
