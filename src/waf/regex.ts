@@ -158,19 +158,20 @@ export class BoundedRegex {
     this.maxInputLength = parts.engine === 'linear' ? Infinity : BACKTRACKING_INPUT_LIMIT;
   }
 
-  exec(input: string): RegExpExecArray | null {
+  /** `checked`: the caller found every literal clause in `input` already (the rule engine's scan). */
+  exec(input: string, checked = false): RegExpExecArray | null {
     if (input.length > this.maxInputLength || input.length < this.#minLength) return null;
-    if (!this.#passes(input)) return null;
+    if (!checked && !this.#passes(input)) return null;
     const match = this.#pick(input).exec(input);
     return match === null ? null : this.#fixed(match, input);
   }
 
-  test(input: string): boolean {
+  test(input: string, checked = false): boolean {
     if (input.length > this.maxInputLength || input.length < this.#minLength) return false;
-    if (!this.#passes(input)) return false;
+    if (!checked && !this.#passes(input)) return false;
     const fix = this.#fix;
     // Only a match at the very end can be one PCRE refuses (see MatchFix): exec() then decides.
-    if (fix.lineStartLeads && input.charCodeAt(input.length - 1) === NEWLINE) return this.exec(input) !== null;
+    if (fix.lineStartLeads && input.charCodeAt(input.length - 1) === NEWLINE) return this.exec(input, true) !== null;
     return this.#pick(input).test(input);
   }
 

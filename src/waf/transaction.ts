@@ -94,6 +94,12 @@ function cacheStep(value: VarValue, key: number, text: string): void {
 /** #markGroup's marks of one group's values until it knows how many there are (one thread, no reentry). */
 const GROUP_MARKS: number[] = [];
 
+/** What a rule's marks say of an input: it lacks a clause, it holds them all, or it was not scanned. */
+const RULED_OUT = 0;
+const CHECKED = 1;
+const UNCHECKED = 2;
+type Screening = typeof RULED_OUT | typeof CHECKED | typeof UNCHECKED;
+
 /** The value's traits (./transforms/traits.ts), computed on first need and kept on the value. */
 function traitsOf(value: VarValue): number {
   if (value.traits === -1) value.traits = textTraits(value.value);
@@ -419,7 +425,7 @@ export class Transaction implements MacroScope {
     let matched = false;
     for (let i = 0; i < values.length; i++) {
       const input = inputs === undefined ? values[i]!.value : inputs[i]!;
-      if (this.#operatorMatches(rule.operator!, input, rule.capture)) {
+      if (this.#operatorMatches(rule.operator!, input, rule.capture, false)) {
         this.#onValueMatch(rule, values[i]!, input);
         matched = true;
       }
@@ -445,7 +451,7 @@ export class Transaction implements MacroScope {
       if (!clausesMarked(rule, this.#marks, this.#marks[group + 1 + i]!)) continue;
       const value = values[i]!;
       const input = rule.transforms.length === 0 ? value.value : this.#transform(rule, value);
-      if (this.#operatorMatches(rule.operator!, input, rule.capture)) {
+      if (this.#operatorMatches(rule.operator!, input, rule.capture, true)) {
         this.#onValueMatch(rule, value, input);
         matched = true;
       }
@@ -598,7 +604,7 @@ export class Transaction implements MacroScope {
   #inspect(rule: CompiledRule, value: VarValue): boolean {
     if (rule.multiMatch) return this.#inspectEach(rule, value);
     const input = rule.transforms.length === 0 ? value.value : this.#transform(rule, value);
-    if (!this.#mayMatch(rule, input) || !this.#operatorMatches(rule.operator!, input, rule.capture)) return false;
+    if (!this.#mayMatch(rule, input) || !this.#operatorMatches(rule.operator!, input, rule.capture, rule.literalCount > 0)) return false;
     this.#onValueMatch(rule, value, input);
     return true;
   }
@@ -622,7 +628,8 @@ export class Transaction implements MacroScope {
         if ((traits & rule.transformStepTriggers[i]!) !== 0) traits = -1;
         input = next;
       }
-      if (this.#mayMatchIfScanned(rule, i < 0 ? value : null, input) && this.#operatorMatches(rule.operator!, input, rule.capture)) {
+      const screened = this.#screenIfScanned(rule, i < 0 ? value : null, input);
+      if (screened !== RULED_OUT && this.#operatorMatches(rule.operator!, input, rule.capture, screened === CHECKED)) {
         this.#onValueMatch(rule, value, input);
         matched = true;
       }
@@ -632,14 +639,15 @@ export class Transaction implements MacroScope {
 
   /**
    * #mayMatch for the steps of a multiMatch chain: a text already scanned (the value itself, or a step other
-   * rules share) is judged by its mark, but a text no rule scanned yet goes to the operator, whose own
-   * prefilter holds just its clauses (@rx) or is the search itself (@pm): scanning a 2 KiB step for every
+   * rules share) is judged by its mark, but a text no rule scanned yet goes to the operator unchecked, whose
+   * own prefilter holds just its clauses (@rx) or is the search itself (@pm): scanning a 2 KiB step for every
    * rule's literals to decide one rule cost more than the operator.
    */
-  #mayMatchIfScanned(rule: CompiledRule, value: VarValue | null, input: string): boolean {
-    if (rule.literalCount === 0) return true;
+  #screenIfScanned(rule: CompiledRule, value: VarValue | null, input: string): Screening {
+    if (rule.literalCount === 0) return UNCHECKED;
     const mark = value !== null && value.mark !== -1 ? value.mark : this.#markedTexts?.get(input);
-    return mark === undefined || clausesMarked(rule, this.#marks, mark);
+    if (mark === undefined) return UNCHECKED;
+    return clausesMarked(rule, this.#marks, mark) ? CHECKED : RULED_OUT;
   }
 
   /**
@@ -694,8 +702,12 @@ export class Transaction implements MacroScope {
     return output;
   }
 
-  /** The operator on one input, within the budget (an exhausted budget reads as no match; the phase stops). */
-  #operatorMatches(operator: RuleOperator, input: string, capture: boolean): boolean {
+  /**
+   * The operator on one input, within the budget (an exhausted budget reads as no match; the phase stops).
+   * `checked`: the input holds every literal clause of the operator (the rule's marks say so), which the
+   * operator need not search for again.
+   */
+  #operatorMatches(operator: RuleOperator, input: string, capture: boolean, checked: boolean): boolean {
     const compiled = operator.compiled ?? operator.dynamic!.build(expandMacro(operator.dynamic!.argument, this));
     if (compiled === null) return false;
     if (input.length > operator.maxInputLength) {
@@ -703,10 +715,10 @@ export class Transaction implements MacroScope {
       return false;
     }
     if (!this.#spend(evaluationCost(input))) return false;
-    if (!capture) return compiled.match(input, null) !== operator.negated;
+    if (!capture) return (checked && compiled.matchChecked !== undefined ? compiled.matchChecked(input, null) : compiled.match(input, null)) !== operator.negated;
     const captures = this.#captures;
     captures.count = 0;
-    const found = compiled.match(input, captures);
+    const found = checked && compiled.matchChecked !== undefined ? compiled.matchChecked(input, captures) : compiled.match(input, captures);
     if (found && !operator.negated) {
       // TX:0 … TX:9, as ModSecurity's capture stores them on each match.
       const tx = this.#store(TX);

@@ -1,7 +1,7 @@
 // @rx: a PCRE match, translated and bounded by ../regex.ts. With `capture`, TX.0 is the whole match and
 // TX.1–TX.9 the groups, as libmodsecurity stores them (src/operators/rx.cc).
 import { type BoundedRegex, compilePcre, type PcreFlags } from '../regex.ts';
-import type { CompiledOperator, OperatorFactory } from './types.ts';
+import type { Captures, CompiledOperator, OperatorFactory } from './types.ts';
 
 /** How libmodsecurity compiles @rx (src/utils/regex.cc): PCRE_DOTALL | PCRE_MULTILINE, case-sensitive. */
 export const RX_FLAGS: Readonly<PcreFlags> = Object.freeze({ dotAll: true, multiline: true });
@@ -47,23 +47,25 @@ export const rxOperator: OperatorFactory = (argument) => {
 function regexOperator(regex: BoundedRegex): LengthBoundedOperator {
   const groups = regex.groups;
   const captured = Math.min(groups.length, MAX_CAPTURES);
+  const match = (input: string, captures: Captures | null, checked: boolean): boolean => {
+    if (captures === null) return regex.test(input, checked);
+    const found = regex.exec(input, checked);
+    if (found === null) return false;
+    // Up to the last group that took part; one skipped before it is written empty (ModSecurity leaves its
+    // old TX value in place, which no CRS rule relies on).
+    let count = 0;
+    for (let i = 0; i < captured; i++) {
+      const value = found[groups[i]!];
+      captures.values[i] = value ?? '';
+      if (value !== undefined) count = i + 1;
+    }
+    captures.count = count;
+    return true;
+  };
   return {
     maxInputLength: regex.maxInputLength,
     literals: regex.literals,
-    match(input, captures) {
-      if (captures === null) return regex.test(input);
-      const found = regex.exec(input);
-      if (found === null) return false;
-      // Up to the last group that took part; one skipped before it is written empty (ModSecurity leaves its
-      // old TX value in place, which no CRS rule relies on).
-      let count = 0;
-      for (let i = 0; i < captured; i++) {
-        const value = found[groups[i]!];
-        captures.values[i] = value ?? '';
-        if (value !== undefined) count = i + 1;
-      }
-      captures.count = count;
-      return true;
-    },
+    match: (input, captures) => match(input, captures, false),
+    matchChecked: (input, captures) => match(input, captures, true),
   };
 }

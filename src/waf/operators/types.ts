@@ -24,6 +24,11 @@ export interface CompiledOperator {
    */
   match(input: string, captures: Captures | null): boolean;
   /**
+   * `match` for an input the engine found to hold a string of every clause of `literals` (its own literal scan,
+   * ../transaction.ts): an operator that would search for them first skips that. Absent: `match` does as well.
+   */
+  matchChecked?(input: string, captures: Captures | null): boolean;
+  /**
    * Clauses of strings every matching input satisfies, holding a string of each (A–Z folded to a–z; see
    * ../prefilter.ts): the engine may skip the operator on an input that does not. Absent or null: none.
    */

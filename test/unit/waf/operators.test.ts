@@ -266,6 +266,13 @@ describe('operators', () => {
         expect(operator.match(input, captures), label).toBe(matches);
         if (CAPTURING.has(name) && matches) expect(captures.values.slice(0, captures.count), label).toEqual(written ?? []);
         if (!CAPTURING.has(name) && name !== 'detectSQLi' && name !== 'detectXSS') expect(captures, label).toEqual({ values: [], count: 0 });
+        // On an input holding every literal clause, as the engine calls it, matchChecked answers as match does.
+        const holdsClauses = (operator.literals ?? []).every((clause) => clause.some((literal) => input.toLowerCase().includes(literal)));
+        if (operator.matchChecked !== undefined && holdsClauses) {
+          const checked: Captures = { values: [], count: 0 };
+          expect(operator.matchChecked(input, checked), `${label} (checked)`).toBe(matches);
+          expect(checked.values.slice(0, checked.count), `${label} (checked)`).toEqual(captures.values.slice(0, captures.count));
+        }
       }
     });
   }
