@@ -207,6 +207,9 @@ const CASES: Record<string, readonly Row[]> = {
     ['', 'a%2fb%2F', false],
     ['', '100%', true],
     ['', '%41%', true],
+    ['', '%%41', true],
+    ['', 'a=%41%42&b=%2', true],
+    ['', 'a=%41%42&b=c', false],
   ],
   validateUtf8Encoding: [
     ['', '', false],
