@@ -58,6 +58,11 @@ class Knowledge implements MacroScope {
     this.#mayBeFull = mayBeFull;
   }
 
+  /** Every member unknown. */
+  static nothing(): Knowledge {
+    return new Knowledge(new Map(), [''], true);
+  }
+
   copy(): Knowledge {
     return new Knowledge(new Map(this.#slots), [...this.#unknownPrefixes], this.#mayBeFull);
   }
@@ -192,7 +197,8 @@ function foldPhase(
     // allow:phase ends this phase; the next one begins from there (allow:request and allow skip it).
     if (rule.disruptive.kind === 'allow' && rule.disruptive.scope === 'phase') phaseExits = phaseExits === undefined ? after : phaseExits.meet(after);
   }
-  const end = known[n] ?? new Knowledge();
+  // Every path reaches the end or an exit; were none to, nothing would be known there.
+  const end = known[n] ?? Knowledge.nothing();
   return { rules: emit(rules, outcomes, landings), next: phaseExits === undefined ? end : end.meet(phaseExits) };
 }
 
