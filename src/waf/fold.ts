@@ -52,7 +52,11 @@ class Knowledge implements MacroScope {
   /** Set when a macro read an unknown member (#expand). */
   #readUnknown = false;
 
-  constructor(slots = new Map<string, Member | null | typeof UNKNOWN>([[PCRE_LIMIT_SLOT, UNKNOWN]]), prefixes: string[] = [], mayBeFull = false) {
+  constructor(
+    slots = new Map<string, Member | null | typeof UNKNOWN>([[PCRE_LIMIT_SLOT, UNKNOWN]]),
+    prefixes: string[] = [],
+    mayBeFull = false,
+  ) {
     this.#slots = slots;
     this.#unknownPrefixes = prefixes;
     this.#mayBeFull = mayBeFull;
@@ -94,12 +98,12 @@ class Knowledge implements MacroScope {
 
   /** What holds on both paths. */
   meet(other: Knowledge): Knowledge {
-    const met = new Knowledge(new Map(), [...new Set([...this.#unknownPrefixes, ...other.#unknownPrefixes])], this.#mayBeFull || other.#mayBeFull);
+    const prefixes = [...new Set([...this.#unknownPrefixes, ...other.#unknownPrefixes])];
+    const met = new Knowledge(new Map(), prefixes, this.#mayBeFull || other.#mayBeFull);
     for (const slot of new Set([...this.#slots.keys(), ...other.#slots.keys()])) {
       const mine = this.read(slot);
       const theirs = other.read(slot);
-      const same = mine !== undefined && theirs !== undefined && (mine === theirs || (mine !== null && theirs !== null && mine.key === theirs.key && mine.value === theirs.value));
-      met.#slots.set(slot, same ? mine : UNKNOWN);
+      met.#slots.set(slot, mine !== undefined && theirs !== undefined && sameMember(mine, theirs) ? mine : UNKNOWN);
     }
     return met;
   }
@@ -119,6 +123,10 @@ class Knowledge implements MacroScope {
     if (member === undefined) this.#readUnknown = true;
     return member?.value ?? '';
   }
+}
+
+function sameMember(a: Member | null, b: Member | null): boolean {
+  return a === b || (a !== null && b !== null && a.key === b.key && a.value === b.value);
 }
 
 /** A folded rule's outcome: the setvars it ran (as constants) and where evaluation goes on. */
@@ -195,7 +203,9 @@ function foldPhase(
     const target = jumpOf(rule, i, n);
     if (target !== null) reach(target, after, i);
     // allow:phase ends this phase; the next one begins from there (allow:request and allow skip it).
-    if (rule.disruptive.kind === 'allow' && rule.disruptive.scope === 'phase') phaseExits = phaseExits === undefined ? after : phaseExits.meet(after);
+    if (rule.disruptive.kind === 'allow' && rule.disruptive.scope === 'phase') {
+      phaseExits = phaseExits === undefined ? after : phaseExits.meet(after);
+    }
   }
   // Every path reaches the end or an exit; were none to, nothing would be known there.
   const end = known[n] ?? Knowledge.nothing();
@@ -324,7 +334,11 @@ function runTimeRemovals(lists: readonly (readonly CompiledRule[])[]): Removals 
  * The phase's list after folding: kept rules as they were (their jumps re-aimed), folded writes batched into
  * SecActions between landings, folded jumps as SecActions that jump.
  */
-function emit(rules: readonly CompiledRule[], outcomes: readonly (Folded | null | undefined)[], landings: readonly boolean[]): CompiledRule[] {
+function emit(
+  rules: readonly CompiledRule[],
+  outcomes: readonly (Folded | null | undefined)[],
+  landings: readonly boolean[],
+): CompiledRule[] {
   const n = rules.length;
   const out: CompiledRule[] = [];
   /** Per position, where its rules begin in `out` (read only for landings, where no batch is pending). */

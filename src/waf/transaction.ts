@@ -75,7 +75,10 @@ function clausesMarked(rule: CompiledRule, marks: Uint32Array, at: number): bool
   return true;
 }
 
-/** Words of #marks a transaction starts with when it first needs one (bench/waf's GET takes 1,300, its POST 3,000); doubled as needed. */
+/**
+ * Words of #marks a transaction starts with when it first needs one (bench/waf's GET takes 1,300, its POST
+ * 3,000); doubled as needed.
+ */
 const FIRST_MARK_WORDS = 2048;
 
 /** The value after transformation chain `key` (VarValue.transformed), when a rule computed it already. */
