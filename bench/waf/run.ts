@@ -15,7 +15,8 @@
 //                      crs_path = "/usr/share/modsecurity-crs", fail_open = false
 //
 // Two workloads (--only get,post): a benign GET /?a=1&b=hello&c=world&d=42 and a benign POST of a 2 KiB
-// urlencoded form of 20 fields, both with a browser's headers (workloads.ts). Every answer must be 200: a WAF
+// urlencoded form of 20 fields, both with a browser's headers (workloads.ts). A full run measures each proxy on
+// each workload in three interleaved rounds and pools them (measureAll); --quick, one. Every answer must be 200: a WAF
 // false positive (403) fails the run loudly. Once per proxy, an attack GET (?q=1' or '1'='1) must get 403 from
 // both WAFs. Prints the table with the ratios the issue judges (SecBeat+WAF ≥ 10× ModSecurity's requests per
 // CPU-second, ≥ 0.5× SecBeat without WAF) and, last, the whole result as one JSON line prefixed "RESULT ".
