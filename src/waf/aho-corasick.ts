@@ -18,7 +18,8 @@
 // LiteralSets is the same automaton with many answers: each phrase belongs to one or more numbered sets (the
 // required literal clauses of every rule, ./prefilter.ts, and the phrase lists of @pm), and one pass over an
 // input marks every set one of whose phrases occurs, as bits. A transaction runs it once per distinct text
-// instead of once per rule (./transaction.ts).
+// instead of once per rule (./transaction.ts). Its table holds state numbers, 16 bits each when they fit, and
+// costs a multiply per byte for half the memory.
 
 /** The byte → class map for bytes the phrases never use. */
 const OTHER_CLASS = 0;
