@@ -718,11 +718,10 @@ export class Transaction implements MacroScope {
       return false;
     }
     if (!this.#spend(evaluationCost(input))) return false;
-    if (!capture) return (checked && compiled.matchChecked !== undefined ? compiled.matchChecked(input, null) : compiled.match(input, null)) !== operator.negated;
-    const captures = this.#captures;
-    captures.count = 0;
+    const captures = capture ? this.#captures : null;
+    if (captures !== null) captures.count = 0;
     const found = checked && compiled.matchChecked !== undefined ? compiled.matchChecked(input, captures) : compiled.match(input, captures);
-    if (found && !operator.negated) {
+    if (captures !== null && found && !operator.negated) {
       // TX:0 … TX:9, as ModSecurity's capture stores them on each match.
       const tx = this.#store(TX);
       for (let i = 0; i < captures.count; i++) tx.set(CAPTURE_KEYS[i]!, makeValue('TX', CAPTURE_KEYS[i]!, captures.values[i]!, CAPTURE_KEYS[i]!));
