@@ -2,15 +2,13 @@
 // rule and searched per value with no allocation. Like ModSecurity's acmp (src/utils/acmp.cc), it compares
 // case-insensitively by lowering A–Z on both sides (C-locale tolower: bytes above 0x7f are left alone).
 //
-// The automaton is a complete DFA in one Int32Array: every state has a transition for every byte class, so the
-// search loop is one dependent array read per input byte. Bytes are first mapped to classes — one class per
-// distinct (lowered) byte the phrases use, class 0 for all others, which always leads back to the start — so
-// a row is as wide as the phrases' alphabet, not 256. An entry holds the next state's row offset (state ×
-// row width, saving a multiply per byte), or −(phrase + 1) when the next state ends a phrase: the search stops
-// at the first one, so such states need no row of their own to be read. CRS's largest data file,
-// lfi-os-files.data (1 090 distinct phrases, 31 KiB), gives 12 948 states over 47 classes: 2.4 MB, built in
-// about 50 ms; a 200-byte benign value is searched in 0.8–1 µs on the shared 2-core test machine, where a bare
-// charCodeAt loop over it takes 0.6 µs.
+// The automaton is a complete DFA in one typed array (stateTable): every state has a transition for every byte
+// class, so the search loop is one dependent array read per input byte. Bytes are first mapped to classes — one
+// class per distinct (lowered) byte the phrases use, class 0 for all others, which always leads back to the
+// start — so a row is as wide as the phrases' alphabet, not 256. An entry holds the next state's number, with a
+// flag bit when that state ends a phrase: the search stops at the first one. CRS's largest data file,
+// lfi-os-files.data (1 090 distinct phrases, 31 KiB), gives 12 948 states over 47 classes: 1.2 MB at 16 bits an
+// entry, built in about 50 ms.
 //
 // Unlike acmp, which computes fail links one level deep and so can miss a phrase that is a suffix of another
 // phrase's prefix, this is the textbook automaton: it finds a phrase whenever the input contains one.
@@ -18,8 +16,7 @@
 // LiteralSets is the same automaton with many answers: each phrase belongs to one or more numbered sets (the
 // required literal clauses of every rule, ./prefilter.ts, and the phrase lists of @pm), and one pass over an
 // input marks every set one of whose phrases occurs, as bits. A transaction runs it once per distinct text
-// instead of once per rule (./transaction.ts). Its table holds state numbers, 16 bits each when they fit, and
-// costs a multiply per byte for half the memory.
+// instead of once per rule (./transaction.ts).
 
 /** The byte → class map for bytes the phrases never use. */
 const OTHER_CLASS = 0;
@@ -29,8 +26,10 @@ export class PhraseMatcher {
   readonly size: number;
   /** Class of each byte value (A–Z share the class of a–z). */
   readonly #classOf: Uint8Array;
-  /** transitions[row + class]: the next state's row, or −(phrase index + 1); the start state's row is 0. */
-  readonly #transitions: Int32Array;
+  /** The search table (stateTable): a state ending a phrase is found, and find() stops there. */
+  readonly #table: StateTable;
+  /** Per found state (by number): the phrase it ends, in #phrases. */
+  readonly #phraseOf: Int32Array;
   readonly #phrases: readonly string[];
 
   /** `phrases` as written (byte strings); empty ones are ignored, as acmp ignores them. */
@@ -48,8 +47,9 @@ export class PhraseMatcher {
     // A state with no phrase of its own reports its failure state's, which is the longest phrase ending there
     // because failure states are shorter (breadth-first order completes each failure state first).
     for (const state of order) if (output[state] === -1) output[state] = output[fail[state]!]!;
-    // A state ending a phrase is encoded as that phrase: find() stops there, so it needs no row.
-    this.#transitions = rowTable(dfa, (state) => (output[state]! >= 0 ? -(output[state]! + 1) : null)).table;
+    this.#table = stateTable(dfa, (state) => output[state]! >= 0);
+    this.#phraseOf = new Int32Array(order.length);
+    for (const state of order) this.#phraseOf[this.#table.rank[state]!] = output[state]!;
   }
 
   /**
@@ -57,13 +57,13 @@ export class PhraseMatcher {
    * null when no phrase occurs.
    */
   find(input: string): string | null {
-    const transitions = this.#transitions;
+    const { next, stride, foundBit } = this.#table;
     const classOf = this.#classOf;
-    let row = 0;
+    let state = 0;
     for (let i = 0; i < input.length; i++) {
       const code = input.charCodeAt(i);
-      row = transitions[row + (code < 256 ? classOf[code]! : OTHER_CLASS)]!;
-      if (row < 0) return this.#phrases[-row - 1]!;
+      state = next[state * stride + (code < 256 ? classOf[code]! : OTHER_CLASS)]!;
+      if (state >= foundBit) return this.#phrases[this.#phraseOf[state - foundBit]!]!;
     }
     return null;
   }
@@ -75,15 +75,9 @@ export class LiteralSets {
   readonly sets: number;
   readonly words: number;
   readonly #classOf: Uint8Array;
-  readonly #stride: number;
-  /**
-   * table[state × stride + class]: the next state (states numbered in breadth-first order, see rowTable), plus
-   * #foundBit when that state ends some phrase. 16 bits an entry when the states fit in 15 (the CRS's 25,500
-   * do): half the memory, so the rows that benign text visits stay in a core's cache next to the proxy's own.
-   */
-  readonly #table: Uint16Array | Uint32Array;
-  readonly #foundBit: number;
-  /** Per state ending a phrase: where its entry in #found starts. */
+  /** The search table (stateTable): a state ending a phrase of some set is found. */
+  readonly #table: StateTable;
+  /** Per found state (by number): where its entry in #found starts. */
   readonly #entryOf: Int32Array;
   /**
    * Per state ending a phrase: the number of words its sets touch, then (word, bits) pairs. Sparse, because one
@@ -107,9 +101,8 @@ export class LiteralSets {
     });
     const phrases = [...members.keys()];
     const dfa = buildDfa(phrases);
-    const { next, output, fail, order, stride } = dfa;
+    const { output, fail, order } = dfa;
     this.#classOf = dfa.classOf;
-    this.#stride = stride;
     // A state's sets: its own phrase's, and those of its failure chain (suffixes that are phrases too),
     // gathered in breadth-first order so that each failure state is done before the states that use it.
     const ofState: (Map<number, number> | undefined)[] = [];
@@ -123,41 +116,28 @@ export class LiteralSets {
       }
       ofState[state] = words;
     }
-    const rank = breadthFirstRank(order);
-    const small = order.length <= SMALL_FOUND_BIT;
-    this.#foundBit = small ? SMALL_FOUND_BIT : LARGE_FOUND_BIT;
+    this.#table = stateTable(dfa, (state) => ofState[state] !== undefined);
     this.#entryOf = new Int32Array(order.length).fill(-1);
     const found: number[] = [];
     ofState.forEach((words, state) => {
       if (words === undefined) return;
-      this.#entryOf[rank[state]!] = found.length;
+      this.#entryOf[this.#table.rank[state]!] = found.length;
       found.push(words.size);
       for (const [word, bits] of words) found.push(word, bits);
     });
     this.#found = Int32Array.from(found);
-    const table = small ? new Uint16Array(next.length) : new Uint32Array(next.length);
-    for (let state = 0; state < order.length; state++) {
-      const row = rank[state]! * stride;
-      for (let c = 0; c < stride; c++) {
-        const target = next[state * stride + c]!;
-        table[row + c] = rank[target]! + (ofState[target] === undefined ? 0 : this.#foundBit);
-      }
-    }
-    this.#table = table;
   }
 
   /** ORs into `marks[at … at + words)` the bits of the sets one of whose phrases occurs in `input`. */
   scan(input: string, marks: Uint32Array, at: number): void {
-    const table = this.#table;
+    const { next, stride, foundBit } = this.#table;
     const classOf = this.#classOf;
-    const stride = this.#stride;
-    const foundBit = this.#foundBit;
     const entryOf = this.#entryOf;
     const found = this.#found;
     let state = 0;
     for (let i = 0; i < input.length; i++) {
       const code = input.charCodeAt(i);
-      state = table[state * stride + (code < 256 ? classOf[code]! : OTHER_CLASS)]!;
+      state = next[state * stride + (code < 256 ? classOf[code]! : OTHER_CLASS)]!;
       if (state >= foundBit) {
         state -= foundBit;
         const entry = entryOf[state]!;
@@ -169,35 +149,39 @@ export class LiteralSets {
 }
 
 /**
- * The search table of a DFA: per state a row of next rows (state × stride, so the search needs no multiply),
- * or what `stop` encodes (a negative number) for a state the search stops at. Rows are in breadth-first order,
- * not the trie's insertion order: text that matches nothing keeps the automaton in shallow states, whose rows
- * then sit together at the start of the table, where they stay cached, instead of spread over all of it (the
- * automaton of lfi-os-files.data is 2.4 MB). `rank` is each state's position in that order.
+ * A DFA's search table: next[state × stride + class] is the next state, plus foundBit when `found` says the
+ * search has something to report there. States are numbered in breadth-first order, not the trie's insertion
+ * order: text that matches nothing keeps the automaton in shallow states, whose rows then sit together at the
+ * start of the table, where they stay cached, instead of spread over all of it. Entries take 16 bits when the
+ * states fit in 15 (the CRS's shared automaton, 25,500 states: 4 MB instead of 8), else 32; a multiply per
+ * byte buys that half.
  */
-function rowTable(dfa: Dfa, stop: (state: number) => number | null): { table: Int32Array; rank: Int32Array } {
-  const { next, order, stride } = dfa;
-  const rank = breadthFirstRank(order);
-  const encoded = new Int32Array(order.length);
-  for (let state = 0; state < order.length; state++) encoded[state] = stop(state) ?? rank[state]! * stride;
-  const table = new Int32Array(next.length);
-  for (let state = 0; state < order.length; state++) {
-    const row = rank[state]! * stride;
-    for (let c = 0; c < stride; c++) table[row + c] = encoded[next[state * stride + c]!]!;
-  }
-  return { table, rank };
+interface StateTable {
+  readonly next: Uint16Array | Uint32Array;
+  readonly stride: number;
+  readonly foundBit: number;
+  /** Each state's number in `next`, by its number in the DFA. */
+  readonly rank: Int32Array;
 }
 
-/** Each state's position in breadth-first order (`order` lists the states in it). */
-function breadthFirstRank(order: Int32Array): Int32Array {
-  const rank = new Int32Array(order.length);
-  order.forEach((state, position) => (rank[state] = position));
-  return rank;
-}
-
-/** LiteralSets' found bit: 16-bit entries hold states below it, 32-bit ones any. */
 const SMALL_FOUND_BIT = 0x8000;
 const LARGE_FOUND_BIT = 0x80000000;
+
+function stateTable(dfa: Dfa, found: (state: number) => boolean): StateTable {
+  const { next, order, stride } = dfa;
+  const rank = new Int32Array(order.length);
+  order.forEach((state, position) => (rank[state] = position));
+  const foundBit = order.length <= SMALL_FOUND_BIT ? SMALL_FOUND_BIT : LARGE_FOUND_BIT;
+  const table = foundBit === SMALL_FOUND_BIT ? new Uint16Array(next.length) : new Uint32Array(next.length);
+  for (let state = 0; state < order.length; state++) {
+    const row = rank[state]! * stride;
+    for (let c = 0; c < stride; c++) {
+      const target = next[state * stride + c]!;
+      table[row + c] = rank[target]! + (found(target) ? foundBit : 0);
+    }
+  }
+  return { next: table, stride, foundBit, rank };
+}
 
 /** C-locale tolower over a byte string, as acmp applies it to phrases and input. */
 function lowerAscii(text: string): string {
