@@ -94,9 +94,6 @@ function cacheStep(value: VarValue, key: number, text: string): void {
   else value.transformed.push(key, text);
 }
 
-/** #markGroup's marks of one group's values until it knows how many there are (one thread, no reentry). */
-const GROUP_MARKS: number[] = [];
-
 /** What a rule's marks say of an input: it lacks a clause, it holds them all, or it was not scanned. */
 const RULED_OUT = 0;
 const CHECKED = 1;
@@ -466,34 +463,32 @@ export class Transaction implements MacroScope {
    * The marks of a literal group's values (#groupMarks), each from the text its chain makes of it: the value
    * itself when the chain can change it only in case (./transforms/traits.ts), else the chain's result. The
    * group is kept in #marks, where it starts (-1 when the budget ran out): the offset of the words holding the
-   * union (as if from word 0), then each value's mark, so that a request allocates no array per group. The
-   * values are walked as #selection walks them, without the selection: most groups' union rules every rule out.
+   * union (as if from word 0), then each value's mark in #selection's order, so that a request allocates no
+   * array per group. The selection is the one every group of the same targets walks (CRS gives a few target
+   * lists many transformation chains), built once rather than its key tests run again per group.
    */
   #markGroup(rule: CompiledRule): number {
     const { first, words } = this.#ruleSet.literals.groups[rule.literalGroup]!;
+    const values = this.#selection(rule);
     const base = this.#allocate(words);
     const union = base - first;
-    let count = 0;
-    for (const target of rule.targets) {
-      for (const value of this.#values(target.variable)) {
-        if (!this.#selects(target, value)) continue;
-        let mark: number;
-        if ((traitsOf(value) & rule.transformTriggers) === 0) {
-          mark = value.mark === -1 ? this.#markOf(value.value) : value.mark;
-          value.mark = mark;
-        } else {
-          mark = this.#markOf(this.#transform(rule, value));
-        }
-        if (mark === -1) return -1;
-        GROUP_MARKS[count++] = mark;
-        const marks = this.#marks;
-        for (let w = first; w < first + words; w++) marks[union + w]! |= marks[mark + w]!;
+    const group = this.#allocate(1 + values.length);
+    this.#marks[group] = base;
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i]!;
+      let mark: number;
+      if ((traitsOf(value) & rule.transformTriggers) === 0) {
+        mark = value.mark === -1 ? this.#markOf(value.value) : value.mark;
+        value.mark = mark;
+      } else {
+        mark = this.#markOf(this.#transform(rule, value));
       }
+      if (mark === -1) return -1;
+      // Read after #markOf, which may have grown #marks into a new array.
+      const marks = this.#marks;
+      marks[group + 1 + i] = mark;
+      for (let w = first; w < first + words; w++) marks[union + w]! |= marks[mark + w]!;
     }
-    const group = this.#allocate(1 + count);
-    const marks = this.#marks;
-    marks[group] = base;
-    for (let i = 0; i < count; i++) marks[group + 1 + i] = GROUP_MARKS[i]!;
     this.#groupMarks[rule.literalGroup] = group;
     return group;
   }
