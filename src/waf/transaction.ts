@@ -536,12 +536,19 @@ export class Transaction implements MacroScope {
   #selection(rule: CompiledRule): readonly VarValue[] {
     let values = this.#selections[rule.selection];
     if (values === undefined) {
-      const selected: VarValue[] = [];
-      for (const target of rule.targets) {
-        for (const value of this.#values(target.variable)) if (this.#selects(target, value)) selected.push(value);
+      const { targets } = rule;
+      const only = targets[0]!;
+      if (targets.length === 1 && only.key === null && only.exclusions.length === 0) {
+        // A whole variable: its values as they are, not a copy.
+        values = this.#values(only.variable);
+      } else {
+        const selected: VarValue[] = [];
+        for (const target of targets) {
+          for (const value of this.#values(target.variable)) if (this.#selects(target, value)) selected.push(value);
+        }
+        values = selected;
       }
-      this.#selections[rule.selection] = selected;
-      values = selected;
+      this.#selections[rule.selection] = values;
     }
     return values;
   }
