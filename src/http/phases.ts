@@ -1,6 +1,8 @@
 // The phases an L7 request goes through, in order, as plain function calls on one thread (src/http/proxy.ts).
 // Guards, the rate limiter and the WAF plug in at a phase; each either lets the request continue
-// or ends it with a response (an outcome, not an error).
+// or ends it with a response (an outcome, not an error). The WAF inspects a request once it is whole (its
+// request_headers and request_body phases together), for all requests of an event-loop turn back to back
+// (./inspection-turn.ts).
 //
 //   accept ─▶ tls ─▶ request_headers ─▶ request_body ─▶ upstream ─▶ response
 //   (conn caps,  (SNI →   (route, client    (size limit,    (origin pick,  (headers and

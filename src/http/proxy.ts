@@ -1,10 +1,10 @@
 // L7 mode's data plane: one L7Proxy per worker thread, with a plain HTTP/1.1 listener and a TLS listener
 // (ALPN h2 and http/1.1, certificate by SNI from the CertificateStore), both bound with reusePort so the
 // kernel spreads connections over threads and a request never changes thread. Each request runs the phases
-// of ./phases.ts as plain calls: route by host (./routes.ts), client identity (./client-ip.ts), limits,
-// then a dispatch to an origin's keep-alive pool (./upstream.ts, ./origin-pool.ts) whose handler writes the
-// response straight into the client's response object: no stream pipeline and no per-chunk promise, since CPU
-// per request is the limit.
+// of ./phases.ts as plain calls: route by host (./routes.ts), client identity (./client-ip.ts), limits, the
+// WAF (in the thread's inspection turn, ./inspection-turn.ts), then a dispatch to an origin's keep-alive pool
+// (./upstream.ts, ./origin-pool.ts) whose handler writes the response straight into the client's response
+// object: no stream pipeline and no per-chunk promise, since CPU per request is the limit.
 import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerOptions, type ServerResponse } from 'node:http';
 import {
@@ -29,7 +29,8 @@ import { RequestTally } from '../telemetry/request-tally.ts';
 import type { CertificateStore } from '../tls/cert-store.ts';
 import { clientIp } from './client-ip.ts';
 import { L7_ERRORS, type L7ErrorStatus } from './phases.ts';
-import type { WafGate, WafVerdict } from './waf-gate.ts';
+import { InspectionTurn } from './inspection-turn.ts';
+import type { WafCheck, WafGate, WafVerdict } from './waf-gate.ts';
 import type { RateCounter } from '../ratelimit/shared-counters.ts';
 import type { Route, RouteTable } from './routes.ts';
 import { OriginError, type OriginCall, type OriginHandler, type OriginRequest } from './origin-pool.ts';
@@ -181,6 +182,8 @@ export class L7Proxy implements DataPlane {
   #flushed: Totals = { bytesIn: 0, bytesOut: 0, handshakesOk: 0, handshakesFailed: 0, cacheHits: 0, cacheMisses: 0, cacheEvictions: 0 };
   #unhookCollect: () => void = ignore;
   readonly #tally: RequestTally;
+  /** WAF phases of the requests parsed in one event-loop turn, run back to back (./inspection-turn.ts). */
+  readonly #inspections = new InspectionTurn();
 
   constructor(options: L7ProxyOptions) {
     this.#o = options;
@@ -514,8 +517,6 @@ export class L7Proxy implements DataPlane {
     const client = clientIp(peer, req.headers['x-forwarded-for'], this.#o.trustedProxies).address;
     if (this.#o.rateLimit !== null && this.#rateLimited(res, client, route, startedAt, !('stream' in req))) return;
     const waf = this.#o.waf?.begin(req, route.waf, authority ?? '', client) ?? null;
-    const early = waf?.headers() ?? null;
-    if (early !== null) return this.#wafRefuse(res, early, startedAt);
     const tls = 'encrypted' in req.socket && req.socket.encrypted === true;
     const headers = upstreamHeaders(req, authority ?? '', peer, client, tls, this.#o.trustedProxies.containsText(peer));
     const method = req.method ?? 'GET';
@@ -523,17 +524,50 @@ export class L7Proxy implements DataPlane {
     const hasBody =
       contentLength !== undefined ? contentLength !== '0' : 'stream' in req ? !req.stream.endAfterHeaders : req.headers['transfer-encoding'] !== undefined;
     const guard = 'stream' in req ? (this.#sessions.get(req.stream.session as ServerHttp2Session) ?? null) : null;
-    if (!hasBody) {
-      const late = waf?.body(null, false) ?? null;
-      if (late !== null) return this.#wafRefuse(res, late, startedAt);
-    }
+    // Made before the WAF runs: it watches for the client leaving while the request waits for its turn.
     const exchange = new Exchange(this, req, res, this.#originsOf(route), req.url ?? '/', method, headers, startedAt, guard);
-    if (!hasBody) return this.#send(exchange);
+    if (hasBody) return this.#requestBody(exchange, contentLength, waf);
+    if (waf === null) return this.#send(exchange);
+    this.#inspect(exchange, waf, null, false);
+  }
+
+  /**
+   * The WAF's phases request_headers and request_body on a request read whole (its body, or as much of it as
+   * the WAF inspects), in the thread's inspection turn (./inspection-turn.ts); then upstream, or the WAF's
+   * answer. Both phases run together once the body is in, so that a transaction lives for one turn, not while
+   * a body arrives: a request its headers refuse has its body read first (no more than the WAF would read).
+   */
+  #inspect(exchange: Exchange, waf: WafCheck, body: Buffer | null, partial: boolean): void {
+    let verdict: WafVerdict | null = null;
+    this.#inspections.add({
+      inspect: () => {
+        verdict = waf.headers() ?? waf.body(body, partial);
+      },
+      proceed: () => {
+        if (exchange.stopped) return;
+        if (verdict === null) return this.#send(exchange);
+        exchange.abort();
+        this.bodyEnded(exchange);
+        // The rest of a body read in part is read and dropped, so the client sees the answer (closing on
+        // unread bytes would reset the connection under it); Node's request_timeout_ms bounds how long.
+        if (partial) exchange.req.resume();
+        this.#wafRefuse(exchange.res, verdict, exchange.startedAt);
+      },
+      failed: (err) => this.#handlerFailed(exchange, err),
+    });
+  }
+
+  /**
+   * Phase request_body, then upstream. A body that fits REQUEST_BUFFER_BYTES (or what the WAF inspects, if
+   * more) is read whole before any origin connection is taken (nginx's proxy_request_buffering): a client
+   * dribbling a small body holds a client socket, never an origin connection, so slow POSTs cannot drain the
+   * pools. Larger bodies stream; the WAF sees their first bytes, or refuses them (bodyOverLimit).
+   */
+  #requestBody(exchange: Exchange, contentLength: string | undefined, waf: WafCheck | null): void {
+    const { req, res, startedAt } = exchange;
+    const max = this.#o.limits.maxBodyBytes;
+    const guard = exchange.h2;
     this.#bodies.add(exchange);
-    // Phase request_body. A body that fits REQUEST_BUFFER_BYTES (or what the WAF inspects, if more) is read
-    // whole before any origin connection is taken (nginx's proxy_request_buffering): a client dribbling a
-    // small body holds a client socket, never an origin connection, so slow POSTs cannot drain the pools.
-    // Larger bodies stream; the WAF sees their first bytes, or refuses them (bodyOverLimit).
     const declared = contentLength === undefined ? -1 : Number(contentLength);
     exchange.options.bodyLength = declared;
     const buffered = waf === null ? REQUEST_BUFFER_BYTES : Math.max(REQUEST_BUFFER_BYTES, waf.inspectBodyBytes);
@@ -551,25 +585,15 @@ export class L7Proxy implements DataPlane {
         exchange.options.body = body;
         // A body held in memory can be sent again; a streamed one cannot.
         exchange.retriable &&= Buffer.isBuffer(body);
-        if (waf !== null) {
-          const whole = Buffer.isBuffer(body);
-          if (!whole && waf.bodyOverLimit === 'reject') {
-            exchange.abort();
-            this.bodyEnded(exchange);
-            return this.#fail(res, 413, 'body_over_waf_inspection_limit', startedAt, guard === null);
-          }
-          const hit = waf.body(whole ? body : exchange.bodyHead, !whole);
-          exchange.bodyHead = null;
-          if (hit !== null) {
-            exchange.abort();
-            this.bodyEnded(exchange);
-            // The rest of a body read in part is read and dropped, so the client sees the answer (closing on
-            // unread bytes would reset the connection under it); Node's request_timeout_ms bounds how long.
-            if (!whole) req.resume();
-            return this.#wafRefuse(res, hit, startedAt);
-          }
+        if (waf === null) return this.#send(exchange);
+        const whole = Buffer.isBuffer(body);
+        if (!whole && waf.bodyOverLimit === 'reject') {
+          exchange.abort();
+          this.bodyEnded(exchange);
+          return this.#fail(res, 413, 'body_over_waf_inspection_limit', startedAt, guard === null);
         }
-        this.#send(exchange);
+        this.#inspect(exchange, waf, whole ? body : exchange.bodyHead, !whole);
+        exchange.bodyHead = null;
       },
       (err: unknown) => {
         this.bodyEnded(exchange);
@@ -578,6 +602,14 @@ export class L7Proxy implements DataPlane {
         else if (!res.headersSent) res.destroy();
       },
     );
+  }
+
+  /** A request's handling threw after its Exchange was made (see the constructor's onRequest). */
+  #handlerFailed(exchange: Exchange, err: unknown): void {
+    this.#o.log.error({ err }, 'l7 request handler failed');
+    exchange.abort();
+    this.bodyEnded(exchange);
+    this.#fail(exchange.res, 500, 'internal_error', exchange.startedAt);
   }
 
   /** Phase upstream, first attempt: the next origin in rotation. */

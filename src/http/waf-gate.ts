@@ -153,7 +153,12 @@ export class WafGate {
  */
 export class WafCheck {
   readonly #o: WafGateOptions;
-  readonly #tx: Transaction;
+  /**
+   * Null once phase 2 ran: nothing reads the transaction after, and its variables and caches (100–150 KB for
+   * a form post) should not live on with the request, for instance while the rest of an inspection turn runs
+   * (./inspection-turn.ts).
+   */
+  #tx: Transaction | null;
   readonly #mode: Exclude<WafMode, 'off'>;
   readonly #domain: string;
   readonly #clientIp: string;
@@ -190,22 +195,26 @@ export class WafCheck {
 
   /** Phase 1. */
   headers(): WafVerdict | null {
-    const hit = this.#tx.requestHeaders();
-    return hit === null ? null : this.#outcome(hit);
+    const tx = this.#tx;
+    if (tx === null) return null;
+    const hit = tx.requestHeaders();
+    return hit === null ? null : this.#outcome(tx, hit);
   }
 
-  /** Phase 2: `body` whole, or its first bytes when `partial`; null when the request has none. */
+  /** Phase 2, which ends the check: `body` whole, or its first bytes when `partial`; null when the request has none. */
   body(body: Buffer | null, partial: boolean): WafVerdict | null {
+    const tx = this.#tx;
+    if (tx === null) return null;
+    this.#tx = null;
     if (partial) this.#o.metrics.wafPartialBodies.inc();
     const inspected = body === null ? null : body.toString('latin1', 0, partial ? Math.min(body.length, this.#o.inspectBodyBytes) : body.length);
-    return this.#outcome(this.#tx.requestBody(inspected));
+    return this.#outcome(tx, tx.requestBody(inspected));
   }
 
   /** Logs and counts the request's matches once; what to answer with in blocking mode, else null. */
-  #outcome(hit: Interruption | null): WafVerdict | null {
+  #outcome(tx: Transaction, hit: Interruption | null): WafVerdict | null {
     if (this.#reported) return null;
     this.#reported = true;
-    const tx = this.#tx;
     const m = this.#o.metrics;
     if (tx.budgetExceeded) m.wafBudgetExhausted.inc();
     const matches = tx.matches;
