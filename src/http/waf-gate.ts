@@ -154,9 +154,9 @@ export class WafGate {
 export class WafCheck {
   readonly #o: WafGateOptions;
   /**
-   * Null once phase 2 ran: nothing reads the transaction after, and its variables and caches (100–150 KB for
-   * a form post) should not live on with the request, for instance while the rest of an inspection turn runs
-   * (./inspection-turn.ts).
+   * Null once the check is over (phase 2 ran, or phase 1 refused the request): the transaction is ended, which
+   * hands its mark words to the next one, and its variables and caches (100–150 KB for a form post) do not
+   * live on with the request, for instance while the rest of an inspection turn runs (./inspection-turn.ts).
    */
   #tx: Transaction | null;
   readonly #mode: Exclude<WafMode, 'off'>;
@@ -198,17 +198,25 @@ export class WafCheck {
     const tx = this.#tx;
     if (tx === null) return null;
     const hit = tx.requestHeaders();
-    return hit === null ? null : this.#outcome(tx, hit);
+    if (hit === null) return null;
+    this.#end(tx);
+    return this.#outcome(tx, hit);
   }
 
   /** Phase 2, which ends the check: `body` whole, or its first bytes when `partial`; null when the request has none. */
   body(body: Buffer | null, partial: boolean): WafVerdict | null {
     const tx = this.#tx;
     if (tx === null) return null;
-    this.#tx = null;
     if (partial) this.#o.metrics.wafPartialBodies.inc();
     const inspected = body === null ? null : body.toString('latin1', 0, partial ? Math.min(body.length, this.#o.inspectBodyBytes) : body.length);
-    return this.#outcome(tx, tx.requestBody(inspected));
+    const hit = tx.requestBody(inspected);
+    this.#end(tx);
+    return this.#outcome(tx, hit);
+  }
+
+  #end(tx: Transaction): void {
+    tx.end();
+    this.#tx = null;
   }
 
   /** Logs and counts the request's matches once; what to answer with in blocking mode, else null. */
