@@ -15,7 +15,7 @@ import { PortBatcher } from './transport.ts';
 /**
  * bin/secbeat sizes the main isolate's young generation with --max-semi-space-size, the only way Node offers,
  * and V8 lets a set flag win over a Worker's resourceLimits: every thread would get the main thread's 1 MiB
- * semi-spaces, L7 threads too (src/node/node.ts gives them 4 MiB; a WAF request leaves ~120 KB of garbage).
+ * semi-spaces, L7 threads too (src/node/node.ts gives them 4 MiB, 16 MiB with the WAF on).
  * The flag is read when an isolate's heap is set up, so clearing it once the main isolate is running leaves
  * the main isolate as it is and gives each later thread its own limits.
  */
