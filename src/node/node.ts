@@ -89,9 +89,10 @@ const L7_DATA_PLANE_HEAP_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: 12
 /**
  * With the WAF on, a request leaves 60–150 KB more garbage (bench/waf's GET and POST), and 12 MB scavenged every
  * few dozen requests: 16 MiB semi-spaces (48 MB) bring the collector from 8 % to 3 % of an L7 thread's busy time
- * on both (CPU profiles of `node bench/waf/run.ts --quick --cpu-prof`, 2026-12-03). A scavenge's pause follows
- * what survives it (the requests in flight), not the semi-spaces' size. Chosen when the thread starts, from
- * [waf] enabled: a reload that turns the WAF on later keeps the smaller size.
+ * on both (CPU profiles of `node bench/waf/run.ts --quick --cpu-prof`, 2026-12-03). Not measured with it: the
+ * latency tail at a fixed rate, which the 16 MiB run above found longer (before the flag fix, so unsure), and
+ * the RSS under load (at most 36 MB more a thread, when the semi-spaces have grown). Chosen when the thread
+ * starts, from [waf] enabled: a reload that turns the WAF on later keeps the smaller size.
  */
 const L7_WAF_DATA_PLANE_HEAP_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: 48 };
 

@@ -7,6 +7,7 @@
 //   tx.matches        // MatchRecord[] (./match-log.ts); formatModsecLine(record) renders ModSecurity's log line
 //   tx.anomalyScore   // CRS inbound anomaly score
 //   tx.budgetExceeded // evaluation stopped at the budget (count it)
+//   tx.end()          // done with it: the thread's next transaction reuses its buffers (results stay readable)
 //
 // A RuleSet is immutable and cheap to share: compile once, swap the reference to update rules. A Transaction
 // serves one request and is not reused. Phases 3-5 (responseHeaders, responseBody, logging) exist as well.

@@ -170,12 +170,19 @@ describe.each(FORWARDINGS)('TCP data plane (%s forwarding)', (forwarding) => {
       unsubscribe('net.server.socket', onServerSocket);
       unsubscribe('net.client.socket', onClientSocket);
     });
-    // Node writes up to writableHighWaterMark (16 KiB) before write() says stop, plus the chunk that crossed
-    // it (libuv reads at most 64 KiB): what honoured backpressure can leave queued in the proxy's sockets.
-    const BOUND = 16 * 1024 + 64 * 1024;
+    // Node writes up to writableHighWaterMark before write() says stop, plus the chunk that crossed it (libuv
+    // reads at most 64 KiB): what honoured backpressure can leave queued in the proxy's sockets. The mark is
+    // read from the sockets: Node 22 raised its default from 16 KiB to 64 KiB, and a constant written for the
+    // old one made this test fail now and then (93 KiB queued against a bound of 80).
+    const READ_CHUNK = 64 * 1024;
     let maxQueued = 0;
+    let highWaterMark = 0;
     const sample = (): void => {
-      for (const s of proxySockets) if (s !== testClient) maxQueued = Math.max(maxQueued, s.writableLength);
+      for (const s of proxySockets) {
+        if (s === testClient) continue;
+        maxQueued = Math.max(maxQueued, s.writableLength);
+        highWaterMark = Math.max(highWaterMark, s.writableHighWaterMark);
+      }
     };
     const slowly = (s: Socket, received: number, chunk: number): void => {
       sample();
@@ -226,7 +233,7 @@ describe.each(FORWARDINGS)('TCP data plane (%s forwarding)', (forwarding) => {
     // JS forwarding: the two legs are net.Sockets, bounded above. The native engine makes no JS socket at all
     // (what is in flight is bounded by its pipe).
     expect(proxySockets.filter((s) => s !== testClient)).toHaveLength(forwarding === 'js' ? 2 : 0);
-    expect(maxQueued).toBeLessThanOrEqual(BOUND);
+    expect(maxQueued).toBeLessThanOrEqual(highWaterMark + READ_CHUNK);
   });
 
   it('passes a client half-close to the backend, which can still answer', async () => {
