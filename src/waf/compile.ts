@@ -15,7 +15,8 @@ import { identityTriggers, transformTriggers } from './transforms/traits.ts';
 import { lookupOperator } from './operators/index.ts';
 import { inertReason } from './operators/misc.ts';
 import type { CompiledOperator, OperatorContext, OperatorFactory } from './operators/types.ts';
-import type { CompiledRule, CompiledRuleSet, Disruptive, KeyTest, LiteralIndex, Phase, RuleOperator, SetVar, Target } from './ruleset.ts';
+import type { CompiledRule, CompiledRuleSet, Disruptive, KeyTest, LiteralIndex, Phase, RuleOperator, SetVar, StaleCaches, Target } from './ruleset.ts';
+import type { Lifetime } from './variables.ts';
 import type { Directive, IdRange, OperatorSpec, SecLangError, SourcePosition, VariableSelector } from './seclang/ast.ts';
 import { compileTargets, compileTextPattern, textMatches } from './selectors.ts';
 import { applySetting, defaultSettings } from './settings.ts';
@@ -149,6 +150,7 @@ export function compileRuleSet(directives: readonly Directive[], options: Compil
       phases: options.foldConstants === false ? lists : foldConstantRules(lists),
       selectionCount: builder.selectionCount,
       inputsCount: builder.inputsCount,
+      staleAfter: { body: builder.staleAfter('body'), response: builder.staleAfter('response') },
       literals: builder.literalIndex(),
       settings: Object.freeze(settings),
       ruleCount: lists.reduce((sum, list) => sum + list.length, 0),
@@ -325,10 +327,13 @@ class RuleBuilder {
   readonly #chainKeys = new Map<string, number>();
   readonly #selections = new Map<string, number>();
   readonly #inputs = new Map<string, number>();
+  /** Per selection id, the lifetimes of its variables; per inputs id, its selection. */
+  readonly #selectionLifetimes: Set<Lifetime>[] = [];
+  readonly #inputsSelection: number[] = [];
   /** Every rule link's required literal clauses, one set per clause, in the order links were built. */
   readonly #literalSets: (readonly string[])[] = [];
   /** Per literal group (selection and transformation chain), the words of a mark its links' sets lie in. */
-  readonly #literalGroups = new Map<string, { id: number; first: number; last: number }>();
+  readonly #literalGroups = new Map<string, { id: number; first: number; last: number; selection: number }>();
 
   constructor(readFile: (path: string) => string) {
     this.#readFile = readFile;
@@ -375,7 +380,7 @@ class RuleBuilder {
     const last = (slot + literals.length - 1) >>> 5;
     let group = this.#literalGroups.get(key);
     if (group === undefined) {
-      group = { id: this.#literalGroups.size, first, last };
+      group = { id: this.#literalGroups.size, first, last, selection };
       this.#literalGroups.set(key, group);
     }
     group.first = Math.min(group.first, first);
@@ -417,6 +422,7 @@ class RuleBuilder {
     const transformKeys = this.#transformKeys(steps);
     const selection = this.#selection(targets.targets);
     const inputs = selection === -1 || steps.length === 0 ? -1 : intern(this.#inputs, `${selection}:${transformKeys.at(-1)}`);
+    if (inputs !== -1) this.#inputsSelection[inputs] = selection;
     const stepTriggers = steps.map((step) => transformTriggers(step.name));
     const stepIdentities = steps.map((step) => identityTriggers(step.name));
     const isHead = actions === head;
@@ -477,7 +483,18 @@ class RuleBuilder {
     if (targets.length === 0 || targets.some((t) => t.count || t.variable.lifetime === 'live')) return -1;
     const keyText = (test: KeyTest | null) => (test === null ? '' : test.kind === 'name' ? `n${test.lower}` : test.kind === 'regex' ? `r${test.source}` : `x${test.path}`);
     const text = targets.map((t) => `${t.variable.name}\0${keyText(t.key)}\0${t.exclusions.map(keyText).join('\0')}`).join('\n');
-    return intern(this.#selections, text);
+    const id = intern(this.#selections, text);
+    this.#selectionLifetimes[id] = new Set(targets.map((t) => t.variable.lifetime));
+    return id;
+  }
+
+  /** The caches a transaction drops when variables of `lifetime` change (StaleCaches). */
+  staleAfter(lifetime: 'body' | 'response'): StaleCaches {
+    const stale = (selection: number) => this.#selectionLifetimes[selection]!.has(lifetime);
+    const selections = [...this.#selections.values()].filter(stale);
+    const inputs = [...this.#inputs.values()].filter((id) => stale(this.#inputsSelection[id]!));
+    const groups = [...this.#literalGroups.values()].filter((group) => stale(group.selection)).map((group) => group.id);
+    return { selections, inputs, groups };
   }
 
   #operator(spec: OperatorSpec, file: string): RuleOperator | string {

@@ -193,12 +193,23 @@ export interface LiteralIndex {
   readonly groups: readonly LiteralGroup[];
 }
 
+/**
+ * The ids of a transaction's caches (CompiledRule.selection, .inputs, .literalGroup) whose values include a
+ * variable a processed body, or a response, changes: what a transaction must drop then, and only that.
+ */
+export interface StaleCaches {
+  readonly selections: readonly number[];
+  readonly inputs: readonly number[];
+  readonly groups: readonly number[];
+}
+
 export interface CompiledRuleSet {
   /** Rules per phase in evaluation order; index 0 is unused. */
   readonly phases: readonly (readonly CompiledRule[])[];
   /** How many selection and input ids rules use (the sizes of a transaction's caches for them). */
   readonly selectionCount: number;
   readonly inputsCount: number;
+  readonly staleAfter: { readonly body: StaleCaches; readonly response: StaleCaches };
   /** See CompiledRule.literalGroup. */
   readonly literals: LiteralIndex;
   readonly settings: Readonly<EngineSettings>;

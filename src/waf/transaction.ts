@@ -130,8 +130,8 @@ export class Transaction implements MacroScope {
   /** Values per variable id, for variables that are not live. */
   readonly #cache: (readonly VarValue[] | undefined)[];
   /** Per selection id, the values its target list selects; per inputs id, those values transformed. */
-  #selections: (readonly VarValue[] | undefined)[];
-  #inputs: (readonly string[] | undefined)[];
+  readonly #selections: (readonly VarValue[] | undefined)[];
+  readonly #inputs: (readonly string[] | undefined)[];
   /**
    * Marks: which sets of CompiledRuleSet.literals a text holds a literal of, `words` 32-bit words each, side
    * by side in one array (a mark is its offset), so that a request allocates no object per mark.
@@ -278,7 +278,7 @@ export class Transaction implements MacroScope {
       if (this.#phase < 2 && this.requestBody(null) !== null) return this.#interruption;
       if (this.#phase >= 3) return this.#interruption;
       this.#data.setResponse(response);
-      this.#invalidate(RESPONSE_LIFETIME);
+      this.#invalidate('response');
       return this.#runPhase(3);
     });
   }
@@ -298,7 +298,7 @@ export class Transaction implements MacroScope {
           return this.#interrupt({ action: 'deny', status: 500, ruleId: 0, reason: 'body_limit', url: null });
         }
         this.#data.setResponseBody(body.length > settings.responseBodyLimit ? body.slice(0, settings.responseBodyLimit) : body);
-        this.#invalidate(RESPONSE_LIFETIME);
+        this.#invalidate('response');
       }
       return this.#runPhase(4);
     });
@@ -940,7 +940,7 @@ export class Transaction implements MacroScope {
         limitExceeded: over,
       }),
     );
-    this.#invalidate(BODY_LIFETIME);
+    this.#invalidate('body');
   }
 
   #inspectsResponseType(): boolean {
@@ -951,12 +951,17 @@ export class Transaction implements MacroScope {
 
   // ---- Variables --------------------------------------------------------------------------------------
 
-  /** Values of these variables changed (a body or a response arrived): they, and every selection, go. */
-  #invalidate(ids: readonly number[]): void {
-    for (const id of ids) this.#cache[id] = undefined;
-    this.#selections = new Array<readonly VarValue[] | undefined>(this.#ruleSet.selectionCount);
-    this.#inputs = new Array<readonly string[] | undefined>(this.#ruleSet.inputsCount);
-    this.#groupMarks.fill(-1);
+  /**
+   * A body was processed or a response arrived: the values of that lifetime's variables go, and so do the
+   * selections, inputs and literal groups built from them (CompiledRuleSet.staleAfter); those of the request's
+   * line and headers stay.
+   */
+  #invalidate(lifetime: 'body' | 'response'): void {
+    for (const id of lifetime === 'body' ? BODY_LIFETIME : RESPONSE_LIFETIME) this.#cache[id] = undefined;
+    const stale = this.#ruleSet.staleAfter[lifetime];
+    for (const id of stale.selections) this.#selections[id] = undefined;
+    for (const id of stale.inputs) this.#inputs[id] = undefined;
+    for (const id of stale.groups) this.#groupMarks[id] = -1;
   }
 
   #store(def: VariableDef): Map<string, VarValue> {
