@@ -25,11 +25,12 @@ describe('required literals', () => {
     // A word, folded; the rarest part of a sequence; alternations united; case-insensitive groups folded.
     ['select', [['select']]],
     ['(?i)SeLeCt', [['select']]],
-    ['a+<b', [['<b'], ['a']]],
+    // No second clause as common as a letter or `=`: prose holds one every few bytes, and each costs the scan.
+    ['a+<b', [['<b']]],
     ['(?:union|select)\\s+all', [['select', 'union'], ['all']]],
     ['[Jj][Aa][Vv][Aa]', [['java']]],
     ['colou?r', [['color', 'colour']]],
-    ['\\bon\\w+=', [['on'], ['=']]],
+    ['\\bon\\w+=', [['on']]],
     ['x{3}', [['xxx']]],
     // A longer literal that holds a shorter one adds nothing.
     ['(?:\\.\\.|\\.\\./)', [['..']]],
