@@ -34,7 +34,7 @@ import { filterRemoves, keySelects, textMatches } from './selectors.ts';
 import type { RuleEngineMode } from './settings.ts';
 import { lowercase } from './transforms/text.ts';
 import { textTraits } from './transforms/traits.ts';
-import { makeValue, variable, VARIABLE_COUNT, VARIABLES, type VarValue, type VariableDef } from './variables.ts';
+import { makeValue, valueName, variable, VARIABLE_COUNT, VARIABLES, type VarValue, type VariableDef } from './variables.ts';
 
 export type InterruptionReason = 'rule' | 'body_limit' | 'budget' | 'internal_error';
 
@@ -778,11 +778,12 @@ export class Transaction implements MacroScope {
   }
 
   #onValueMatch(rule: CompiledRule, value: VarValue, input: string): void {
-    this.#matchedName = value.name;
+    const name = valueName(value);
+    this.#matchedName = name;
     this.#matchedValue = input;
     this.#hasMatched = true;
     const slot = this.#matchedVarsLength;
-    this.#matchedVars[slot] = value.name;
+    this.#matchedVars[slot] = name;
     this.#matchedVars[slot + 1] = input;
     this.#matchedVarsLength = slot + 2;
     this.#lastOperator = rule.operator;

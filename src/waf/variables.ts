@@ -3,13 +3,13 @@
 // transaction (./transaction.ts) computes the values, through ./collect.ts, when a rule first asks.
 
 /**
- * One value a rule inspects. `name` is what MATCHED_VAR_NAME and the match log show (`ARGS:foo`,
- * `REQUEST_HEADERS:User-Agent`, `TX:anomaly_score`, `REQUEST_URI`); `key` is the member name as sent ('' for
- * a variable without members) and `keyLower` the same lower-cased, because ModSecurity v3 looks members up
- * case-insensitively in every collection (its AnchoredSetVariable hashes and compares keys without case).
+ * One value a rule inspects: a member of `collection` (`ARGS`, `TX` …). `key` is the member name as sent (''
+ * for a variable without members) and `keyLower` the same lower-cased, because ModSecurity v3 looks members
+ * up case-insensitively in every collection (its AnchoredSetVariable hashes and compares keys without case).
+ * valueName gives what MATCHED_VAR_NAME and the match log show.
  */
 export interface VarValue {
-  readonly name: string;
+  readonly collection: string;
   readonly key: string;
   readonly keyLower: string;
   readonly value: string;
@@ -191,9 +191,18 @@ export function isStore(def: VariableDef): boolean {
 }
 
 /**
- * A value of member `key` of `collection` (`ARGS`, `foo` → `ARGS:foo`); '' makes an unkeyed value. `keyLower`
- * when the caller has it already.
+ * A value of member `key` of `collection` (`ARGS`, `foo`); '' makes an unkeyed value. `keyLower` when the
+ * caller has it already.
  */
 export function makeValue(collection: string, key: string, value: string, keyLower = key.toLowerCase()): VarValue {
-  return { name: key === '' ? collection : `${collection}:${key}`, key, keyLower, value, transformed: null, traits: -1, mark: -1 };
+  return { collection, key, keyLower, value, transformed: null, traits: -1, mark: -1 };
+}
+
+/**
+ * The value's name as MATCHED_VAR_NAME and the match log show it (`ARGS:foo`, `REQUEST_HEADERS:User-Agent`,
+ * `REQUEST_URI`): built when a rule matches, not with every value (a request makes over a hundred, CRS's TX
+ * defaults included, and a few match).
+ */
+export function valueName(value: VarValue): string {
+  return value.key === '' ? value.collection : `${value.collection}:${value.key}`;
 }
