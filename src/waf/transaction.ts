@@ -33,6 +33,7 @@ import type {
 import { filterRemoves, keySelects, textMatches } from './selectors.ts';
 import type { RuleEngineMode } from './settings.ts';
 import { lowercase } from './transforms/text.ts';
+import { TextMarks } from './text-marks.ts';
 import { textTraits } from './transforms/traits.ts';
 import { makeValue, valueName, variable, VARIABLE_COUNT, VARIABLES, type VarValue, type VariableDef } from './variables.ts';
 
@@ -142,7 +143,7 @@ export class Transaction implements MacroScope {
    * Per text, its mark: a value that transformation chains leave alone (up to case) is scanned once for every
    * rule, not once per chain.
    */
-  #markedTexts: Map<string, number> | null = null;
+  #markedTexts: TextMarks | null = null;
   /**
    * Per literal group (CompiledRule.literalGroup): where #markGroup keeps it in #marks, -1 until then. A plain
    * array of small integers, on the JS heap: an Int32Array of the CRS's ~85 groups would be allocated outside it.
@@ -533,7 +534,7 @@ export class Transaction implements MacroScope {
 
   /** The mark of `text`, scanned once per transaction (one evaluation in the budget); -1 past the budget. */
   #markOf(text: string): number {
-    const texts = (this.#markedTexts ??= new Map());
+    const texts = (this.#markedTexts ??= new TextMarks());
     let mark = texts.get(text);
     if (mark !== undefined) return mark;
     // The scan folds A–Z: a long text and its lower-case form (many chains end in t:lowercase) share one scan,
