@@ -4,9 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { TextMarks } from '../../../src/waf/text-marks.ts';
 
-/** 200 chars that differ from one another only at position 1, which the fingerprint does not sample. */
+/** 300 chars that differ from one another only at position 1, which the fingerprint does not sample. */
 function colliding(count: number): string[] {
-  return Array.from({ length: count }, (_, i) => `a${String.fromCharCode(0x41 + i)}${'x'.repeat(198)}`);
+  return Array.from({ length: count }, (_, i) => `a${String.fromCharCode(0x41 + i)}${'x'.repeat(298)}`);
 }
 
 describe('TextMarks', () => {
