@@ -538,7 +538,7 @@ export class Transaction implements MacroScope {
     let mark = texts.get(text);
     if (mark !== undefined) return mark;
     // The scan folds A–Z: a long text and its lower-case form (many chains end in t:lowercase) share one scan,
-    // for the cost of lowering and hashing it, a fraction of a scan's.
+    // for the cost of lowering and finding it, a fraction of a scan's.
     const folded = text.length < SHARED_SCAN_LENGTH ? text : lowercase(text);
     mark = folded === text ? undefined : texts.get(folded);
     if (mark === undefined) {
@@ -546,7 +546,7 @@ export class Transaction implements MacroScope {
       const { sets } = this.#ruleSet.literals;
       mark = this.#allocate(sets.words);
       sets.scan(text, this.#marks, mark);
-      texts.set(folded, mark);
+      if (folded !== text) texts.set(folded, mark);
     }
     texts.set(text, mark);
     return mark;
