@@ -1,7 +1,7 @@
 // A transaction's marks by text (./transaction.ts #markOf): which texts it scanned for literals already.
 //
 // A Map keyed by the text itself would do, but V8 hashes a string key over every char the first time the string
-// is used as one: 2.7 µs for a fresh 2 KB string on the test VM, more than a scan of it costs. Transformation
+// is used as one: 2.7 µs for a fresh 2 KB string on the test VM, a quarter of what a scan of it costs. Transformation
 // chains make a fresh string of every long value they change (a form's 2 KB body lower-cased, decoded, its
 // message run through t:cmdLine …), and most of those repeat a text scanned already: hashing them cost a form
 // POST about 18 KB of hashing, some 24 µs. So a long text is found by its length and a few of its chars first,

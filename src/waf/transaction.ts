@@ -32,8 +32,8 @@ import type {
 } from './ruleset.ts';
 import { filterRemoves, keySelects, textMatches } from './selectors.ts';
 import type { RuleEngineMode } from './settings.ts';
-import { lowercase } from './transforms/text.ts';
 import { TextMarks } from './text-marks.ts';
+import { lowercase } from './transforms/text.ts';
 import { textTraits } from './transforms/traits.ts';
 import { makeValue, valueName, variable, VARIABLE_COUNT, VARIABLES, type VarValue, type VariableDef } from './variables.ts';
 
