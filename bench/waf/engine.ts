@@ -8,10 +8,10 @@
 //
 //   node bench/waf/engine.ts [--only get,post] [--requests N] [--live N]
 //
-// Timing runs in a child with an L7 data-plane thread's young generation (4 MiB semi-spaces, src/node/node.ts);
-// each figure is the best of five rounds of `--requests` requests (the child's CPU time). Bytes allocated come
-// from a child whose young generation is too large to collect during the count. Not part of the test suite;
-// every request must pass (a false positive throws).
+// Timing runs in a child with the young generation of an L7 data-plane thread with the WAF on (16 MiB
+// semi-spaces, src/node/node.ts); each figure is the best of five rounds of `--requests` requests (the child's
+// CPU time). Bytes allocated come from a child whose young generation is too large to collect during the count.
+// Not part of the test suite; every request must pass (a false positive throws).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -25,8 +25,8 @@ const ROUNDS = 5;
 const WARMUP_REQUESTS = 3_000;
 /** The allocation child's young generation: large enough that counting a thousand requests triggers no scavenge. */
 const ALLOCATION_FLAGS = ['--expose-gc', '--max-semi-space-size=1024', '--min-semi-space-size=1024'];
-/** The timing child's: what an L7 data-plane thread gets (12 MB young generation). */
-const TIMING_FLAGS = ['--max-semi-space-size=4'];
+/** The timing child's: what an L7 data-plane thread with the WAF on gets (48 MB young generation). */
+const TIMING_FLAGS = ['--max-semi-space-size=16'];
 const ALLOCATION_REQUESTS = 1_000;
 
 const { values } = parseArgs({
