@@ -510,8 +510,7 @@ export class Transaction implements MacroScope {
       const value = values[i]!;
       let mark: number;
       if ((traitsOf(value) & rule.transformTriggers) === 0) {
-        mark = value.mark === -1 ? this.#markOf(value.value) : value.mark;
-        value.mark = mark;
+        mark = this.#valueMark(value);
       } else {
         mark = this.#markOf(this.#transform(rule, value));
       }
@@ -526,10 +525,21 @@ export class Transaction implements MacroScope {
   }
 
   /** Whether `input` holds every literal clause of `rule`; true for rules without. */
-  #mayMatch(rule: CompiledRule, input: string): boolean {
+  #mayMatch(rule: CompiledRule, value: VarValue, input: string): boolean {
     if (rule.literalCount === 0) return true;
-    const mark = this.#markOf(input);
+    const mark = input === value.value ? this.#valueMark(value) : this.#markOf(input);
     return mark !== -1 && clausesMarked(rule, this.#marks, mark);
+  }
+
+  /**
+   * The mark of the value's own text, kept on the value. A short one is scanned without going through
+   * #markedTexts: its text is seldom another's, and finding it there costs a hash of a string the request just
+   * made, plus two Map operations, for each of a request's ~40 values. A long one goes through #markOf, where
+   * its lower-case form (made by a chain) finds the same scan.
+   */
+  #valueMark(value: VarValue): number {
+    if (value.mark === -1) value.mark = value.value.length < SHARED_SCAN_LENGTH ? this.#scan(value.value) : this.#markOf(value.value);
+    return value.mark;
   }
 
   /** The mark of `text`, scanned once per transaction (one evaluation in the budget); -1 past the budget. */
@@ -542,13 +552,20 @@ export class Transaction implements MacroScope {
     const folded = text.length < SHARED_SCAN_LENGTH ? text : lowercase(text);
     mark = folded === text ? undefined : texts.get(folded);
     if (mark === undefined) {
-      if (!this.#spend(evaluationCost(text))) return -1;
-      const { sets } = this.#ruleSet.literals;
-      mark = this.#allocate(sets.words);
-      sets.scan(text, this.#marks, mark);
+      mark = this.#scan(text);
+      if (mark === -1) return -1;
       if (folded !== text) texts.set(folded, mark);
     }
     texts.set(text, mark);
+    return mark;
+  }
+
+  /** A fresh mark of `text` (one evaluation in the budget); -1 past the budget. */
+  #scan(text: string): number {
+    if (!this.#spend(evaluationCost(text))) return -1;
+    const { sets } = this.#ruleSet.literals;
+    const mark = this.#allocate(sets.words);
+    sets.scan(text, this.#marks, mark);
     return mark;
   }
 
@@ -646,7 +663,7 @@ export class Transaction implements MacroScope {
   #inspect(rule: CompiledRule, value: VarValue): boolean {
     if (rule.multiMatch) return this.#inspectEach(rule, value);
     const input = rule.transforms.length === 0 ? value.value : this.#transform(rule, value);
-    if (!this.#mayMatch(rule, input) || !this.#operatorMatches(rule.operator!, input, rule.capture, rule.literalCount > 0)) return false;
+    if (!this.#mayMatch(rule, value, input) || !this.#operatorMatches(rule.operator!, input, rule.capture, rule.literalCount > 0)) return false;
     this.#onValueMatch(rule, value, input);
     return true;
   }
