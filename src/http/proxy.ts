@@ -196,8 +196,7 @@ export class L7Proxy implements DataPlane {
       try {
         this.#handle(req, res as ClientResponse);
       } catch (err) {
-        this.#o.log.error({ err }, 'l7 request handler failed');
-        this.#fail(res as ClientResponse, 500, 'internal_error', performance.now());
+        this.#internalError(res as ClientResponse, err, performance.now());
       }
     };
     this.#plain = createHttpServer(http1Options(l), onRequest);
@@ -606,10 +605,15 @@ export class L7Proxy implements DataPlane {
 
   /** A request's handling threw after its Exchange was made (see the constructor's onRequest). */
   #handlerFailed(exchange: Exchange, err: unknown): void {
-    this.#o.log.error({ err }, 'l7 request handler failed');
     exchange.abort();
     this.bodyEnded(exchange);
-    this.#fail(exchange.res, 500, 'internal_error', exchange.startedAt);
+    this.#internalError(exchange.res, err, exchange.startedAt);
+  }
+
+  /** A request's handling threw: logged, and answered 500 (that request only). */
+  #internalError(res: ClientResponse, err: unknown, startedAt: number): void {
+    this.#o.log.error({ err }, 'l7 request handler failed');
+    this.#fail(res, 500, 'internal_error', startedAt);
   }
 
   /** Phase upstream, first attempt: the next origin in rotation. */
