@@ -421,6 +421,7 @@ class RuleBuilder {
     const steps = actions.transformsReset ? actions.transforms : [...defaults.transforms, ...actions.transforms];
     const transformKeys = this.#transformKeys(steps);
     const selection = this.#selection(targets.targets);
+    const targetSelections = selection === -1 ? [] : targets.targets.map((target) => this.#selection([target]));
     const inputs = selection === -1 || steps.length === 0 ? -1 : intern(this.#inputs, `${selection}:${transformKeys.at(-1)}`);
     if (inputs !== -1) this.#inputsSelection[inputs] = selection;
     const stepTriggers = steps.map((step) => transformTriggers(step.name));
@@ -442,6 +443,7 @@ class RuleBuilder {
       transformIdentities: stepIdentities,
       transformIdentity: stepIdentities.reduce((all, triggers) => all | triggers, 0),
       selection,
+      targetSelections,
       inputs,
       ...this.#literalSlot(operator, selection, transformKeys.at(-1) ?? -1, actions.multiMatch),
       multiMatch: actions.multiMatch,

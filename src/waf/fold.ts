@@ -394,6 +394,7 @@ function constantAction(first: CompiledRule, writes: readonly SetVar[]): Compile
     transformIdentities: [],
     transformIdentity: 0,
     selection: -1,
+    targetSelections: [],
     inputs: -1,
     literalGroup: -1,
     literalSlot: -1,

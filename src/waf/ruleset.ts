@@ -134,6 +134,13 @@ export interface CompiledRule {
    * of them, so the transaction keeps that list per selection id. -1 when the list is not cacheable.
    */
   readonly selection: number;
+  /**
+   * With a selection, the selection id of each target alone: a list is built by joining its targets' values,
+   * each of which a transaction works out once for all lists that name it (CRS names
+   * `REQUEST_COOKIES|!REQUEST_COOKIES:/__utm/` in some fifteen lists, `REQUEST_HEADERS:User-Agent` in six).
+   * Empty when selection is -1.
+   */
+  readonly targetSelections: readonly number[];
   /** Likewise for (selection, transformation chain): the transformed inputs, kept per transaction. -1 if none. */
   readonly inputs: number;
   /**

@@ -590,19 +590,34 @@ export class Transaction implements MacroScope {
   #selection(rule: CompiledRule): readonly VarValue[] {
     let values = this.#selections[rule.selection];
     if (values === undefined) {
-      const { targets } = rule;
-      const only = targets[0]!;
-      if (targets.length === 1 && only.key === null && only.exclusions.length === 0) {
-        // A whole variable: its values as they are, not a copy.
-        values = this.#values(only.variable);
+      const { targets, targetSelections } = rule;
+      if (targets.length === 1) {
+        values = this.#targetValues(targets[0]!, targetSelections[0]!);
       } else {
         const selected: VarValue[] = [];
-        for (const target of targets) {
-          for (const value of this.#values(target.variable)) if (this.#selects(target, value)) selected.push(value);
+        for (let t = 0; t < targets.length; t++) {
+          for (const value of this.#targetValues(targets[t]!, targetSelections[t]!)) selected.push(value);
         }
         values = selected;
       }
       this.#selections[rule.selection] = values;
+    }
+    return values;
+  }
+
+  /** The values one target selects, kept under its own selection id (CompiledRule.targetSelections). */
+  #targetValues(target: Target, selection: number): readonly VarValue[] {
+    let values = this.#selections[selection];
+    if (values === undefined) {
+      if (target.key === null && target.exclusions.length === 0) {
+        // A whole variable: its values as they are, not a copy.
+        values = this.#values(target.variable);
+      } else {
+        const selected: VarValue[] = [];
+        for (const value of this.#values(target.variable)) if (this.#selects(target, value)) selected.push(value);
+        values = selected;
+      }
+      this.#selections[selection] = values;
     }
     return values;
   }
