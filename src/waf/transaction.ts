@@ -130,9 +130,10 @@ export class Transaction implements MacroScope {
 
   /** Values per variable id, for variables that are not live. */
   readonly #cache: (readonly VarValue[] | undefined)[];
-  /** Per selection id, the values its target list selects; per inputs id, those values transformed. */
+  /** Per selection id, the values its target list selects (a single target's too: CompiledRule.targetSelections). */
   readonly #selections: (readonly VarValue[] | undefined)[];
-  readonly #inputs: (readonly string[] | undefined)[];
+  /** Per inputs id (CompiledRule.inputs): the transformed inputs, null when they are the values themselves. */
+  readonly #inputs: (readonly string[] | null | undefined)[];
   /**
    * Marks: which sets of CompiledRuleSet.literals a text holds a literal of, `words` 32-bit words each, side
    * by side in one array (a mark is its offset), so that a request allocates no object per mark.
@@ -207,7 +208,7 @@ export class Transaction implements MacroScope {
     this.#budgetLeft = limits.budget;
     this.#cache = new Array<readonly VarValue[] | undefined>(VARIABLE_COUNT);
     this.#selections = new Array<readonly VarValue[] | undefined>(ruleSet.selectionCount);
-    this.#inputs = new Array<readonly string[] | undefined>(ruleSet.inputsCount);
+    this.#inputs = new Array<readonly string[] | null | undefined>(ruleSet.inputsCount);
     this.#groupMarks = new Array<number>(ruleSet.literals.groups.length).fill(-1);
   }
 
@@ -446,23 +447,35 @@ export class Transaction implements MacroScope {
   #inspectSelection(rule: CompiledRule): boolean {
     if (rule.literalGroup !== -1) return this.#inspectMarked(rule);
     const values = this.#selection(rule);
-    let inputs: readonly string[] | undefined;
+    let inputs: readonly string[] | null = null;
     if (rule.inputs !== -1) {
-      inputs = this.#inputs[rule.inputs];
-      if (inputs === undefined) {
-        inputs = values.map((value) => this.#transform(rule, value));
-        this.#inputs[rule.inputs] = inputs;
-      }
+      const cached = this.#inputs[rule.inputs];
+      inputs = cached === undefined ? (this.#inputs[rule.inputs] = this.#transformAll(rule, values)) : cached;
     }
     let matched = false;
     for (let i = 0; i < values.length; i++) {
-      const input = inputs === undefined ? values[i]!.value : inputs[i]!;
+      const input = inputs === null ? values[i]!.value : inputs[i]!;
       if (this.#operatorMatches(rule.operator!, input, rule.capture, false)) {
         this.#onValueMatch(rule, values[i]!, input);
         matched = true;
       }
     }
     return matched;
+  }
+
+  /** The rule's chain on each value; null when every value came out as it went in (most, on benign requests). */
+  #transformAll(rule: CompiledRule, values: readonly VarValue[]): readonly string[] | null {
+    let inputs: string[] | null = null;
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i]!;
+      const input = this.#transform(rule, value);
+      if (inputs === null && input !== value.value) {
+        inputs = new Array<string>(values.length);
+        for (let j = 0; j < i; j++) inputs[j] = values[j]!.value;
+      }
+      if (inputs !== null) inputs[i] = input;
+    }
+    return inputs;
   }
 
   /**
@@ -594,9 +607,13 @@ export class Transaction implements MacroScope {
       if (targets.length === 1) {
         values = this.#targetValues(targets[0]!, targetSelections[0]!);
       } else {
-        const selected: VarValue[] = [];
+        let count = 0;
+        for (let t = 0; t < targets.length; t++) count += this.#targetValues(targets[t]!, targetSelections[t]!).length;
+        const selected = new Array<VarValue>(count);
+        let at = 0;
         for (let t = 0; t < targets.length; t++) {
-          for (const value of this.#targetValues(targets[t]!, targetSelections[t]!)) selected.push(value);
+          const part = this.#selections[targetSelections[t]!]!;
+          for (let i = 0; i < part.length; i++) selected[at++] = part[i]!;
         }
         values = selected;
       }
