@@ -1,6 +1,6 @@
 // WAF macro benchmark: SecBeat's WAF (OWASP CRS 3.3.4, paranoia level 1, blocking) against nginx + ModSecurity v3
-// + the same CRS, in one run, as issue 4 asks. Four proxies, one after another, each alone on core 1 with one
-// worker, in front of the same origin (nginx answering 1 KiB bodies, core 0), loaded by wrk (core 0):
+// + the same CRS, in one run, as issue 4 asks. Four proxies side by side on core 1, one worker each, loaded one at a
+// time, in front of the same origin (nginx answering 1 KiB bodies, core 0), loaded by wrk (core 0):
 //
 //   nginx              plain reverse proxy: the baseline
 //   nginx+ModSecurity  the same nginx with `load_module …/ngx_http_modsecurity_module.so`, `modsecurity on` and
@@ -16,7 +16,7 @@
 //
 // Two workloads (--only get,post): a benign GET /?a=1&b=hello&c=world&d=42 and a benign POST of a 2 KiB
 // urlencoded form of 20 fields, both with a browser's headers (workloads.ts). A full run measures each proxy on
-// each workload in three interleaved rounds and pools them (measureAll); --quick, one. Every answer must be 200: a WAF
+// each workload in five rounds of 4 s windows taken in turn and pools them (measureAll); --quick, one of 3 s. Every answer must be 200: a WAF
 // false positive (403) fails the run loudly. Once per proxy, an attack GET (?q=1' or '1'='1) must get 403 from
 // both WAFs. Prints the table with the ratios the issue judges (SecBeat+WAF ≥ 10× ModSecurity's requests per
 // CPU-second, ≥ 0.5× SecBeat without WAF) and, last, the whole result as one JSON line prefixed "RESULT ".
@@ -47,11 +47,13 @@ interface Settings {
   connections: number;
   /** Not measured: the same load first, to warm the JIT, the pools and the caches (SecBeat needs ≥ 2 s). */
   warmupS: number;
+  /** The same before each later window of a proxy: the caches only (the process is still warm). */
+  rewarmS: number;
   /** ≥ 5 s: CPU times come in 10 ms ticks, and ModSecurity's few hundred requests a second want a long window. */
   seconds: number;
   /**
-   * Rounds of every proxy in turn (see measureAll), pooled: this VM's speed drifts by up to 2× over minutes,
-   * which a single window per proxy turned into ratios off by as much.
+   * Rounds of every proxy in turn (see measureAll), pooled: this VM's speed drifts by up to 2× over tens of
+   * seconds, which a single window per proxy turned into ratios off by as much.
    */
   rounds: number;
   quietWaitMs: number;
@@ -59,7 +61,7 @@ interface Settings {
   watchdogMs: number;
 }
 
-const FULL: Settings = { connections: 64, warmupS: 2, seconds: 5, rounds: 3, quietWaitMs: 30_000, quietBudgetMs: 180_000, watchdogMs: 15 * 60_000 };
+const FULL: Settings = { connections: 64, warmupS: 2, rewarmS: 1, seconds: 4, rounds: 5, quietWaitMs: 30_000, quietBudgetMs: 180_000, watchdogMs: 15 * 60_000 };
 const QUICK: Settings = { ...FULL, seconds: 3, rounds: 1, quietWaitMs: 3_000, quietBudgetMs: 20_000, watchdogMs: 4 * 60_000 };
 
 /**
@@ -114,9 +116,11 @@ function isBenign(probe: WorkloadResult['probe']): boolean {
 }
 
 /**
- * Round by round, workload by workload, the proxies one after another, each in a fresh process alone on core
- * 1: the columns of a row are measured within a minute of each other in every round (this VM's speed drifts
- * over minutes; see bench/l7), and each column pools its rounds.
+ * Workload by workload, the proxies side by side: all of them started at once, each pinned to core 1 (those not
+ * under load idle there), then short windows of each in turn, round after round, and each column pools its
+ * windows. This VM's speed drifts by up to 2× over tens of seconds (one vCPU at a time): windows of a few
+ * seconds taken in turn spread a slow phase over every column of a ratio, where a proxy measured alone for its
+ * whole share could take all of it.
  */
 async function measureAll(b: Bench, workloads: ReadonlySet<WorkloadName>, kinds: readonly Contender[], results: Results): Promise<void> {
   for (const kind of kinds) {
@@ -128,52 +132,60 @@ async function measureAll(b: Bench, workloads: ReadonlySet<WorkloadName>, kinds:
       r.attackStatus = (await exchange(proxy.port, ATTACK)).status;
     });
   }
-  for (let round = 1; round <= b.settings.rounds; round++) {
-    for (const workload of PHASES) {
-      if (!workloads.has(workload)) continue;
-      for (const kind of kinds) {
-        const r = results[kind];
-        if (r === undefined) continue;
+  for (const workload of PHASES) {
+    if (!workloads.has(workload)) continue;
+    await withContenders(b, kinds, results, async (proxies) => {
+      const measured: [Contender, RunningServer, WorkloadResult][] = [];
+      for (const [kind, proxy] of proxies) {
+        const w: WorkloadResult = { probe: await exchange(proxy.port, WORKLOADS[workload]), rounds: [] };
+        results[kind]!.workloads[workload] = w;
         // A refused benign request is a false positive: measuring how fast the refusals come would mean nothing.
-        const earlier = r.workloads[workload];
-        if (earlier !== undefined && !isBenign(earlier.probe)) continue;
-        process.stderr.write(`${LABELS[kind]}: ${WORKLOAD_TITLES[workload]}, round ${round} of ${b.settings.rounds}\n`);
-        await measureRound(b, kind, workload, r);
+        if (isBenign(w.probe)) measured.push([kind, proxy, w]);
       }
-    }
+      for (let round = 1; round <= b.settings.rounds; round++) {
+        for (const [kind, proxy, w] of measured) {
+          process.stderr.write(`${LABELS[kind]}: ${WORKLOAD_TITLES[workload]}, round ${round} of ${b.settings.rounds}\n`);
+          // The first window warms the JIT too; later ones only refill the caches the other proxies emptied.
+          w.rounds.push(await measureWindow(b, proxy, workload, round === 1 ? b.settings.warmupS : b.settings.rewarmS));
+        }
+      }
+    });
   }
   for (const kind of kinds) {
     for (const w of Object.values(results[kind]?.workloads ?? {})) if (w.rounds.length > 0) w.throughput = pooledThroughput(w.rounds);
   }
 }
 
-/** One window of one proxy on one workload, after the probe; the probe's answer is kept from the first round. */
-async function measureRound(b: Bench, kind: Contender, workload: WorkloadName, r: ContenderResults): Promise<void> {
-  await withServer(startContender(b.env, kind, b.origin.port, b.modsecurityRules), r, async (proxy) => {
-    const probe = await exchange(proxy.port, WORKLOADS[workload]);
-    const w: WorkloadResult = r.workloads[workload] ?? { probe, rounds: [] };
-    r.workloads[workload] = w;
-    if (!isBenign(probe)) {
-      w.probe = probe;
-      return;
-    }
-    w.rounds.push(
-      await measureClosedLoop({
-        quiet: b.quiet,
-        proxyPids: proxy.pids,
-        loadPids: b.origin.pids,
-        warmupS: b.settings.warmupS,
-        seconds: b.settings.seconds,
-        run: (seconds) =>
-          runWrk(b.env.procs, LOAD_CORE, {
-            url: `http://127.0.0.1:${proxy.port}/`,
-            connections: b.settings.connections,
-            seconds,
-            script: b.scripts[workload],
-            timeoutS: WRK_TIMEOUT_S,
-          }),
+/** Runs `use` with every contender started (in `kinds` order), then stops them all, as withServer does one. */
+async function withContenders(b: Bench, kinds: readonly Contender[], results: Results, use: (proxies: [Contender, RunningServer][]) => Promise<void>): Promise<void> {
+  const started: [Contender, RunningServer][] = [];
+  const next = async (i: number): Promise<void> => {
+    if (i === kinds.length) return use(started);
+    const kind = kinds[i]!;
+    await withServer(startContender(b.env, kind, b.origin.port, b.modsecurityRules), results[kind]!, async (proxy) => {
+      started.push([kind, proxy]);
+      await next(i + 1);
+    });
+  };
+  await next(0);
+}
+
+/** One measured window of one proxy on one workload, after `warmupS` of the same load. */
+function measureWindow(b: Bench, proxy: RunningServer, workload: WorkloadName, warmupS: number): Promise<ThroughputResult> {
+  return measureClosedLoop({
+    quiet: b.quiet,
+    proxyPids: proxy.pids,
+    loadPids: b.origin.pids,
+    warmupS,
+    seconds: b.settings.seconds,
+    run: (seconds) =>
+      runWrk(b.env.procs, LOAD_CORE, {
+        url: `http://127.0.0.1:${proxy.port}/`,
+        connections: b.settings.connections,
+        seconds,
+        script: b.scripts[workload],
+        timeoutS: WRK_TIMEOUT_S,
       }),
-    );
   });
 }
 
