@@ -49,7 +49,10 @@ interface Settings {
   warmupS: number;
   /** The same before each later window of a proxy: the caches only (the process is still warm). */
   rewarmS: number;
-  /** ≥ 5 s: CPU times come in 10 ms ticks, and ModSecurity's few hundred requests a second want a long window. */
+  /**
+   * Measured, per window: CPU times come in 10 ms ticks (1 % of a 1 s window), and ModSecurity's few hundred
+   * requests a second want windows of seconds; a full run pools five of 4 s.
+   */
   seconds: number;
   /**
    * Rounds of every proxy in turn (see measureAll), pooled: this VM's speed drifts by up to 2× over tens of
