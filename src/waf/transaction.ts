@@ -34,7 +34,7 @@ import { filterRemoves, keySelects, textMatches } from './selectors.ts';
 import type { RuleEngineMode } from './settings.ts';
 import { TextMarks } from './text-marks.ts';
 import { lowercase } from './transforms/text.ts';
-import { textTraits } from './transforms/traits.ts';
+import { textTraits, TRAIT } from './transforms/traits.ts';
 import { makeValue, valueName, variable, VARIABLE_COUNT, VARIABLES, type VarValue, type VariableDef } from './variables.ts';
 
 export type InterruptionReason = 'rule' | 'body_limit' | 'budget' | 'internal_error';
@@ -715,8 +715,10 @@ export class Transaction implements MacroScope {
         if ((traits & rule.transformIdentities[i]!) === 0) continue;
         const next = this.#transformStep(rule, value, i, input);
         if (next === input) continue;
-        // All bits: every step may act on what a step made of the value.
+        // All bits: every step may act on what a step made of the value. A step that changed case only may
+        // have made capitals (t:uppercase): later t:lowercase and t:cmdLine must not pass over them.
         if ((traits & rule.transformStepTriggers[i]!) !== 0) traits = -1;
+        else traits |= TRAIT.UPPER;
         input = next;
       }
       const screened = this.#screenIfScanned(rule, i < 0 ? value : null, input);

@@ -58,6 +58,7 @@ describe('transformation triggers (property)', () => {
         expect(has(TRAIT.DASH_RUN)).toBe(input.includes('--'));
         expect(has(TRAIT.EDGE_SPACE)).toBe(/^[\t-\r ]|[\t-\r ]$/.test(input));
         expect(has(TRAIT.HIGH)).toBe(/[\x80-\xff]/.test(input));
+        expect(has(TRAIT.UPPER)).toBe(/[A-Z]/.test(input));
       }),
       fcParams(3000),
     );

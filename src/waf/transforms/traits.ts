@@ -6,11 +6,13 @@
 // are there (../transaction.ts).
 //
 // A value's traits are the bytes and byte pairs that some transformation acts on; a transformation's triggers
-// are the traits without which it returns its input up to ASCII case (and, but for t:lowercase, t:uppercase
-// and t:cmdLine, the input itself, so the engine need not even call it). A chain whose triggers miss the value's
-// traits returns the value up to ASCII case: each step gets a text with the same traits, since changing case
-// changes none. The property test (test/property/waf-transform-traits.prop.test.ts) holds each transformation
-// to its triggers on arbitrary byte strings.
+// are the traits without which it returns its input up to ASCII case. Its identity triggers are those without
+// which it returns its input itself, so that the engine need not even call it: the same, plus A–Z for
+// t:lowercase and t:cmdLine, and every text for t:uppercase. A chain whose triggers miss the value's traits
+// returns the value up to ASCII case: each step gets a text with the same traits, since changing case changes
+// none but UPPER (A–Z), which only raising case adds (../transaction.ts adds it back after a step that changed
+// case). The property test (test/property/waf-transform-traits.prop.test.ts) holds each transformation to both
+// kinds of triggers on arbitrary byte strings.
 
 export const TRAIT = {
   PERCENT: 1 << 0,
@@ -38,6 +40,8 @@ export const TRAIT = {
   STAR: 1 << 16,
   /** `--`. */
   DASH_RUN: 1 << 17,
+  /** A–Z: what t:lowercase and t:cmdLine change when nothing else (no trigger of theirs) is there. */
+  UPPER: 1 << 18,
   /** Every text has it: the triggers of a transformation that changes any text. */
   ANY: 1 << 30,
 } as const;
@@ -74,17 +78,22 @@ const TRIGGERS: ReadonlyMap<string, number> = new Map(
   }).map(([name, triggers]) => [name.toLowerCase(), triggers]),
 );
 
-/** Transformations that change ASCII case even without their triggers. */
-const CASE_CHANGING: ReadonlySet<string> = new Set(['lowercase', 'uppercase', 'cmdline']);
+/** Transformations that lower A–Z even without their triggers: a text without capitals comes out itself. */
+const LOWERING: ReadonlySet<string> = new Set(['lowercase', 'cmdline']);
 
 /** The traits without which `t:name` returns its input up to ASCII case. */
 export function transformTriggers(name: string): number {
   return TRIGGERS.get(name.toLowerCase()) ?? T.ANY;
 }
 
-/** The traits without which `t:name` returns its input itself: its triggers, unless it changes case anyway. */
+/**
+ * The traits without which `t:name` returns its input itself: its triggers, and A–Z for one that lowers them.
+ * t:uppercase raises a–z, which no trait tells: ANY.
+ */
 export function identityTriggers(name: string): number {
-  return CASE_CHANGING.has(name.toLowerCase()) ? T.ANY : transformTriggers(name);
+  const lower = name.toLowerCase();
+  if (lower === 'uppercase') return T.ANY;
+  return transformTriggers(name) | (LOWERING.has(lower) ? T.UPPER : 0);
 }
 
 /** Single-byte traits. */
@@ -103,6 +112,7 @@ TRAIT_OF[0x3c] = T.LESS_THAN;
 TRAIT_OF[0x23] = T.HASH;
 TRAIT_OF[0x2a] = T.STAR;
 for (let c = 0x80; c <= 0xff; c++) TRAIT_OF[c] = T.HIGH;
+for (let c = 0x41; c <= 0x5a; c++) TRAIT_OF[c] = T.UPPER;
 
 const C_SPACE = T.CONTROL_SPACE | T.SPACE;
 

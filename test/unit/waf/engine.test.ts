@@ -326,6 +326,13 @@ describe('default actions and transformations', () => {
     expect(run(rules(''), { uri: '/?q=AB' }).logged).toEqual([]);
     expect(run(rules(',multiMatch'), { uri: '/?q=AB' }).logged).toEqual([1]);
   });
+
+  it('multiMatch lowers again what an earlier step raised, though the value had no capitals', () => {
+    // The value has no capitals, so t:lowercase alone would pass it over; after t:uppercase it must not.
+    const rules = `SecRule ARGS "@streq ab" "id:1,phase:1,pass,log,t:none,t:uppercase,t:lowercase,t:removeWhitespace,multiMatch"`;
+    expect(run(rules, { uri: '/?q=a%20b' }).logged).toEqual([1]);
+    expect(run(rules.replace('t:lowercase,', ''), { uri: '/?q=a%20b' }).logged).toEqual([]);
+  });
 });
 
 describe('request bodies', () => {
