@@ -3,10 +3,11 @@
 // Why: a request's CRS evaluation touches a large working set (rule objects, the literal automaton, compiled
 // regexes, the engine's own code), and the socket writes between two requests (the kernel's network stack,
 // Node's HTTP code) push it out of the CPU caches: in the proxy the WAF cost about twice what it costs in a
-// loop. Run for the ~60 requests one turn parses back to back, it costs close to the loop's figure: this turn
-// alone took bench/waf/run.ts's GET from 4,150–4,500 to 6,500–6,900 requests per proxy CPU-second (`--quick`
-// runs; docs/bench.md, which also describes the experiment that found the cause). This is cohort scheduling
-// (Larus & Parkes, USENIX 2002): the same stage for many requests while its state is warm.
+// loop. Run for the requests one turn parses back to back (about 20 under bench/waf's GET load), it costs close
+// to the loop's figure: this turn alone took bench/waf/run.ts's GET from 4,150–4,500 to 6,500–6,900 requests
+// per proxy CPU-second (`--quick` runs; docs/bench.md, which also describes the experiment that found the
+// cause). This is cohort scheduling (Larus & Parkes, USENIX 2002): the same stage for many requests while its
+// state is warm.
 //
 // The cost is a setImmediate hop: requests parsed in one poll phase wait for the check phase of the same
 // loop iteration, a few microseconds under light load; nothing waits across turns.

@@ -486,7 +486,8 @@ class RuleBuilder {
     const keyText = (test: KeyTest | null) => (test === null ? '' : test.kind === 'name' ? `n${test.lower}` : test.kind === 'regex' ? `r${test.source}` : `x${test.path}`);
     const text = targets.map((t) => `${t.variable.name}\0${keyText(t.key)}\0${t.exclusions.map(keyText).join('\0')}`).join('\n');
     const id = intern(this.#selections, text);
-    this.#selectionLifetimes[id] = new Set(targets.map((t) => t.variable.lifetime));
+    // Interned: every rule naming the same list (or target, for targetSelections) gets this id again.
+    this.#selectionLifetimes[id] ??= new Set(targets.map((t) => t.variable.lifetime));
     return id;
   }
 
