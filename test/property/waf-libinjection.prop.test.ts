@@ -5,8 +5,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { H5_CONTEXT, Html5Tokenizer, type H5Context } from '../../src/waf/libinjection/html5.ts';
-import { SQLI_FINGERPRINTS } from '../../src/waf/libinjection/sqli-data.ts';
-import { detectSqli, SQLI_FLAGS, SqliState } from '../../src/waf/libinjection/sqli.ts';
+import { SQLI_FINGERPRINTS, SQLI_KEYWORDS } from '../../src/waf/libinjection/sqli-data.ts';
+import { detectSqli, isLoneToken, SQLI_FLAGS, SqliState } from '../../src/waf/libinjection/sqli.ts';
 import { detectXss } from '../../src/waf/libinjection/xss.ts';
 import { fcParams } from '../helpers/fc.ts';
 
@@ -75,10 +75,41 @@ describe('libinjection on generated input', () => {
       fc.property(input, (s) => {
         const fingerprint = detectSqli(s);
         if (fingerprint !== null) expect(SQLI_FINGERPRINTS.has(fingerprint.toUpperCase())).toBe(true);
+        // detectSqli's shortcut for lone tokens gives the tokenizer's answer.
+        expect(fingerprint !== null).toBe(new SqliState(s).isSqli());
         for (const flags of SQLI_CONTEXTS) checkSqlTokens(s, flags);
       }),
       fcParams(300),
     );
+  });
+
+  it('a lone word or number, which detectSqli passes without tokenizing, is never an injection to the tokenizer', () => {
+    const tokenizerSaysSqli = (s: string): boolean => new SqliState(s).isSqli();
+    // Every keyword that is one word, in the table's case, lower case and mixed case: the words that get a type.
+    const words = [...SQLI_KEYWORDS.keys()].filter(isLoneToken);
+    expect(words.length).toBeGreaterThan(100);
+    for (const word of words) {
+      const mixed = [...word].map((ch, i) => (i % 2 === 0 ? ch.toLowerCase() : ch)).join('');
+      for (const form of [word, word.toLowerCase(), mixed]) expect(tokenizerSaysSqli(form), form).toBe(false);
+    }
+    const wordChar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_');
+    const lone = fc.oneof(
+      fc.tuple(fc.constantFrom(...'abenquxABENQUX_z'), fc.array(wordChar, { maxLength: 40 })).map(([first, rest]) => first + rest.join('')),
+      fc.stringMatching(/^[0-9]{1,40}$/),
+      fc.constantFrom(...words).map((w) => w + '1'),
+    );
+    fc.assert(
+      fc.property(lone, fc.constantFrom('', '.', '-', ' ', "'", '(', '@', '$', '#', '/*', '1'), fc.nat(), (s, extra, at) => {
+        expect(isLoneToken(s)).toBe(true);
+        expect(tokenizerSaysSqli(s)).toBe(false);
+        // With one more char anywhere, the shortcut still agrees with the tokenizer when it takes the text.
+        const spliced = s.slice(0, at % (s.length + 1)) + extra + s.slice(at % (s.length + 1));
+        expect(detectSqli(spliced) !== null).toBe(tokenizerSaysSqli(spliced));
+      }),
+      fcParams(3000),
+    );
+    // What the shortcut must not take: a number then a word, an operator, a quote, a space.
+    for (const s of ['1union', '1e5', '1d', 'a b', "a'", 'a-1', 'a.b', '', '0x1f', 'é']) expect(isLoneToken(s), s).toBe(false);
   });
 
   it('detectXss never throws, and every HTML token lies inside the input', () => {

@@ -1065,9 +1065,31 @@ const shared = new SqliState('');
  * ModSecurity's @detectSQLi matches on non-null and captures the fingerprint as TX.0.
  */
 export function detectSqli(input: string): string | null {
+  if (isLoneToken(input)) return null;
   shared.input = input;
   const fingerprint = shared.isSqli() ? shared.fingerprint : null;
   // Hold no request's data past the call.
   shared.input = '';
   return fingerprint;
+}
+
+/**
+ * Whether libinjection reads `input` as a single token: a word (ASCII letters, digits and `_`, not starting with a
+ * digit) or a number (digits only). No one-token fingerprint is an injection (the table's only one is 'X', which
+ * unparsable input makes), and with no quote and no comment only the as-is context runs, so such an input, as most
+ * names and values of a benign request are, needs no tokenizing. The property test
+ * (test/property/waf-libinjection.prop.test.ts) holds the tokenizer to this on every keyword and on generated words.
+ */
+export function isLoneToken(input: string): boolean {
+  const n = input.length;
+  if (n === 0) return false;
+  const digitFirst = isDigit(input.charCodeAt(0));
+  for (let i = 0; i < n; i++) {
+    const c = input.charCodeAt(i);
+    if (isDigit(c)) continue;
+    if (digitFirst) return false;
+    const letter = c | 0x20;
+    if (!((letter >= 0x61 && letter <= 0x7a) || c === 0x5f)) return false;
+  }
+  return true;
 }
