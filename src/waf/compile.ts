@@ -11,7 +11,7 @@ import { emptyActions, parseActionList, type ParsedActions, type TransformStep, 
 import { foldConstantRules } from './fold.ts';
 import { compileMacro } from './macros.ts';
 import { memoized } from './memo.ts';
-import { identityTriggers, transformTriggers } from './transforms/traits.ts';
+import { chainLowers, identityTriggers, transformTriggers } from './transforms/traits.ts';
 import { lookupOperator } from './operators/index.ts';
 import { inertReason } from './operators/misc.ts';
 import type { CompiledOperator, OperatorContext, OperatorFactory } from './operators/types.ts';
@@ -442,6 +442,7 @@ class RuleBuilder {
       transformStepTriggers: stepTriggers,
       transformIdentities: stepIdentities,
       transformIdentity: stepIdentities.reduce((all, triggers) => all | triggers, 0),
+      transformLowers: chainLowers(steps.map((step) => step.name)),
       selection,
       targetSelections,
       inputs,

@@ -393,6 +393,7 @@ function constantAction(first: CompiledRule, writes: readonly SetVar[]): Compile
     transformStepTriggers: [],
     transformIdentities: [],
     transformIdentity: 0,
+    transformLowers: false,
     selection: -1,
     targetSelections: [],
     inputs: -1,

@@ -128,6 +128,8 @@ export interface CompiledRule {
   readonly transformIdentities: readonly number[];
   /** All steps' identity triggers: a value with none of them is its own chain's result. */
   readonly transformIdentity: number;
+  /** A value with none of transformTriggers comes out with A–Z lowered (./transforms/traits.ts chainLowers). */
+  readonly transformLowers: boolean;
   /**
    * Rules with the same target list share a selection: for a target list whose values a transaction computes
    * once (no count, no TX-like or other live variable), the values it selects, in order, are the same for all

@@ -106,6 +106,19 @@ function cacheStep(value: VarValue, key: number, text: string): void {
   else value.transformed.push(key, text);
 }
 
+/** The chain key under which a value's lower-cased copy is kept (real chain keys are from 0). */
+const LOWERED = -1;
+
+/** The value with A–Z lowered, made once per value and kept with its transformation results. */
+function loweredOf(value: VarValue): string {
+  let lowered = cachedStep(value, LOWERED);
+  if (lowered === undefined) {
+    lowered = lowercase(value.value);
+    cacheStep(value, LOWERED, lowered);
+  }
+  return lowered;
+}
+
 /** What a rule's marks say of an input: it lacks a clause, it holds them all, or it was not scanned. */
 const RULED_OUT = 0;
 const CHECKED = 1;
@@ -749,8 +762,13 @@ export class Transaction implements MacroScope {
    * rules that follow (CRS rules share long prefixes such as t:none,t:utf8toUnicode,t:urlDecodeUni).
    */
   #transform(rule: CompiledRule, value: VarValue): string {
+    const traits = traitsOf(value);
     // No step can act on the value: it comes out as it went in.
-    if ((traitsOf(value) & rule.transformIdentity) === 0) return value.value;
+    if ((traits & rule.transformIdentity) === 0) return value.value;
+    // Steps can only lower its capitals: every such chain gets the one lower-cased copy, not its own (a form's
+    // message met a dozen chains ending in t:lowercase or t:cmdLine, each lowering 1.6 KB and each result
+    // looked up again by #markOf).
+    if ((traits & rule.transformTriggers) === 0 && rule.transformLowers) return loweredOf(value);
     const { transforms, transformKeys } = rule;
     const last = transforms.length - 1;
     let start = 0;

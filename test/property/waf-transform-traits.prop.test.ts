@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TRANSFORMS } from '../../src/waf/transforms/index.ts';
-import { identityTriggers, TRAIT, textTraits, transformTriggers } from '../../src/waf/transforms/traits.ts';
+import { chainLowers, identityTriggers, TRAIT, textTraits, transformTriggers } from '../../src/waf/transforms/traits.ts';
 import { fcParams } from '../helpers/fc.ts';
 
 const fold = (text: string): string => text.replace(/[A-Z]/g, (c) => c.toLowerCase());
@@ -45,6 +45,22 @@ describe('transformation triggers (property)', () => {
       );
     });
   }
+
+  it('a chain returns a text without its triggers as it is, or with A–Z lowered when chainLowers says so', () => {
+    // t:uppercase raises what other steps lower: chainLowers is false for chains with it and the engine runs them.
+    const names = transforms.map(([name]) => name).filter((name) => name !== 'uppercase');
+    const chain = fc.array(fc.constantFrom(...names), { minLength: 1, maxLength: 6 });
+    fc.assert(
+      fc.property(chain, text, (steps, input) => {
+        const triggers = steps.reduce((all, name) => all | transformTriggers(name), 0);
+        fc.pre((textTraits(input) & triggers) === 0);
+        const output = steps.reduce((current, name) => TRANSFORMS.get(name)!(current), input);
+        expect(output).toBe(chainLowers(steps) ? fold(input) : input);
+      }),
+      fcParams(3000),
+    );
+    expect(chainLowers(['urlDecodeUni', 'lowercase', 'uppercase'])).toBe(false);
+  });
 
   it('finds every trait where it is', () => {
     fc.assert(

@@ -81,6 +81,16 @@ const TRIGGERS: ReadonlyMap<string, number> = new Map(
 /** Transformations that lower A–Z even without their triggers: a text without capitals comes out itself. */
 const LOWERING: ReadonlySet<string> = new Set(['lowercase', 'cmdline']);
 
+/**
+ * Whether a chain of these transformations, given a text with none of its triggers, returns the text with A–Z
+ * lowered: a step lowers them (t:lowercase, t:cmdLine) and none raises them (t:uppercase). The engine then takes
+ * one lower-cased copy of a value for every such chain instead of running each (../transaction.ts).
+ */
+export function chainLowers(names: readonly string[]): boolean {
+  const lower = names.map((name) => name.toLowerCase());
+  return lower.some((name) => LOWERING.has(name)) && !lower.includes('uppercase');
+}
+
 /** The traits without which `t:name` returns its input up to ASCII case. */
 export function transformTriggers(name: string): number {
   return TRIGGERS.get(name.toLowerCase()) ?? T.ANY;
