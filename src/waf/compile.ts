@@ -443,6 +443,7 @@ class RuleBuilder {
       transformIdentities: stepIdentities,
       transformIdentity: stepIdentities.reduce((all, triggers) => all | triggers, 0),
       transformLowers: chainLowers(steps.map((step) => step.name)),
+      transformStepLowers: steps.map((step) => chainLowers([step.name])),
       selection,
       targetSelections,
       inputs,

@@ -394,6 +394,7 @@ function constantAction(first: CompiledRule, writes: readonly SetVar[]): Compile
     transformIdentities: [],
     transformIdentity: 0,
     transformLowers: false,
+    transformStepLowers: [],
     selection: -1,
     targetSelections: [],
     inputs: -1,

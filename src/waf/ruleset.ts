@@ -130,6 +130,8 @@ export interface CompiledRule {
   readonly transformIdentity: number;
   /** A value with none of transformTriggers comes out with A–Z lowered (./transforms/traits.ts chainLowers). */
   readonly transformLowers: boolean;
+  /** Per step, the same for the step alone (t:lowercase, t:cmdLine). */
+  readonly transformStepLowers: readonly boolean[];
   /**
    * Rules with the same target list share a selection: for a target list whose values a transaction computes
    * once (no count, no TX-like or other live variable), the values it selects, in order, are the same for all

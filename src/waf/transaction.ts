@@ -782,9 +782,23 @@ export class Transaction implements MacroScope {
         break;
       }
     }
+    // As in #inspectEach: until `known` is all bits, the steps so far changed at most case, so `current` is the
+    // value up to case and has its traits; a step they cannot trigger is passed over uncalled, and a lowering
+    // step none of whose triggers is there gives the value's lower-cased copy. A cached prefix may have
+    // changed more: all bits.
+    let known = start === 0 ? traits : -1;
     for (let i = start; i <= last; i++) {
-      current = transforms[i]!(current);
-      cacheStep(value, transformKeys[i]!, current);
+      if ((known & rule.transformIdentities[i]!) !== 0) {
+        const lowersOnly = (known & rule.transformStepTriggers[i]!) === 0;
+        const next = lowersOnly && rule.transformStepLowers[i]! ? loweredOf(value) : transforms[i]!(current);
+        if (next !== current) {
+          known = lowersOnly ? known | TRAIT.UPPER : -1;
+          current = next;
+        }
+        cacheStep(value, transformKeys[i]!, current);
+      } else if (i === last) {
+        cacheStep(value, transformKeys[i]!, current);
+      }
     }
     return current;
   }

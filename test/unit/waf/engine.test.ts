@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { createWaf, formatModsecLine, type Interruption, type WafOptions } from '../../../src/waf/engine.ts';
 import type { WafRequest } from '../../../src/waf/request.ts';
+import { TRANSFORMS } from '../../../src/waf/transforms/index.ts';
 
 interface Sent {
   method?: string;
@@ -319,6 +320,36 @@ describe('default actions and transformations', () => {
     expect(run(rules, { uri: '/?q=A%252BB' }).logged).toEqual([]);
     expect(run(rules, { uri: '/?q=A%2520B' }).logged).toEqual([2, 3]);
     expect(run(rules, { uri: '/?q=a%2520b' }).logged).toEqual([1, 2]);
+  });
+
+  it('gives every chain what running its steps one by one gives, whatever steps it passes over or shares', () => {
+    // Chains sharing prefixes, lowering steps after steps the values do or do not trigger, and t:uppercase: the
+    // engine skips steps by the values' traits and hands lowering chains one lower-cased copy (transaction.ts).
+    const chains = [
+      'lowercase',
+      'normalizePath,lowercase',
+      'normalizePath,cmdLine',
+      'urlDecodeUni,lowercase',
+      'lowercase,urlDecodeUni',
+      'urlDecodeUni,htmlEntityDecode,lowercase',
+      'removeWhitespace,lowercase',
+      'uppercase,lowercase',
+      'lowercase,uppercase',
+      'cmdLine',
+      'compressWhitespace,cmdLine,normalizePath',
+    ];
+    const values = ['Please. Deliver', 'a%41b', 'A%2541 &amp; B', 'x/./Y', 'plain', 'Two  Spaces, "Quoted"'];
+    const rules = values.flatMap((_, v) =>
+      chains.map((chain, c) => `SecRule ARGS:v${v} "@unconditionalMatch" "id:${100 * v + c + 1},phase:1,pass,nolog,t:none,t:${chain.split(',').join(',t:')},setvar:'tx.r${v}_${c}=%{MATCHED_VAR}'"`),
+    );
+    const query = values.map((value, v) => `v${v}=${encodeURIComponent(value)}`).join('&');
+    const { tx } = run(rules.join('\n'), { uri: `/?${query}` });
+    values.forEach((value, v) =>
+      chains.forEach((chain, c) => {
+        const expected = chain.split(',').reduce((text, name) => TRANSFORMS.get(name.toLowerCase())!(text), value);
+        expect(tx.txValue(`r${v}_${c}`), `${chain} of ${JSON.stringify(value)}`).toBe(expected);
+      }),
+    );
   });
 
   it('multiMatch tries the value before and after each transformation', () => {
