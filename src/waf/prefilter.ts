@@ -93,6 +93,36 @@ export function requiredLiterals(tree: LiteralNode): Clause[] {
   return literalsOf(tree, 0).required;
 }
 
+/**
+ * A clause for a phrase list (@pm) too long to join the engine's automaton whole: for each phrase, folded, its
+ * rarest substring of `length` bytes (the phrase itself when shorter), preferring one already chosen. A text
+ * that holds a phrase holds its substring, so a text holding none of them holds no phrase. CRS's 1,090
+ * phrases of lfi-os-files.data come down to 250 such substrings, none of which the benign texts of bench/waf
+ * hold.
+ */
+export function phraseFactors(phrases: readonly string[], length: number): string[] {
+  const factors = new Set<string>();
+  for (const phrase of phrases) {
+    const folded = phrase.replace(/[A-Z]+/g, (run) => run.toLowerCase());
+    if (folded.length <= length) {
+      factors.add(folded);
+      continue;
+    }
+    let chosen = '';
+    let lowest = Infinity;
+    for (let i = 0; i + length <= folded.length; i++) {
+      const factor = folded.slice(i, i + length);
+      const cost = setCost([factor]);
+      if (cost < lowest || (cost === lowest && factors.has(factor))) {
+        chosen = factor;
+        lowest = cost;
+      }
+    }
+    factors.add(chosen);
+  }
+  return [...factors];
+}
+
 function literalsOf(node: LiteralNode, depth: number): Literals {
   // The parser bounds nesting (MAX_NESTING there); this guard keeps the analysis safe on its own.
   if (depth > 400) return UNKNOWN;

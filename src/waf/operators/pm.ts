@@ -3,6 +3,7 @@
 // (libmodsecurity src/operators/pm.cc, pm_from_file.cc).
 import { PhraseMatcher } from '../aho-corasick.ts';
 import { memoized } from '../memo.ts';
+import { phraseFactors } from '../prefilter.ts';
 import type { CompiledOperator, OperatorContext, OperatorFactory } from './types.ts';
 
 /** @pm: phrases separated by white space, after the `"…"` / `|hex|` / `\;` decoding of parse_pm_content. */
@@ -44,8 +45,10 @@ function phraseOperator(phrases: readonly string[]): CompiledOperator {
   return phraseMemo(phrases.join('\n'));
 }
 
-/** Phrase lists up to this long join the engine's literal automaton (see below). */
+/** Phrase lists up to this long join the engine's literal automaton (see below); longer ones, a clause of their substrings that long. */
 const MAX_SHARED_PHRASES = 300;
+/** The substrings' length (see phraseFactors): at 3, prose held some of lfi-os-files.data's (`te_`, `on/`). */
+const FACTOR_LENGTH = 4;
 
 /** No phrase holds a newline (arguments split on white space, data files by line): the joined list is a faithful key. */
 const phraseMemo = memoized((key): CompiledOperator => {
@@ -55,8 +58,10 @@ const phraseMemo = memoized((key): CompiledOperator => {
     // Its phrases are the one clause a match satisfies: the engine's literal scan answers for the operator, which
     // then runs only to find the phrase for TX.0 and the match log. Not for the longest lists (CRS's
     // lfi-os-files.data, 1,090 phrases, and 933151's 1,264): with them the shared automaton doubled (47,600
-    // states, 15 MB a thread, 0.25 s to build); they keep their own automaton, run on every value.
-    literals: phrases.length <= MAX_SHARED_PHRASES ? [phrases] : null,
+    // states, 15 MB a thread, 0.25 s to build). Those give a clause of short substrings instead, when it is short
+    // enough itself; their own automaton then runs only on a value holding one (it ran on every value: 8 µs of
+    // bench/waf's POST).
+    literals: phrases.length <= MAX_SHARED_PHRASES ? [phrases] : sharedFactors(phrases),
     match(input, captures) {
       const phrase = matcher.find(input);
       if (phrase === null) return false;
@@ -68,6 +73,11 @@ const phraseMemo = memoized((key): CompiledOperator => {
     },
   };
 });
+
+function sharedFactors(phrases: readonly string[]): string[][] | null {
+  const factors = phraseFactors(phrases, FACTOR_LENGTH);
+  return factors.length <= MAX_SHARED_PHRASES ? [factors] : null;
+}
 
 /** C isspace: what std::istream_iterator<std::string> splits on. */
 function splitPhrases(content: string): string[] {

@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LiteralSets } from '../../../src/waf/aho-corasick.ts';
 import { RX_FLAGS } from '../../../src/waf/operators/rx.ts';
+import { phraseFactors } from '../../../src/waf/prefilter.ts';
 import { compilePcre, type PcreFlags } from '../../../src/waf/regex.ts';
 import { parseSecLang } from '../../../src/waf/seclang/parser.ts';
 import { loadCorpus } from '../../conformance/ftw.ts';
@@ -69,6 +70,26 @@ describe('required literals', () => {
       const compiled = compilePcre(pattern, RX_FLAGS);
       expect(compiled.ok && compiled.regex.test(input), `${pattern} on ${input}`).toBe(expected);
     }
+  });
+});
+
+describe('phrase factors', () => {
+  it('give every phrase of a long CRS list a substring of it, in far fewer strings', () => {
+    const phrases = readFileSync(`${CRS_RULES}/lfi-os-files.data`, 'latin1')
+      .split('\n')
+      .filter((line) => !/^\s*(?:#|$)/.test(line));
+    const factors = phraseFactors(phrases, 4);
+    expect(phrases.length).toBeGreaterThan(1000);
+    expect(factors.length).toBeLessThan(300);
+    for (const phrase of phrases) expect(factors.some((factor) => phrase.toLowerCase().includes(factor)), phrase).toBe(true);
+  });
+
+  it('keeps a phrase no longer than the length whole, folded, and takes one with rare bytes from a longer one', () => {
+    const [short, long] = phraseFactors(['ABC', 'x/etc/passwd'], 4);
+    expect(short).toBe('abc');
+    expect(long).toHaveLength(4);
+    expect('x/etc/passwd'.includes(long!)).toBe(true);
+    expect(long).toContain('/');
   });
 });
 
