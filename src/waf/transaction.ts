@@ -378,7 +378,9 @@ export class Transaction implements MacroScope {
     let i = 0;
     while (i < rules.length) {
       const rule = rules[i]!;
-      if (this.#isRemoved(rule)) {
+      // Most rules need literals none of their values holds (116 of the 163 a benign GET evaluated): their
+      // group's union says so without evaluating them.
+      if (this.#isRemoved(rule) || (rule.literalGroup !== -1 && this.#removedTargets.length === 0 && this.#groupRulesOut(rule))) {
         i++;
         continue;
       }
@@ -492,16 +494,26 @@ export class Transaction implements MacroScope {
   }
 
   /**
+   * No value of the rule's literal group holds every clause its operator needs (their union does not): nothing to
+   * run. False past the budget, which the caller finds out.
+   */
+  #groupRulesOut(rule: CompiledRule): boolean {
+    let group = this.#groupMarks[rule.literalGroup]!;
+    if (group === -1) group = this.#markGroup(rule);
+    if (group === -1) return false;
+    const { first } = this.#ruleSet.literals.groups[rule.literalGroup]!;
+    return !clausesMarked(rule, this.#marks, this.#marks[group]! - first);
+  }
+
+  /**
    * #inspectSelection for a rule with a literal group: the operator runs only on values whose marks hold its
    * clauses, and a value's transformed input is built only then, when its marks came from the value itself.
    */
   #inspectMarked(rule: CompiledRule): boolean {
-    let group = this.#groupMarks[rule.literalGroup]!;
-    if (group === -1) group = this.#markGroup(rule);
+    // #runPhase asked already, unless a ctl removed targets this transaction.
+    if (this.#groupRulesOut(rule)) return false;
+    const group = this.#groupMarks[rule.literalGroup]!;
     if (group === -1) return false;
-    // No value holds every clause this rule's operator needs (their union does not): nothing to run.
-    const { first } = this.#ruleSet.literals.groups[rule.literalGroup]!;
-    if (!clausesMarked(rule, this.#marks, this.#marks[group]! - first)) return false;
     // The values in the order #markGroup met them.
     const values = this.#selection(rule);
     let matched = false;
