@@ -98,6 +98,19 @@ export function ensureRegexpFlags(): void {
   flagsSet = true;
 }
 
+/** Clause strings up to which a letterless set is searched with String#includes (BoundedRegex #plainLiterals). */
+const PLAIN_LITERALS = 8;
+
+/** Whether `input` holds a string of every clause, compared as they are. */
+function holdsEveryClause(input: string, clauses: readonly Clause[]): boolean {
+  for (const clause of clauses) {
+    let held = false;
+    for (let i = 0; i < clause.length && !held; i++) held = input.includes(clause[i]!);
+    if (!held) return false;
+  }
+  return true;
+}
+
 /** A translated pattern that picks its engine per input; `test`/`exec` as RegExp's, never unbounded. */
 export class BoundedRegex {
   /** The JavaScript source, for logs and tests. */
@@ -118,6 +131,11 @@ export class BoundedRegex {
    * (./transaction.ts), which hold the same literals, and never need an automaton of their own.
    */
   #prefilter: LiteralSets | null = null;
+  /**
+   * True when the clauses hold a few strings and none holds a letter (`..`, `/`, `${`): String#includes, a
+   * native search, finds them faster than the automaton, and case (which the automaton folds) cannot matter.
+   */
+  readonly #plainLiterals: boolean;
   /** Where #passes marks the clauses found (one word: at most 3 clauses), and the mark of all of them. */
   readonly #marks = new Uint32Array(1);
   readonly #allClauses: number;
@@ -148,6 +166,8 @@ export class BoundedRegex {
     this.literals = parts.literals;
     this.#minLength = parts.minLength;
     this.#allClauses = parts.literals === null ? 0 : 2 ** parts.literals.length - 1;
+    const strings = parts.literals?.flat() ?? [];
+    this.#plainLiterals = strings.length > 0 && strings.length <= PLAIN_LITERALS && strings.every((literal) => !/[A-Za-z]/.test(literal));
     this.#irregexp = parts.irregexp;
     this.#singleLine = parts.singleLine;
     this.#linear = parts.linear;
@@ -178,6 +198,7 @@ export class BoundedRegex {
   /** Whether `input` holds a string of every clause (always, without clauses). */
   #passes(input: string): boolean {
     if (this.literals === null) return true;
+    if (this.#plainLiterals) return holdsEveryClause(input, this.literals);
     this.#prefilter ??= new LiteralSets(this.literals);
     this.#marks[0] = 0;
     this.#prefilter.scan(input, this.#marks, 0);
