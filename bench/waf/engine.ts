@@ -6,17 +6,29 @@
 //   --live N   N transactions alive at once (phase 1 of one request, then phase 2 of the one begun N − 1
 //              requests before), as N connections can keep them: their caches outlive the young generation
 //
-//   node bench/waf/engine.ts [--only get,post] [--requests N] [--live N]
+//   --against REF   the same requests on the engine at git REF too, in the same process, in alternating rounds
+//                   (--rounds of them): the median of the per-round ratios, this tree over REF. Two processes
+//                   measured one after the other disagree by ±5 % on this VM, whose speed drifts over tens of
+//                   seconds; rounds interleaved in one process see the same drift. The rule set compiled second
+//                   ran 2–5 % faster than the same one compiled first, so each comparison runs twice, in two
+//                   children that compile them in opposite orders, and the two ratios are averaged (geometric
+//                   mean), which cancels that.
+//
+//   node bench/waf/engine.ts [--only get,post] [--requests N] [--live N] [--against REF [--rounds N]]
 //
 // Timing runs in a child with the young generation of an L7 data-plane thread with the WAF on (16 MiB
 // semi-spaces, src/node/node.ts); each figure is the best of five rounds of `--requests` requests (the child's
 // CPU time). Bytes allocated come from a child whose young generation is too large to collect during the count.
 // Not part of the test suite; every request must pass (a false positive throws).
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createWaf, type RuleSet } from '../../src/waf/engine.ts';
 import { SECBEAT_RULES_DIR } from '../../src/waf/load.ts';
+import { extractRef } from '../tcp/proxies.ts';
 import type { WafRequest } from '../../src/waf/request.ts';
 import type { Transaction } from '../../src/waf/transaction.ts';
 import { WORKLOADS, type WorkloadName } from './workloads.ts';
@@ -34,14 +46,34 @@ const { values } = parseArgs({
     only: { type: 'string', default: 'get,post' },
     requests: { type: 'string', default: '5000' },
     live: { type: 'string', default: '1' },
+    against: { type: 'string' },
+    rounds: { type: 'string', default: '20' },
     'timing-child': { type: 'boolean', default: false },
     'allocation-child': { type: 'string' },
+    'against-child': { type: 'string' },
+    'ref-first': { type: 'boolean', default: false },
   },
 });
 
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+interface EngineModules {
+  createWaf: typeof createWaf;
+  supplementDir: string;
+}
+
+const THIS_TREE: EngineModules = { createWaf, supplementDir: SECBEAT_RULES_DIR };
+
+/** The engine of another tree (--against): its own compiler, rules and supplement. */
+async function engineAt(root: string): Promise<EngineModules> {
+  const engine = (await import(pathToFileURL(join(root, 'src/waf/engine.ts')).href)) as { createWaf: typeof createWaf };
+  const load = (await import(pathToFileURL(join(root, 'src/waf/load.ts')).href)) as { SECBEAT_RULES_DIR: string };
+  return { createWaf: engine.createWaf, supplementDir: load.SECBEAT_RULES_DIR };
+}
+
 /** The rule set, compiled in the children that run requests only (the parent just reports). */
-function loadRuleSet(): RuleSet {
-  const { ruleSet, errors } = createWaf({ crs: { paranoiaLevel: 1, supplementDir: SECBEAT_RULES_DIR }, mode: 'On' });
+function loadRuleSet(modules: EngineModules = THIS_TREE): RuleSet {
+  const { ruleSet, errors } = modules.createWaf({ crs: { paranoiaLevel: 1, supplementDir: modules.supplementDir }, mode: 'On' });
   if (errors.length > 0) throw new Error(`the CRS did not load cleanly: ${errors[0]!.message}`);
   return ruleSet;
 }
@@ -65,8 +97,7 @@ function finish(tx: Transaction, body: string | null): void {
  * One request's worth of work: both phases back to back, or with `live` > 1 the first phase of a request and
  * the second of the one begun `live` − 1 requests before, so that `live` transactions are alive at once.
  */
-function driver(name: WorkloadName, live: number): () => void {
-  const ruleSet = loadRuleSet();
+function driver(name: WorkloadName, live: number, ruleSet: RuleSet = loadRuleSet()): () => void {
   const { request, body } = wafRequest(name);
   const begin = (): Transaction => {
     const tx = ruleSet.begin(request);
@@ -121,12 +152,68 @@ function timingChild(names: readonly WorkloadName[], requests: number, live: num
   }
 }
 
-function main(): void {
+const median = (sorted: readonly number[]): number => sorted[Math.floor(sorted.length / 2)]!;
+
+/**
+ * Both engines on each workload, in `rounds` rounds: in each, `count` requests on one then the other (the order
+ * alternating), timed by the process's CPU. Prints the best round of each and the median ratio.
+ */
+async function againstChild(refRoot: string, names: readonly WorkloadName[], rounds: number, refFirst: boolean): Promise<void> {
+  const reference = await engineAt(refRoot);
+  for (const name of names) {
+    // Compiled in the order asked (see --against above); runs[0] is always this tree's.
+    const theirs = refFirst ? driver(name, 1, loadRuleSet(reference)) : null;
+    const mine = driver(name, 1);
+    const runs = [mine, theirs ?? driver(name, 1, loadRuleSet(reference))] as const;
+    const count = name === 'get' ? 2_000 : 600;
+    for (const run of runs) for (let i = 0; i < WARMUP_REQUESTS; i++) run();
+    const micros: [number[], number[]] = [[], []];
+    for (let round = 0; round < rounds; round++) {
+      for (const which of round % 2 === 0 ? [0, 1] : [1, 0]) {
+        const run = runs[which]!;
+        const started = process.cpuUsage();
+        for (let i = 0; i < count; i++) run();
+        const used = process.cpuUsage(started);
+        micros[which]!.push((used.user + used.system) / count);
+      }
+    }
+    const ratios = micros[0].map((mine, i) => mine / micros[1][i]!).sort((a, b) => a - b);
+    const best = (list: number[]): number => Math.min(...list);
+    process.stdout.write(`${name} ${best(micros[0])} ${best(micros[1])} ${median(ratios)}\n`);
+  }
+}
+
+function compareAgainst(ref: string, names: readonly WorkloadName[], rounds: number): void {
+  const dir = mkdtempSync(join(tmpdir(), 'secbeat-engine-'));
+  try {
+    const refRoot = extractRef(ROOT, ref, dir);
+    console.log(`CRS 3.3.4 PL1 + supplement; this tree against ${ref}, ${rounds} alternating rounds in each of two processes`);
+    const args = ['--against-child', refRoot, '--only', names.join(','), '--rounds', String(rounds)];
+    const parse = (out: string) => out.trim().split('\n').map((line) => line.split(' ').map((field, i) => (i === 0 ? field : Number(field))) as [WorkloadName, number, number, number]);
+    const thisFirst = parse(child(TIMING_FLAGS, args));
+    const refFirst = parse(child(TIMING_FLAGS, [...args, '--ref-first']));
+    thisFirst.forEach(([name, mine, theirs, ratio], i) => {
+      const [, mine2, theirs2, ratio2] = refFirst[i]!;
+      const combined = Math.sqrt(ratio * ratio2);
+      const change = (combined - 1) * 100;
+      console.log(
+        `${name}: median ratio ${combined.toFixed(3)} (${change >= 0 ? '+' : ''}${change.toFixed(1)} %; ${ratio.toFixed(3)} with this tree compiled first, ${ratio2.toFixed(3)} second); ` +
+          `best rounds ${Math.min(theirs, theirs2).toFixed(1)} → ${Math.min(mine, mine2).toFixed(1)} µs`,
+      );
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
   const names = values.only.split(',').filter((n): n is WorkloadName => n === 'get' || n === 'post');
   const requests = Number(values.requests);
   const live = Number(values.live);
   if (values['allocation-child'] !== undefined) return allocationChild(values['allocation-child'] as WorkloadName);
   if (values['timing-child']) return timingChild(names, requests, live);
+  if (values['against-child'] !== undefined) return againstChild(values['against-child'], names, Number(values.rounds), values['ref-first']);
+  if (values.against !== undefined) return compareAgainst(values.against, names, Number(values.rounds));
   console.log(`CRS 3.3.4 PL1 + supplement; ${live} transaction(s) alive at once`);
   const timing = child(TIMING_FLAGS, ['--timing-child', '--only', names.join(','), '--requests', String(requests), '--live', String(live)]);
   for (const line of timing.trim().split('\n')) {
@@ -136,4 +223,4 @@ function main(): void {
   }
 }
 
-main();
+await main();
