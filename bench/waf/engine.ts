@@ -9,10 +9,10 @@
 //   --against REF   the same requests on the engine at git REF too, in the same process, in alternating rounds
 //                   (--rounds of them): the median of the per-round ratios, this tree over REF. Two processes
 //                   measured one after the other disagree by ±5 % on this VM, whose speed drifts over tens of
-//                   seconds; rounds interleaved in one process see the same drift. The rule set compiled second
-//                   ran 2–5 % faster than the same one compiled first, so each comparison runs twice, in two
-//                   children that compile them in opposite orders, and the two ratios are averaged (geometric
-//                   mean), which cancels that.
+//                   seconds; rounds interleaved in one process see the same drift. The same code ran 1.6 % and
+//                   4.8 % faster compiled second than compiled first in two tries (and as fast in a third), so
+//                   each comparison runs twice, in two children that compile the rule sets in opposite orders,
+//                   and the two ratios are averaged (geometric mean). About ±1.5 % remains.
 //
 //   node bench/waf/engine.ts [--only get,post] [--requests N] [--live N] [--against REF [--rounds N]]
 //
@@ -177,7 +177,7 @@ async function againstChild(refRoot: string, names: readonly WorkloadName[], rou
         micros[which]!.push((used.user + used.system) / count);
       }
     }
-    const ratios = micros[0].map((mine, i) => mine / micros[1][i]!).sort((a, b) => a - b);
+    const ratios = micros[0].map((own, i) => own / micros[1][i]!).sort((a, b) => a - b);
     const best = (list: number[]): number => Math.min(...list);
     process.stdout.write(`${name} ${best(micros[0])} ${best(micros[1])} ${median(ratios)}\n`);
   }
