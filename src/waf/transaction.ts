@@ -106,6 +106,15 @@ function cacheStep(value: VarValue, key: number, text: string): void {
   else value.transformed.push(key, text);
 }
 
+/**
+ * The traits known of what step `step` of the rule's chain made of a text with `traits`, when it changed it: the
+ * same plus A–Z if the step had none of its triggers there (it changed case only, and t:uppercase makes
+ * capitals, which later t:lowercase and t:cmdLine must not pass over), else none known (all bits).
+ */
+function traitsAfterChange(rule: CompiledRule, step: number, traits: number): number {
+  return (traits & rule.transformStepTriggers[step]!) === 0 ? traits | TRAIT.UPPER : -1;
+}
+
 /** The chain key under which a value's lower-cased copy is kept (real chain keys are from 0). */
 const LOWERED = -1;
 
@@ -740,10 +749,7 @@ export class Transaction implements MacroScope {
         if ((traits & rule.transformIdentities[i]!) === 0) continue;
         const next = this.#transformStep(rule, value, i, input);
         if (next === input) continue;
-        // All bits: every step may act on what a step made of the value. A step that changed case only may
-        // have made capitals (t:uppercase): later t:lowercase and t:cmdLine must not pass over them.
-        if ((traits & rule.transformStepTriggers[i]!) !== 0) traits = -1;
-        else traits |= TRAIT.UPPER;
+        traits = traitsAfterChange(rule, i, traits);
         input = next;
       }
       const screened = this.#screenIfScanned(rule, i < 0 ? value : null, input);
@@ -804,7 +810,7 @@ export class Transaction implements MacroScope {
         const lowersOnly = (known & rule.transformStepTriggers[i]!) === 0;
         const next = lowersOnly && rule.transformStepLowers[i]! ? loweredOf(value) : transforms[i]!(current);
         if (next !== current) {
-          known = lowersOnly ? known | TRAIT.UPPER : -1;
+          known = traitsAfterChange(rule, i, known);
           current = next;
         }
         cacheStep(value, transformKeys[i]!, current);
