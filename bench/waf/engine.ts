@@ -14,7 +14,17 @@
 //                   each comparison runs twice, in two children that compile the rule sets in opposite orders,
 //                   and the two ratios are averaged (geometric mean). About ±1.5 % remains.
 //
-//   node bench/waf/engine.ts [--only get,post] [--requests N] [--live N] [--against REF [--rounds N]]
+//   --without IDS   what some rules cost (IDS as SecRuleRemoveById takes them: `920450` or `942000-942999`,
+//                   comma-separated): the rule set with and without them, interleaved and in both compile orders as
+//                   --against runs; the median per-round difference in µs. A removed rule's shared work (a scan,
+//                   a transformation) moves to the next rule that needs it, so this is the rules' marginal cost.
+//
+//   --breakdown   the POST's cost taken apart: the same request with one field (`a=1`), with its nineteen short
+//                 fields and no message, with 400 bytes of the message, and whole; then the cost of the request
+//                 itself, of each short field and of each byte of the message, by difference
+//
+//   node bench/waf/engine.ts [--only get,post] [--requests N] [--live N] [--against REF | --without IDS [--rounds N]]
+//                            [--breakdown]
 //
 // Timing runs in a child with the young generation of an L7 data-plane thread with the WAF on (16 MiB
 // semi-spaces, src/node/node.ts); each figure is the best of five rounds of `--requests` requests (the child's
@@ -47,11 +57,15 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '5000' },
     live: { type: 'string', default: '1' },
     against: { type: 'string' },
+    without: { type: 'string' },
     rounds: { type: 'string', default: '20' },
     'timing-child': { type: 'boolean', default: false },
     'allocation-child': { type: 'string' },
     'against-child': { type: 'string' },
-    'ref-first': { type: 'boolean', default: false },
+    'without-child': { type: 'string' },
+    'baseline-first': { type: 'boolean', default: false },
+    breakdown: { type: 'boolean', default: false },
+    'breakdown-child': { type: 'boolean', default: false },
   },
 });
 
@@ -71,19 +85,24 @@ async function engineAt(root: string): Promise<EngineModules> {
   return { createWaf: engine.createWaf, supplementDir: load.SECBEAT_RULES_DIR };
 }
 
-/** The rule set, compiled in the children that run requests only (the parent just reports). */
-function loadRuleSet(modules: EngineModules = THIS_TREE): RuleSet {
-  const { ruleSet, errors } = modules.createWaf({ crs: { paranoiaLevel: 1, supplementDir: modules.supplementDir }, mode: 'On' });
+/**
+ * The rule set, compiled in the children that run requests only (the parent just reports); `removed`: rule ids
+ * to leave out (--without).
+ */
+function loadRuleSet(modules: EngineModules = THIS_TREE, removed?: string): RuleSet {
+  const rules = removed === undefined ? {} : { rules: removed.split(',').map((ids) => `SecRuleRemoveById ${ids}`).join('\n') };
+  const { ruleSet, errors } = modules.createWaf({ crs: { paranoiaLevel: 1, supplementDir: modules.supplementDir }, mode: 'On', ...rules });
   if (errors.length > 0) throw new Error(`the CRS did not load cleanly: ${errors[0]!.message}`);
   return ruleSet;
 }
 
-function wafRequest(name: WorkloadName): { request: WafRequest; body: string | null } {
+/** The workload's request, with `body` instead of its own when given (--breakdown). */
+function wafRequest(name: WorkloadName, body = WORKLOADS[name].body): { request: WafRequest; body: string | null } {
   const exchange = WORKLOADS[name];
   const headers: [string, string][] = Object.entries(exchange.headers);
-  if (exchange.body !== '') headers.push(['Content-Length', String(exchange.body.length)]);
+  if (body !== '') headers.push(['Content-Length', String(body.length)]);
   const request = { method: exchange.method, uri: exchange.path, protocol: 'HTTP/1.1', headers, remoteAddr: '192.0.2.1', remotePort: 40000, serverAddr: '192.0.2.2', serverPort: 80 };
-  return { request, body: exchange.body === '' ? null : exchange.body };
+  return { request, body: body === '' ? null : body };
 }
 
 function finish(tx: Transaction, body: string | null): void {
@@ -97,8 +116,8 @@ function finish(tx: Transaction, body: string | null): void {
  * One request's worth of work: both phases back to back, or with `live` > 1 the first phase of a request and
  * the second of the one begun `live` − 1 requests before, so that `live` transactions are alive at once.
  */
-function driver(name: WorkloadName, live: number, ruleSet: RuleSet = loadRuleSet()): () => void {
-  const { request, body } = wafRequest(name);
+function driver(name: WorkloadName, live: number, ruleSet: RuleSet = loadRuleSet(), form?: string): () => void {
+  const { request, body } = wafRequest(name, form);
   const begin = (): Transaction => {
     const tx = ruleSet.begin(request);
     const hit = tx.requestHeaders();
@@ -154,17 +173,61 @@ function timingChild(names: readonly WorkloadName[], requests: number, live: num
 
 const median = (sorted: readonly number[]): number => sorted[Math.floor(sorted.length / 2)]!;
 
+/** Where the POST's free-text field starts (workloads.ts), and how much of it --breakdown's third form keeps. */
+const MESSAGE_FIELD = '&message=';
+const BREAKDOWN_MESSAGE_BYTES = 400;
+
+function breakdownForms(): { label: string; body: string }[] {
+  const whole = WORKLOADS.post.body;
+  const fields = whole.slice(0, whole.indexOf(MESSAGE_FIELD));
+  const withMessage = (bytes: number) => whole.slice(0, fields.length + MESSAGE_FIELD.length + bytes);
+  return [
+    { label: 'one field', body: 'a=1' },
+    { label: 'short fields', body: fields },
+    { label: 'message part', body: withMessage(BREAKDOWN_MESSAGE_BYTES) },
+    { label: 'whole', body: whole },
+  ];
+}
+
+/** Each breakdown form's µs per request, one line each, in breakdownForms' order. */
+function breakdownChild(requests: number): void {
+  const ruleSet = loadRuleSet();
+  for (const { body } of breakdownForms()) {
+    const run = driver('post', 1, ruleSet, body);
+    for (let i = 0; i < WARMUP_REQUESTS; i++) run();
+    process.stdout.write(`${cpuPerCall(run, Math.ceil(requests / 5))}\n`);
+  }
+}
+
+function breakdown(requests: number): void {
+  const forms = breakdownForms();
+  const micros = child(TIMING_FLAGS, ['--breakdown-child', '--requests', String(requests)]).trim().split('\n').map(Number);
+  const [one, fields, part, whole] = micros as [number, number, number, number];
+  const shortFields = forms[1]!.body.split('&').length;
+  const messageBytes = forms[3]!.body.length - forms[1]!.body.length - MESSAGE_FIELD.length;
+  console.log(`CRS 3.3.4 PL1 + supplement; bench/waf's POST taken apart (µs of CPU per request, best of ${ROUNDS} rounds)`);
+  forms.forEach(({ label, body }, i) => console.log(`  ${label.padEnd(13)} ${String(body.length).padStart(5)} B  ${micros[i]!.toFixed(1)} µs`));
+  console.log(`the request with one field: ${one.toFixed(1)} µs`);
+  console.log(`each further short field (name and value): ${((fields - one) / (shortFields - 1)).toFixed(2)} µs (${shortFields} fields)`);
+  console.log(`each byte of the message: ${(((whole - fields) / messageBytes) * 1000).toFixed(1)} ns (${messageBytes} B; its first ${BREAKDOWN_MESSAGE_BYTES} B: ${(((part - fields) / BREAKDOWN_MESSAGE_BYTES) * 1000).toFixed(1)} ns a byte)`);
+}
+
+/** What a comparison measures this tree's rule set against: another tree's (--against), or itself less some rules. */
+type Baseline = { kind: 'tree'; root: string } | { kind: 'without'; ids: string };
+
 /**
- * Both engines on each workload, in `rounds` rounds: in each, `count` requests on one then the other (the order
- * alternating), timed by the process's CPU. Prints the best round of each and the median ratio.
+ * Both rule sets on each workload, in `rounds` rounds: in each, `count` requests on one then the other (the order
+ * alternating), timed by the process's CPU. Prints the best round of each, the median ratio and the median
+ * difference (this tree's minus the baseline's).
  */
-async function againstChild(refRoot: string, names: readonly WorkloadName[], rounds: number, refFirst: boolean): Promise<void> {
-  const reference = await engineAt(refRoot);
+async function comparisonChild(baseline: Baseline, names: readonly WorkloadName[], rounds: number, baselineFirst: boolean): Promise<void> {
+  const reference = baseline.kind === 'tree' ? await engineAt(baseline.root) : THIS_TREE;
+  const removed = baseline.kind === 'without' ? baseline.ids : undefined;
   for (const name of names) {
     // Compiled in the order asked (see --against above); runs[0] is always this tree's.
-    const theirs = refFirst ? driver(name, 1, loadRuleSet(reference)) : null;
+    const theirs = baselineFirst ? driver(name, 1, loadRuleSet(reference, removed)) : null;
     const mine = driver(name, 1);
-    const runs = [mine, theirs ?? driver(name, 1, loadRuleSet(reference))] as const;
+    const runs = [mine, theirs ?? driver(name, 1, loadRuleSet(reference, removed))] as const;
     const count = name === 'get' ? 2_000 : 600;
     for (const run of runs) for (let i = 0; i < WARMUP_REQUESTS; i++) run();
     const micros: [number[], number[]] = [[], []];
@@ -178,9 +241,19 @@ async function againstChild(refRoot: string, names: readonly WorkloadName[], rou
       }
     }
     const ratios = micros[0].map((own, i) => own / micros[1][i]!).sort((a, b) => a - b);
+    const differences = micros[0].map((own, i) => own - micros[1][i]!).sort((a, b) => a - b);
     const best = (list: number[]): number => Math.min(...list);
-    process.stdout.write(`${name} ${best(micros[0])} ${best(micros[1])} ${median(ratios)}\n`);
+    process.stdout.write(`${name} ${best(micros[0])} ${best(micros[1])} ${median(ratios)} ${median(differences)}\n`);
   }
+}
+
+/** One comparison child's line per workload: best µs of this tree, of the baseline, median ratio and difference. */
+type Comparison = [WorkloadName, number, number, number, number];
+
+/** A comparison child run with this tree's rule set compiled first, then one with the baseline's first. */
+function compareBothOrders(childArgs: readonly string[]): { thisFirst: Comparison[]; baselineFirst: Comparison[] } {
+  const parse = (out: string) => out.trim().split('\n').map((line) => line.split(' ').map((field, i) => (i === 0 ? field : Number(field))) as Comparison);
+  return { thisFirst: parse(child(TIMING_FLAGS, childArgs)), baselineFirst: parse(child(TIMING_FLAGS, [...childArgs, '--baseline-first'])) };
 }
 
 function compareAgainst(ref: string, names: readonly WorkloadName[], rounds: number): void {
@@ -188,12 +261,9 @@ function compareAgainst(ref: string, names: readonly WorkloadName[], rounds: num
   try {
     const refRoot = extractRef(ROOT, ref, dir);
     console.log(`CRS 3.3.4 PL1 + supplement; this tree against ${ref}, ${rounds} alternating rounds in each of two processes`);
-    const args = ['--against-child', refRoot, '--only', names.join(','), '--rounds', String(rounds)];
-    const parse = (out: string) => out.trim().split('\n').map((line) => line.split(' ').map((field, i) => (i === 0 ? field : Number(field))) as [WorkloadName, number, number, number]);
-    const thisFirst = parse(child(TIMING_FLAGS, args));
-    const refFirst = parse(child(TIMING_FLAGS, [...args, '--ref-first']));
+    const { thisFirst, baselineFirst } = compareBothOrders(['--against-child', refRoot, '--only', names.join(','), '--rounds', String(rounds)]);
     thisFirst.forEach(([name, mine, theirs, ratio], i) => {
-      const [, mine2, theirs2, ratio2] = refFirst[i]!;
+      const [, mine2, theirs2, ratio2] = baselineFirst[i]!;
       const combined = Math.sqrt(ratio * ratio2);
       const change = (combined - 1) * 100;
       console.log(
@@ -206,14 +276,32 @@ function compareAgainst(ref: string, names: readonly WorkloadName[], rounds: num
   }
 }
 
+function compareWithout(ids: string, names: readonly WorkloadName[], rounds: number): void {
+  console.log(`CRS 3.3.4 PL1 + supplement; with and without ${ids}, ${rounds} alternating rounds in each of two processes`);
+  const { thisFirst, baselineFirst } = compareBothOrders(['--without-child', ids, '--only', names.join(','), '--rounds', String(rounds)]);
+  thisFirst.forEach(([name, whole, less, , difference], i) => {
+    const [, whole2, less2, , difference2] = baselineFirst[i]!;
+    console.log(
+      `${name}: ${ids} cost ${((difference + difference2) / 2).toFixed(2)} µs a request (median difference; ${difference.toFixed(2)} with the whole set compiled first, ${difference2.toFixed(2)} second); ` +
+        `best rounds ${Math.min(whole, whole2).toFixed(1)} µs with them, ${Math.min(less, less2).toFixed(1)} without`,
+    );
+  });
+}
+
 async function main(): Promise<void> {
   const names = values.only.split(',').filter((n): n is WorkloadName => n === 'get' || n === 'post');
   const requests = Number(values.requests);
   const live = Number(values.live);
   if (values['allocation-child'] !== undefined) return allocationChild(values['allocation-child'] as WorkloadName);
   if (values['timing-child']) return timingChild(names, requests, live);
-  if (values['against-child'] !== undefined) return againstChild(values['against-child'], names, Number(values.rounds), values['ref-first']);
-  if (values.against !== undefined) return compareAgainst(values.against, names, Number(values.rounds));
+  const rounds = Number(values.rounds);
+  const baselineFirst = values['baseline-first'];
+  if (values['against-child'] !== undefined) return comparisonChild({ kind: 'tree', root: values['against-child'] }, names, rounds, baselineFirst);
+  if (values['without-child'] !== undefined) return comparisonChild({ kind: 'without', ids: values['without-child'] }, names, rounds, baselineFirst);
+  if (values.against !== undefined) return compareAgainst(values.against, names, rounds);
+  if (values.without !== undefined) return compareWithout(values.without, names, rounds);
+  if (values['breakdown-child']) return breakdownChild(requests);
+  if (values.breakdown) return breakdown(requests);
   console.log(`CRS 3.3.4 PL1 + supplement; ${live} transaction(s) alive at once`);
   const timing = child(TIMING_FLAGS, ['--timing-child', '--only', names.join(','), '--requests', String(requests), '--live', String(live)]);
   for (const line of timing.trim().split('\n')) {
