@@ -16,8 +16,9 @@
 //
 //   --without IDS   what some rules cost (IDS as SecRuleRemoveById takes them: `920450` or `942000-942999`,
 //                   comma-separated): the rule set with and without them, interleaved and in both compile orders as
-//                   --against runs; the median per-round difference in µs. A removed rule's shared work (a scan,
-//                   a transformation) moves to the next rule that needs it, so this is the rules' marginal cost.
+//                   --against runs; the median ratio times the best round without them, in µs. A removed rule's
+//                   shared work (a scan, a transformation) moves to the next rule that needs it, so this is the
+//                   rules' marginal cost.
 //
 //   --breakdown   the POST's cost taken apart: the same request with one field (`a=1`), with its nineteen short
 //                 fields and no message, with 400 bytes of the message, and whole; then the cost of the request
@@ -212,13 +213,15 @@ function breakdown(requests: number): void {
   console.log(`each byte of the message: ${(((whole - fields) / messageBytes) * 1000).toFixed(1)} ns (${messageBytes} B; its first ${BREAKDOWN_MESSAGE_BYTES} B: ${(((part - fields) / BREAKDOWN_MESSAGE_BYTES) * 1000).toFixed(1)} ns a byte)`);
 }
 
+/** --without's argument: what SecRuleRemoveById takes, comma-separated. */
+const RULE_IDS = /^\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*$/;
+
 /** What a comparison measures this tree's rule set against: another tree's (--against), or itself less some rules. */
 type Baseline = { kind: 'tree'; root: string } | { kind: 'without'; ids: string };
 
 /**
  * Both rule sets on each workload, in `rounds` rounds: in each, `count` requests on one then the other (the order
- * alternating), timed by the process's CPU. Prints the best round of each, the median ratio and the median
- * difference (this tree's minus the baseline's).
+ * alternating), timed by the process's CPU. Prints the best round of each and the median ratio.
  */
 async function comparisonChild(baseline: Baseline, names: readonly WorkloadName[], rounds: number, baselineFirst: boolean): Promise<void> {
   const reference = baseline.kind === 'tree' ? await engineAt(baseline.root) : THIS_TREE;
@@ -241,14 +244,13 @@ async function comparisonChild(baseline: Baseline, names: readonly WorkloadName[
       }
     }
     const ratios = micros[0].map((own, i) => own / micros[1][i]!).sort((a, b) => a - b);
-    const differences = micros[0].map((own, i) => own - micros[1][i]!).sort((a, b) => a - b);
     const best = (list: number[]): number => Math.min(...list);
-    process.stdout.write(`${name} ${best(micros[0])} ${best(micros[1])} ${median(ratios)} ${median(differences)}\n`);
+    process.stdout.write(`${name} ${best(micros[0])} ${best(micros[1])} ${median(ratios)}\n`);
   }
 }
 
-/** One comparison child's line per workload: best µs of this tree, of the baseline, median ratio and difference. */
-type Comparison = [WorkloadName, number, number, number, number];
+/** One comparison child's line per workload: best µs of this tree, of the baseline, and the median ratio. */
+type Comparison = [WorkloadName, number, number, number];
 
 /** A comparison child run with this tree's rule set compiled first, then one with the baseline's first. */
 function compareBothOrders(childArgs: readonly string[]): { thisFirst: Comparison[]; baselineFirst: Comparison[] } {
@@ -279,11 +281,15 @@ function compareAgainst(ref: string, names: readonly WorkloadName[], rounds: num
 function compareWithout(ids: string, names: readonly WorkloadName[], rounds: number): void {
   console.log(`CRS 3.3.4 PL1 + supplement; with and without ${ids}, ${rounds} alternating rounds in each of two processes`);
   const { thisFirst, baselineFirst } = compareBothOrders(['--without-child', ids, '--only', names.join(','), '--rounds', String(rounds)]);
-  thisFirst.forEach(([name, whole, less, , difference], i) => {
-    const [, whole2, less2, , difference2] = baselineFirst[i]!;
+  thisFirst.forEach(([name, whole, less, ratio], i) => {
+    const [, whole2, less2, ratio2] = baselineFirst[i]!;
+    // From the ratios, which a slow phase leaves alone (it stretches both sets of a round), on the best round
+    // without the rules: a difference of µs per round grows with the phase.
+    const fastest = Math.min(less, less2);
+    const cost = (ratio: number): string => ((ratio - 1) * fastest).toFixed(2);
     console.log(
-      `${name}: ${ids} cost ${((difference + difference2) / 2).toFixed(2)} µs a request (median difference; ${difference.toFixed(2)} with the whole set compiled first, ${difference2.toFixed(2)} second); ` +
-        `best rounds ${Math.min(whole, whole2).toFixed(1)} µs with them, ${Math.min(less, less2).toFixed(1)} without`,
+      `${name}: ${ids} cost ${cost(Math.sqrt(ratio * ratio2))} µs a request (${cost(ratio)} with the whole set compiled first, ${cost(ratio2)} second); ` +
+        `best rounds ${Math.min(whole, whole2).toFixed(1)} µs with them, ${fastest.toFixed(1)} without`,
     );
   });
 }
@@ -299,7 +305,11 @@ async function main(): Promise<void> {
   if (values['against-child'] !== undefined) return comparisonChild({ kind: 'tree', root: values['against-child'] }, names, rounds, baselineFirst);
   if (values['without-child'] !== undefined) return comparisonChild({ kind: 'without', ids: values['without-child'] }, names, rounds, baselineFirst);
   if (values.against !== undefined) return compareAgainst(values.against, names, rounds);
-  if (values.without !== undefined) return compareWithout(values.without, names, rounds);
+  if (values.without !== undefined) {
+    // Spliced into SecLang: ids and ranges only.
+    if (!RULE_IDS.test(values.without)) throw new Error(`--without takes rule ids and ranges (920450,942000-942999), not "${values.without}"`);
+    return compareWithout(values.without, names, rounds);
+  }
   if (values['breakdown-child']) return breakdownChild(requests);
   if (values.breakdown) return breakdown(requests);
   console.log(`CRS 3.3.4 PL1 + supplement; ${live} transaction(s) alive at once`);
