@@ -178,6 +178,7 @@ const median = (sorted: readonly number[]): number => sorted[Math.floor(sorted.l
 const MESSAGE_FIELD = '&message=';
 const BREAKDOWN_MESSAGE_BYTES = 400;
 
+/** The POST's form cut down: one field, the short fields alone, with part of the message, whole. */
 function breakdownForms(): { label: string; body: string }[] {
   const whole = WORKLOADS.post.body;
   const fields = whole.slice(0, whole.indexOf(MESSAGE_FIELD));
@@ -196,6 +197,7 @@ function breakdownChild(requests: number): void {
   for (const { body } of breakdownForms()) {
     const run = driver('post', 1, ruleSet, body);
     for (let i = 0; i < WARMUP_REQUESTS; i++) run();
+    // A POST costs about four GETs: a fifth of --requests a round keeps each form's rounds as long as a GET's.
     process.stdout.write(`${cpuPerCall(run, Math.ceil(requests / 5))}\n`);
   }
 }
@@ -286,7 +288,7 @@ function compareWithout(ids: string, names: readonly WorkloadName[], rounds: num
     // From the ratios, which a slow phase leaves alone (it stretches both sets of a round), on the best round
     // without the rules: a difference of µs per round grows with the phase.
     const fastest = Math.min(less, less2);
-    const cost = (ratio: number): string => ((ratio - 1) * fastest).toFixed(2);
+    const cost = (withOverWithout: number): string => ((withOverWithout - 1) * fastest).toFixed(2);
     console.log(
       `${name}: ${ids} cost ${cost(Math.sqrt(ratio * ratio2))} µs a request (${cost(ratio)} with the whole set compiled first, ${cost(ratio2)} second); ` +
         `best rounds ${Math.min(whole, whole2).toFixed(1)} µs with them, ${fastest.toFixed(1)} without`,
