@@ -19,6 +19,8 @@
 // only ever a superset test; a pattern with no usable literal gets none. Two clauses are worth more than one:
 // prose holds `open` (CRS 942320's rarest word) but seldom `open` and `;` both.
 
+import { lowercase } from './transforms/text.ts';
+
 /** The parsed pattern's tree as ../regex.ts builds it (only the shapes this analysis reads). */
 export type LiteralNode =
   | { kind: 'set'; set: Uint32Array }
@@ -103,7 +105,7 @@ export function requiredLiterals(tree: LiteralNode): Clause[] {
 export function phraseFactors(phrases: readonly string[], length: number): string[] {
   const factors = new Set<string>();
   for (const phrase of phrases) {
-    const folded = phrase.replace(/[A-Z]+/g, (run) => run.toLowerCase());
+    const folded = lowercase(phrase);
     if (folded.length <= length) {
       factors.add(folded);
       continue;
